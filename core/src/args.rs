@@ -1,0 +1,159 @@
+//! Argument limits shared by the module and the client, with the exact error
+//! texts of the wire protocol.
+
+use std::fmt;
+
+/// The longest token accepted, in bytes.
+pub const MAX_TOKEN_LEN: usize = 256;
+/// The largest ttl-ms and timeout-ms accepted: 2^31 - 1.
+pub const MAX_MS: u64 = i32::MAX as u64;
+
+/// A rejected argument. `Display` gives the module's error reply text, without
+/// the `ERR ` prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgError {
+    /// The token is empty or longer than [`MAX_TOKEN_LEN`].
+    Token,
+    /// ttl-ms is not an integer in `1..=MAX_MS`.
+    Ttl,
+    /// timeout-ms is not an integer in `0..=MAX_MS`.
+    Timeout,
+    /// `WAIT` was the last argument.
+    WaitWithoutTimeout,
+    /// An argument that is not a known option.
+    UnknownOption(String),
+}
+
+impl fmt::Display for ArgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Token => write!(f, "token must be 1 to {MAX_TOKEN_LEN} bytes"),
+            Self::Ttl => write!(f, "ttl-ms must be an integer between 1 and {MAX_MS}"),
+            Self::Timeout => write!(f, "timeout-ms must be an integer between 0 and {MAX_MS}"),
+            Self::WaitWithoutTimeout => write!(f, "WAIT needs a timeout-ms"),
+            Self::UnknownOption(arg) => write!(f, "unknown option '{arg}'"),
+        }
+    }
+}
+
+impl std::error::Error for ArgError {}
+
+/// Checks a token's length.
+pub fn token(bytes: &[u8]) -> Result<&[u8], ArgError> {
+    if (1..=MAX_TOKEN_LEN).contains(&bytes.len()) {
+        Ok(bytes)
+    } else {
+        Err(ArgError::Token)
+    }
+}
+
+/// Parses ttl-ms: a decimal integer in `1..=MAX_MS`.
+pub fn ttl_ms(bytes: &[u8]) -> Result<u64, ArgError> {
+    parse_ms(bytes, 1).ok_or(ArgError::Ttl)
+}
+
+/// Parses timeout-ms: a decimal integer in `0..=MAX_MS`.
+pub fn timeout_ms(bytes: &[u8]) -> Result<u64, ArgError> {
+    parse_ms(bytes, 0).ok_or(ArgError::Timeout)
+}
+
+/// Parses the options after ttl-ms: nothing, or `WAIT timeout-ms` (any case).
+/// Returns the wait in ms, 0 when absent.
+pub fn wait_option(rest: &[&[u8]]) -> Result<u64, ArgError> {
+    match rest {
+        [] => Ok(0),
+        [word] if word.eq_ignore_ascii_case(b"WAIT") => Err(ArgError::WaitWithoutTimeout),
+        [word, timeout] if word.eq_ignore_ascii_case(b"WAIT") => timeout_ms(timeout),
+        [word, ..] if !word.eq_ignore_ascii_case(b"WAIT") => Err(unknown(word)),
+        [_, _, extra, ..] => Err(unknown(extra)),
+        // All shapes are covered above; kept total without a panic.
+        [word, ..] => Err(unknown(word)),
+    }
+}
+
+fn unknown(arg: &[u8]) -> ArgError {
+    // Error replies are single lines: keep the echo short and printable.
+    let shown: String = String::from_utf8_lossy(arg)
+        .chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    ArgError::UnknownOption(shown)
+}
+
+/// A strict decimal parse: digits only (no sign, no spaces), within
+/// `min..=MAX_MS`.
+fn parse_ms(bytes: &[u8], min: u64) -> Option<u64> {
+    if bytes.is_empty() || bytes.len() > 10 || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let value = bytes
+        .iter()
+        .fold(0u64, |acc, digit| acc * 10 + u64::from(digit - b'0'));
+    (min..=MAX_MS).contains(&value).then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_bounds() {
+        assert_eq!(ttl_ms(b"1"), Ok(1));
+        assert_eq!(ttl_ms(b"2147483647"), Ok(MAX_MS));
+        for bad in [
+            &b"0"[..],
+            b"2147483648",
+            b"-1",
+            b"+5",
+            b" 5",
+            b"",
+            b"1e3",
+            b"99999999999",
+        ] {
+            assert_eq!(ttl_ms(bad), Err(ArgError::Ttl), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timeout_accepts_zero() {
+        assert_eq!(timeout_ms(b"0"), Ok(0));
+        assert_eq!(timeout_ms(b"x"), Err(ArgError::Timeout));
+    }
+
+    #[test]
+    fn token_length() {
+        assert!(token(b"").is_err());
+        assert!(token(&[0u8; 256]).is_ok());
+        assert!(token(&[0u8; 257]).is_err());
+    }
+
+    #[test]
+    fn wait_option_shapes() {
+        assert_eq!(wait_option(&[]), Ok(0));
+        assert_eq!(wait_option(&[b"wait", b"50"]), Ok(50));
+        assert_eq!(wait_option(&[b"WAIT"]), Err(ArgError::WaitWithoutTimeout));
+        assert_eq!(wait_option(&[b"WAIT", b"-1"]), Err(ArgError::Timeout));
+        assert_eq!(
+            wait_option(&[b"NX"]),
+            Err(ArgError::UnknownOption("NX".into()))
+        );
+        assert_eq!(
+            wait_option(&[b"WAIT", b"5", b"WAIT"]),
+            Err(ArgError::UnknownOption("WAIT".into()))
+        );
+    }
+
+    #[test]
+    fn error_texts_match_the_protocol() {
+        assert_eq!(
+            ArgError::Ttl.to_string(),
+            "ttl-ms must be an integer between 1 and 2147483647"
+        );
+        assert_eq!(
+            ArgError::Timeout.to_string(),
+            "timeout-ms must be an integer between 0 and 2147483647"
+        );
+        assert_eq!(ArgError::Token.to_string(), "token must be 1 to 256 bytes");
+    }
+}

@@ -1,0 +1,27 @@
+//! The baton lock state machine: pure Rust, no I/O, no Redis types.
+//!
+//! The Redis module and the client's in-memory backend both drive these types,
+//! so the two behave the same. Callers pass the current time in (unix
+//! milliseconds) and act on what the calls return: a grant to deliver, a key to
+//! delete, an expiry to schedule.
+//!
+//! # Layout
+//!
+//! - [`lock`]: one lock: its holder, its wait queue, and every transition
+//!   (acquire, release, extend, force-release, expiry, hand-off).
+//! - [`queue`]: the FIFO wait queue, with O(1) removal of a waiter from anywhere.
+//! - [`fence`]: the fence counter that numbers every grant.
+//! - [`schedule`]: the expiry schedule, ordered by deadline.
+//! - [`args`]: the argument limits shared by the module and the client.
+
+pub mod args;
+pub mod fence;
+pub mod lock;
+pub mod queue;
+pub mod schedule;
+
+pub use args::ArgError;
+pub use fence::FenceCounter;
+pub use lock::{Acquire, Enqueue, Grant, Holder, Lock, Release};
+pub use queue::{AlreadyWaiting, WaitQueue, Waiter};
+pub use schedule::ExpirySchedule;

@@ -1,0 +1,61 @@
+//! `LOCK.ACQUIRE key token ttl-ms [WAIT timeout-ms]`: grant, renew, refuse, or
+//! queue the caller and block it on the server.
+
+use super::{arg_error, bytes};
+use crate::effects::{self, Scope};
+use crate::keyspace::LockKey;
+use crate::lock_type::LockValue;
+use crate::node::KeyRef;
+use crate::{ffi, node, stats, waiting};
+use baton_core::{args, Acquire};
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+
+pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let argv = bytes(&args);
+    let [_, name, token, ttl, rest @ ..] = &argv[..] else {
+        return Err(RedisError::WrongArity);
+    };
+    let token = args::token(token).map_err(arg_error)?;
+    let ttl = args::ttl_ms(ttl).map_err(arg_error)?;
+    let wait = args::wait_option(rest).map_err(arg_error)?;
+
+    let key = LockKey::open(ctx, &args[1])?;
+    let scope = Scope::local(ctx.get_raw(), name);
+    let now = ffi::now_ms();
+    let before = effects::mark(key.lock().as_deref());
+    let grants: Vec<_> = effects::expire_if_due(key.lock(), now)
+        .flatten()
+        .into_iter()
+        .collect();
+    let lock = match key.lock() {
+        Some(lock) => lock,
+        None => key.create(LockValue::new())?,
+    };
+    let outcome = node::with(|node| lock.acquire(token, ttl, now, &mut node.fences));
+    let reply = match outcome {
+        Acquire::Granted { fence } => {
+            stats::GRANTS.incr();
+            Ok(RedisValue::Integer(fence_reply(fence)))
+        }
+        Acquire::Renewed { fence } => Ok(RedisValue::Integer(fence_reply(fence))),
+        Acquire::AlreadyWaiting => Err(RedisError::Str(
+            "ERR token is already waiting for this lock",
+        )),
+        Acquire::Busy if wait == 0 || waiting::cannot_block(ctx.get_raw()) => Ok(RedisValue::Null),
+        Acquire::Busy => {
+            let lock_ref = KeyRef {
+                db: scope.db,
+                key: (*name).into(),
+            };
+            waiting::block(ctx, lock_ref, &key, token, ttl, wait);
+            Ok(RedisValue::NoReply)
+        }
+    };
+    effects::settle(&scope, &key, before, grants);
+    reply
+}
+
+/// Fences fit an i64 reply: they count grants from 1.
+pub fn fence_reply(fence: u64) -> i64 {
+    i64::try_from(fence).unwrap_or(i64::MAX)
+}

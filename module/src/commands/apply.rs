@@ -1,0 +1,55 @@
+//! `LOCK.APPLY key token fence expire-at-ms`: internal. The primary propagates
+//! every grant, renewal and extend as this command, with the absolute expiry,
+//! so replicas and the AOF replay the effect, never a relative ttl. Accepted
+//! only from the replication stream and while loading the AOF.
+
+use super::{arg_error, bytes};
+use crate::effects::{self, Scope};
+use crate::keyspace::LockKey;
+use crate::lock_type::LockValue;
+use crate::{ffi, node};
+use baton_core::{args, Holder};
+use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
+
+pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let argv = bytes(&args);
+    let [_, name, token, fence, expires_at] = &argv[..] else {
+        return Err(RedisError::WrongArity);
+    };
+    let trusted = raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING;
+    if ffi::context_flags(ctx.get_raw()) & trusted == 0 {
+        return Err(RedisError::Str(
+            "ERR LOCK.APPLY is internal: accepted only from replication and AOF loading",
+        ));
+    }
+    let token = args::token(token).map_err(arg_error)?;
+    let fence = parse_u64(fence)
+        .filter(|&f| f > 0)
+        .ok_or(RedisError::Str("ERR fence must be a positive integer"))?;
+    let expires_at = parse_u64(expires_at).ok_or(RedisError::Str(
+        "ERR expire-at-ms must be a non-negative integer",
+    ))?;
+
+    let key = LockKey::open(ctx, &args[1])?;
+    let scope = Scope::local(ctx.get_raw(), name);
+    let before = effects::mark(key.lock().as_deref());
+    let lock = match key.lock() {
+        Some(lock) => lock,
+        None => key.create(LockValue::new())?,
+    };
+    let holder = Holder {
+        token: token.into(),
+        fence,
+        expires_at,
+    };
+    node::with(|node| lock.apply(holder, &mut node.fences));
+    effects::settle(&scope, &key, before, Vec::new());
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}
+
+fn parse_u64(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse().ok())
+}

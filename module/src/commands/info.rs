@@ -1,0 +1,32 @@
+//! `LOCK.INFO key`: a map of `held`, `fence`, `pttl` and `waiters`.
+
+use super::acquire::fence_reply;
+use crate::{ffi, keyspace};
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+
+pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let [_, name] = &args[..] else {
+        return Err(RedisError::WrongArity);
+    };
+    let now = ffi::now_ms();
+    let (held, fence, pttl, waiters) = keyspace::read(ctx, name, |lock| {
+        let holder = lock
+            .and_then(|lock| lock.holder())
+            .filter(|holder| !holder.is_expired(now));
+        let waiters = lock.map_or(0, |lock| lock.waiters());
+        match holder {
+            Some(h) => (1, fence_reply(h.fence), fence_reply(h.pttl(now)), waiters),
+            None => (0, 0, -1, waiters),
+        }
+    })?;
+    ffi::reply_map(
+        ctx.get_raw(),
+        &[
+            (c"held", held),
+            (c"fence", fence),
+            (c"pttl", pttl),
+            (c"waiters", i64::try_from(waiters).unwrap_or(i64::MAX)),
+        ],
+    );
+    Ok(RedisValue::NoReply)
+}

@@ -1,0 +1,114 @@
+//! What follows a change to a lock, in one place: the expiry schedule, the
+//! replication stream, key deletion, the counters, and waking granted waiters.
+//!
+//! Commands and timers mark the holder before they change a lock, then call
+//! [`settle`]. Comparing the holder before and after (fence and expiry name a
+//! grant) tells what to propagate: `LOCK.APPLY` for a new or renewed holder,
+//! `DEL` when the lock became free. The replica sees the resulting state, never
+//! a relative ttl.
+
+use crate::keyspace::LockKey;
+use crate::lock_type::{Blocked, LockValue};
+use crate::node::KeyRef;
+use crate::{expiry, ffi, node, stats, waiting};
+use baton_core::Grant;
+use redis_module::raw;
+
+/// A holder as (fence, expiry): enough to tell whether it changed.
+pub type Mark = Option<(u64, u64)>;
+
+/// The mark of a lock (or of a missing one).
+pub fn mark(lock: Option<&LockValue>) -> Mark {
+    lock.and_then(|lock| lock.holder())
+        .map(|h| (h.fence, h.expires_at))
+}
+
+/// Where a change happens and what it may do.
+pub struct Scope<'a> {
+    pub ctx: ffi::Ctx,
+    pub db: i32,
+    pub key: &'a [u8],
+    /// Propagate effects (a primary executing a client's command or a timer;
+    /// not a replica applying its primary's stream, not an AOF load).
+    pub replicate: bool,
+    /// Keep the expiry schedule (a primary that is not loading).
+    pub schedule: bool,
+}
+
+impl<'a> Scope<'a> {
+    /// The scope of a command run by a client or a timer on this node.
+    pub fn local(ctx: ffi::Ctx, key: &'a [u8]) -> Self {
+        let flags = ffi::context_flags(ctx);
+        let applying = flags
+            & (raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING)
+            != 0;
+        let primary = flags & raw::REDISMODULE_CTX_FLAGS_SLAVE == 0;
+        Self {
+            ctx,
+            db: ffi::selected_db(ctx),
+            key,
+            replicate: primary && !applying,
+            schedule: primary && flags & raw::REDISMODULE_CTX_FLAGS_LOADING == 0,
+        }
+    }
+
+    fn key_ref(&self) -> KeyRef {
+        KeyRef {
+            db: self.db,
+            key: self.key.into(),
+        }
+    }
+}
+
+/// Brings everything in line with the lock's new state. `before` is the mark
+/// taken before the change; `grants` are waiters that became holders.
+pub fn settle(scope: &Scope<'_>, key: &LockKey, before: Mark, grants: Vec<Grant<Blocked>>) {
+    let lock = key.lock();
+    let after = mark(lock.as_deref());
+    let token = lock
+        .as_ref()
+        .and_then(|lock| lock.holder())
+        .map(|h| h.token.clone());
+    if lock.is_some_and(|lock| lock.is_idle()) {
+        key.delete();
+    }
+    if before != after {
+        match (before, after) {
+            (None, Some(_)) => stats::HELD.incr(),
+            (Some(_), None) => stats::HELD.decr(),
+            _ => {}
+        }
+        if scope.schedule {
+            node::with(|node| {
+                if let Some((fence, expires_at)) = before {
+                    node.schedule.remove(expires_at, fence);
+                }
+                if let Some((fence, expires_at)) = after {
+                    node.schedule.insert(expires_at, fence, scope.key_ref());
+                }
+            });
+            expiry::ensure_armed(scope.ctx);
+        }
+        if scope.replicate {
+            match (after, token) {
+                (Some((fence, expires_at)), Some(token)) => {
+                    ffi::replicate_apply(scope.ctx, scope.key, &token, fence, expires_at)
+                }
+                _ => ffi::replicate_del(scope.ctx, scope.key),
+            }
+        }
+    }
+    for grant in grants {
+        stats::GRANTS.incr();
+        waiting::wake(scope.ctx, grant);
+    }
+}
+
+/// Expires the holder if its time has passed (the lazy check every write
+/// command makes first). `Some` when it expired, with the hand-off if any.
+pub fn expire_if_due(lock: Option<&mut LockValue>, now: u64) -> Option<Option<Grant<Blocked>>> {
+    let lock = lock?;
+    let (_, grant) = node::with(|node| lock.expire_due(now, &mut node.fences))?;
+    stats::EXPIRATIONS.incr();
+    Some(grant)
+}

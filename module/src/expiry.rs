@@ -1,0 +1,112 @@
+//! Active expiry: one module timer armed at the earliest deadline of the
+//! node's expiry schedule. When it fires it expires due locks (handing each to
+//! its next waiter) in batches of about a millisecond of work, yielding to the
+//! event loop between batches, so a million locks expiring at once never stall
+//! Redis for long.
+//!
+//! Only a primary expires locks; a replica waits for the primary's `DEL` or
+//! `LOCK.APPLY`, and rebuilds its schedule when promoted (see `sweep`).
+
+use crate::effects::{self, Scope};
+use crate::keyspace::LockKey;
+use crate::node::KeyRef;
+use crate::{ffi, node};
+use redis_module::{Context, RedisString};
+use std::ffi::c_void;
+
+/// Work per batch, in µs, before yielding to the event loop.
+const BATCH_BUDGET_US: u64 = 1000;
+/// How many expiries between two looks at the clock.
+const CLOCK_EVERY: u32 = 32;
+
+/// Arms the timer for the earliest deadline, unless one is armed for it or
+/// earlier.
+pub fn ensure_armed(ctx: ffi::Ctx) {
+    let Some(deadline) = node::with(|node| node.schedule.next_deadline()) else {
+        return;
+    };
+    let armed = node::with(|node| node.armed);
+    if armed.is_some_and(|(at, _)| at <= deadline) {
+        return;
+    }
+    if let Some((_, timer)) = armed {
+        // The expiry timer carries no data, so there is nothing to free.
+        let _ = ffi::stop_timer(ctx, timer);
+    }
+    arm(ctx, deadline, deadline.saturating_sub(ffi::now_ms()));
+}
+
+/// Forgets the schedule (a replica keeps none).
+pub fn disarm(ctx: ffi::Ctx) {
+    if let Some((_, timer)) = node::with(|node| node.armed.take()) {
+        let _ = ffi::stop_timer(ctx, timer);
+    }
+    node::with(|node| node.schedule.clear());
+}
+
+fn arm(ctx: ffi::Ctx, deadline: u64, delay_ms: u64) {
+    let timer = ffi::create_timer(ctx, delay_ms, Some(on_timer), std::ptr::null_mut());
+    node::with(|node| node.armed = Some((deadline, timer)));
+}
+
+unsafe extern "C" fn on_timer(ctx: ffi::Ctx, _data: *mut c_void) {
+    // This timer is done: Redis frees it after we return.
+    node::with(|node| node.armed = None);
+    if !ffi::is_primary(ctx) {
+        return;
+    }
+    let started = ffi::monotonic_us();
+    let now = ffi::now_ms();
+    let mut done = 0u32;
+    loop {
+        if done % CLOCK_EVERY == CLOCK_EVERY - 1
+            && ffi::monotonic_us().saturating_sub(started) > BATCH_BUDGET_US
+        {
+            // More may be due: come back on the next turn of the event loop.
+            arm(ctx, 0, 0);
+            return;
+        }
+        let Some((_, fence, lock)) = node::with(|node| node.schedule.pop_due(now)) else {
+            break;
+        };
+        expire(ctx, &lock, fence, now);
+        done += 1;
+    }
+    ensure_armed(ctx);
+}
+
+/// Expires one scheduled grant, if it is still the holder and due.
+fn expire(ctx: ffi::Ctx, lock_ref: &KeyRef, fence: u64, now: u64) {
+    if !ffi::select_db(ctx, lock_ref.db) {
+        return;
+    }
+    let context = Context::new(ctx);
+    let name = RedisString::create_from_slice(ctx, &lock_ref.key);
+    let Ok(key) = LockKey::open(&context, &name) else {
+        return;
+    };
+    let scope = Scope::local(ctx, &lock_ref.key);
+    let before = effects::mark(key.lock().as_deref());
+    match before {
+        // A lock left without holder or waiters: forget it.
+        None if key.lock().is_some_and(|lock| lock.is_idle()) => {
+            key.delete();
+            ffi::replicate_del(ctx, &lock_ref.key);
+        }
+        // The grant this entry was for is gone (released, renewed): stale.
+        Some((current, _)) if current == fence => {
+            match effects::expire_if_due(key.lock(), now) {
+                Some(grant) => effects::settle(&scope, &key, before, grant.into_iter().collect()),
+                // Renewed past this deadline without a schedule update: re-queue.
+                None => {
+                    if let Some((_, expires_at)) = before {
+                        node::with(|node| {
+                            node.schedule.insert(expires_at, fence, lock_ref.clone())
+                        });
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,157 @@
+//! The `baton-lck` data type: a lock stored under the user's key, with RDB
+//! save/load, AOF rewrite, memory usage and free.
+//!
+//! Only the holder is persisted (token, fence, absolute expiry): waiters are
+//! connections, and no connection survives a restart. The node's fence counter
+//! is saved as aux data before the keyspace, so fences of deleted locks are not
+//! reissued after a restart.
+
+use crate::{ffi, node, stats};
+use baton_core::{Holder, Lock};
+use redis_module::native_types::RedisType;
+use redis_module::raw;
+use std::ffi::c_void;
+use std::os::raw::c_int;
+
+/// The encoding version of the RDB format below.
+const ENCODING_VERSION: i32 = 1;
+
+/// How a blocked waiter is woken: its blocked-client handle and the timer that
+/// times it out.
+#[derive(Debug, Clone, Copy)]
+pub struct Blocked {
+    pub bc: usize,
+    pub timer: u64,
+}
+
+/// A lock as stored in the keyspace.
+pub type LockValue = Lock<Blocked>;
+
+pub static LOCK_TYPE: RedisType = RedisType::new(
+    "baton-lck",
+    ENCODING_VERSION,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: Some(rdb_load),
+        rdb_save: Some(rdb_save),
+        aof_rewrite: Some(aof_rewrite),
+        mem_usage: Some(mem_usage),
+        digest: None,
+        free: Some(free),
+        aux_load: Some(aux_load),
+        aux_save: Some(aux_save),
+        aux_save2: None,
+        aux_save_triggers: raw::REDISMODULE_AUX_BEFORE_RDB as c_int,
+        free_effort: None,
+        unlink: None,
+        copy: None,
+        defrag: None,
+        copy2: None,
+        free_effort2: None,
+        mem_usage2: None,
+        unlink2: None,
+    },
+);
+
+/// Puts a new lock value in the counters; every value Redis holds went
+/// through here or through `rdb_load`.
+pub fn count_new(lock: &LockValue) {
+    stats::LOCKS.incr();
+    if lock.holder().is_some() {
+        stats::HELD.incr();
+    }
+}
+
+unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
+    // SAFETY: Redis passes a value of this type, made by us.
+    let Some(lock) = (unsafe { value.cast::<LockValue>().as_ref() }) else {
+        return;
+    };
+    let (fence, expires_at, token) = lock
+        .holder()
+        .map_or((0, 0, &b""[..]), |h| (h.fence, h.expires_at, &h.token[..]));
+    raw::save_unsigned(rdb, fence);
+    raw::save_unsigned(rdb, expires_at);
+    raw::save_slice(rdb, token);
+}
+
+unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
+    if encver != ENCODING_VERSION {
+        return std::ptr::null_mut();
+    }
+    let Ok(fence) = raw::load_unsigned(rdb) else {
+        return std::ptr::null_mut();
+    };
+    let Ok(expires_at) = raw::load_unsigned(rdb) else {
+        return std::ptr::null_mut();
+    };
+    let Ok(token) = raw::load_string_buffer(rdb) else {
+        return std::ptr::null_mut();
+    };
+    let lock = if fence == 0 || token.as_ref().is_empty() {
+        LockValue::new()
+    } else {
+        let holder = Holder {
+            token: token.as_ref().into(),
+            fence,
+            expires_at,
+        };
+        node::with(|node| LockValue::held_by(holder, &mut node.fences))
+    };
+    count_new(&lock);
+    Box::into_raw(Box::new(lock)).cast()
+}
+
+unsafe extern "C" fn aof_rewrite(
+    aof: *mut raw::RedisModuleIO,
+    key: *mut raw::RedisModuleString,
+    value: *mut c_void,
+) {
+    // SAFETY: Redis passes a value of this type, made by us.
+    let Some(lock) = (unsafe { value.cast::<LockValue>().as_ref() }) else {
+        return;
+    };
+    if let Some(holder) = lock.holder() {
+        ffi::emit_aof_apply(aof, key, &holder.token, holder.fence, holder.expires_at);
+    }
+}
+
+unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
+    // SAFETY: Redis passes a value of this type, made by us.
+    let Some(lock) = (unsafe { value.cast::<LockValue>().as_ref() }) else {
+        return 0;
+    };
+    let token = lock.holder().map_or(0, |h| h.token.len());
+    // A waiter costs its entry in the queue's deque and two maps.
+    let per_waiter = std::mem::size_of::<baton_core::Waiter<Blocked>>() + 64;
+    std::mem::size_of::<LockValue>() + token + lock.waiters() * per_waiter
+}
+
+unsafe extern "C" fn free(value: *mut c_void) {
+    if value.is_null() {
+        return;
+    }
+    // SAFETY: Redis hands back a value made by Box::into_raw, exactly once.
+    let lock = unsafe { Box::from_raw(value.cast::<LockValue>()) };
+    stats::LOCKS.decr();
+    if lock.holder().is_some() {
+        stats::HELD.decr();
+    }
+}
+
+unsafe extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, _when: c_int) {
+    raw::save_unsigned(rdb, node::with(|node| node.fences.last()));
+}
+
+unsafe extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, _when: c_int) -> c_int {
+    if encver != ENCODING_VERSION {
+        return raw::REDISMODULE_ERR as c_int;
+    }
+    match raw::load_unsigned(rdb) {
+        Ok(last) => {
+            node::with(|node| node.fences.observe(last));
+            raw::REDISMODULE_OK as c_int
+        }
+        Err(_) => raw::REDISMODULE_ERR as c_int,
+    }
+}

@@ -1,0 +1,54 @@
+//! Node-wide counters for `LOCK.STATS` and `INFO baton`.
+//!
+//! Atomics, because a lock value may be freed off the main thread (lazy free)
+//! and the free callback keeps `locks` and `held` right.
+
+use std::ffi::CStr;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// One counter.
+pub struct Counter(AtomicI64);
+
+impl Counter {
+    const fn new() -> Self {
+        Self(AtomicI64::new(0))
+    }
+
+    pub fn incr(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn decr(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The value, never below zero.
+    pub fn get(&self) -> u64 {
+        u64::try_from(self.0.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+}
+
+pub static LOCKS: Counter = Counter::new();
+pub static HELD: Counter = Counter::new();
+pub static WAITERS: Counter = Counter::new();
+pub static GRANTS: Counter = Counter::new();
+pub static RELEASES: Counter = Counter::new();
+pub static EXTENDS: Counter = Counter::new();
+pub static EXPIRATIONS: Counter = Counter::new();
+pub static WAIT_TIMEOUTS: Counter = Counter::new();
+pub static FORCE_RELEASES: Counter = Counter::new();
+
+/// Every counter by name, in the order `LOCK.STATS` replies them.
+pub fn all() -> [(&'static CStr, u64); 9] {
+    [
+        (c"locks", LOCKS.get()),
+        (c"held", HELD.get()),
+        (c"waiters", WAITERS.get()),
+        (c"grants", GRANTS.get()),
+        (c"releases", RELEASES.get()),
+        (c"extends", EXTENDS.get()),
+        (c"expirations", EXPIRATIONS.get()),
+        (c"wait_timeouts", WAIT_TIMEOUTS.get()),
+        (c"force_releases", FORCE_RELEASES.get()),
+    ]
+}

@@ -1,0 +1,146 @@
+//! The keyspace scanner: rebuilds the expiry schedule after a load (RDB, AOF,
+//! full sync) and on promotion to primary, and sweeps the keyspace
+//! periodically as a backstop, scheduling any lock whose expiry has passed.
+//!
+//! It scans with `RM_Scan` in small steps from a timer, so a large keyspace is
+//! covered without stalling the event loop.
+
+use crate::lock_type::{LockValue, LOCK_TYPE};
+use crate::node::KeyRef;
+use crate::{expiry, ffi, node};
+use std::cell::RefCell;
+use std::ffi::c_void;
+
+/// Time between two backstop steps.
+const SWEEP_INTERVAL_MS: u64 = 100;
+/// Work per step, in µs.
+const STEP_BUDGET_US: u64 = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Schedule every held lock, as fast as the budget allows.
+    Rebuild,
+    /// Schedule only locks already past their expiry, at a slow pace.
+    Sweep,
+}
+
+struct Scanner {
+    mode: Mode,
+    db: i32,
+    cursor: Option<ffi::ScanCursor>,
+    timer: Option<u64>,
+}
+
+thread_local! {
+    static SCANNER: RefCell<Scanner> = const {
+        RefCell::new(Scanner { mode: Mode::Sweep, db: 0, cursor: None, timer: None })
+    };
+}
+
+/// Starts the backstop sweep (at module load).
+pub fn start(ctx: ffi::Ctx) {
+    restart(ctx, Mode::Sweep, SWEEP_INTERVAL_MS);
+}
+
+/// Rebuilds the schedule from the keyspace: after a load and on promotion.
+/// A replica keeps no schedule.
+pub fn rebuild(ctx: ffi::Ctx) {
+    expiry::disarm(ctx);
+    if ffi::is_primary(ctx) {
+        restart(ctx, Mode::Rebuild, 0);
+    }
+}
+
+fn restart(ctx: ffi::Ctx, mode: Mode, delay_ms: u64) {
+    let old = SCANNER.with(|s| {
+        let mut s = s.borrow_mut();
+        s.mode = mode;
+        s.db = 0;
+        s.cursor = None;
+        s.timer.take()
+    });
+    if let Some(timer) = old {
+        let _ = ffi::stop_timer(ctx, timer);
+    }
+    schedule_step(ctx, delay_ms);
+}
+
+fn schedule_step(ctx: ffi::Ctx, delay_ms: u64) {
+    let timer = ffi::create_timer(ctx, delay_ms, Some(on_step), std::ptr::null_mut());
+    SCANNER.with(|s| s.borrow_mut().timer = Some(timer));
+}
+
+unsafe extern "C" fn on_step(ctx: ffi::Ctx, _data: *mut c_void) {
+    // Redis frees this timer after we return; forget its id first.
+    let (mode, db, cursor) = SCANNER.with(|s| {
+        let mut s = s.borrow_mut();
+        s.timer = None;
+        (s.mode, s.db, s.cursor.take())
+    });
+    if !ffi::is_primary(ctx) {
+        schedule_step(ctx, SWEEP_INTERVAL_MS);
+        return;
+    }
+    let Some(mut cursor) = cursor.or_else(ffi::ScanCursor::new) else {
+        schedule_step(ctx, SWEEP_INTERVAL_MS);
+        return;
+    };
+    if !ffi::select_db(ctx, db) {
+        // Past the last database: the pass is over.
+        expiry::ensure_armed(ctx);
+        SCANNER.with(|s| {
+            let mut s = s.borrow_mut();
+            s.mode = Mode::Sweep;
+            s.db = 0;
+        });
+        schedule_step(ctx, SWEEP_INTERVAL_MS);
+        return;
+    }
+    let now = ffi::now_ms();
+    let started = ffi::monotonic_us();
+    let mut more = true;
+    while more && ffi::monotonic_us().saturating_sub(started) < STEP_BUDGET_US {
+        more = cursor.step(ctx, &mut |name, key| visit(db, mode, now, name, key));
+    }
+    expiry::ensure_armed(ctx);
+    SCANNER.with(|s| {
+        let mut s = s.borrow_mut();
+        if more {
+            s.cursor = Some(cursor);
+        } else {
+            s.db += 1;
+        }
+    });
+    schedule_step(
+        ctx,
+        if mode == Mode::Rebuild {
+            0
+        } else {
+            SWEEP_INTERVAL_MS
+        },
+    );
+}
+
+fn visit(db: i32, mode: Mode, now: u64, name: &[u8], key: *mut redis_module::raw::RedisModuleKey) {
+    if ffi::key_module_type(key) != *LOCK_TYPE.raw_type.borrow() {
+        return;
+    }
+    // SAFETY: a key of our type holds a LockValue made by us.
+    let Some(lock) = (unsafe { ffi::key_module_value(key).cast::<LockValue>().as_ref() }) else {
+        return;
+    };
+    let lock_ref = || KeyRef {
+        db,
+        key: name.into(),
+    };
+    match lock.holder() {
+        Some(holder) if mode == Mode::Rebuild || holder.is_expired(now) => node::with(|node| {
+            node.schedule
+                .insert(holder.expires_at, holder.fence, lock_ref())
+        }),
+        Some(_) => {}
+        // Neither held nor awaited: schedule its removal now.
+        None if lock.is_idle() => node::with(|node| node.schedule.insert(now, 0, lock_ref())),
+        None => {}
+    }
+}

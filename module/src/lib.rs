@@ -7,17 +7,17 @@
 //!
 //! # Layout
 //!
-//! - [`commands`]: one file per `LOCK.*` command; parsing and replies.
-//! - [`lock_type`]: the `baton-lck` data type: RDB, AOF rewrite, memory, free.
-//! - [`keyspace`]: opening the lock under a key (WRONGTYPE, create, delete).
-//! - [`effects`]: what follows a change: schedule, replication, key deletion,
+//! - `commands`: one file per `LOCK.*` command; parsing and replies.
+//! - `lock_type`: the `baton-lck` data type: RDB, AOF rewrite, memory, free.
+//! - `keyspace`: opening the lock under a key (WRONGTYPE, create, delete).
+//! - `effects`: what follows a change: schedule, replication, key deletion,
 //!   counters, waking granted waiters.
-//! - [`waiting`]: blocked waiters: block, wake, timeout, disconnect.
-//! - [`expiry`]: the expiry timer, in batches.
-//! - [`sweep`]: schedule rebuild after load and promotion; backstop sweep.
-//! - [`node`]: node-wide state (fence counter, schedule, waiters).
-//! - [`stats`]: counters for `LOCK.STATS` and `INFO baton`.
-//! - [`ffi`]: wrappers over the raw module API; none can panic.
+//! - `waiting`: blocked waiters: block, wake, timeout, disconnect.
+//! - `expiry`: the expiry timer, in batches.
+//! - `sweep`: schedule rebuild after load and promotion; backstop sweep.
+//! - `node`: node-wide state (fence counter, schedule, waiters).
+//! - `stats`: counters for `LOCK.STATS` and `INFO baton`.
+//! - `ffi`: wrappers over the raw module API; none can panic.
 
 mod commands;
 mod effects;

@@ -65,13 +65,6 @@ impl<'a> Scope<'a> {
 pub fn settle(scope: &Scope<'_>, key: &LockKey, before: Mark, grants: Vec<Grant<Blocked>>) {
     let lock = key.lock();
     let after = mark(lock.as_deref());
-    let token = lock
-        .as_ref()
-        .and_then(|lock| lock.holder())
-        .map(|h| h.token.clone());
-    if lock.is_some_and(|lock| lock.is_idle()) {
-        key.delete();
-    }
     if before != after {
         match (before, after) {
             (None, Some(_)) => stats::HELD.incr(),
@@ -90,13 +83,16 @@ pub fn settle(scope: &Scope<'_>, key: &LockKey, before: Mark, grants: Vec<Grant<
             expiry::ensure_armed(scope.ctx);
         }
         if scope.replicate {
-            match (after, token) {
-                (Some((fence, expires_at)), Some(token)) => {
-                    ffi::replicate_apply(scope.ctx, scope.key, &token, fence, expires_at)
+            match lock.as_deref().and_then(|lock| lock.holder()) {
+                Some(h) => {
+                    ffi::replicate_apply(scope.ctx, scope.key, &h.token, h.fence, h.expires_at)
                 }
-                _ => ffi::replicate_del(scope.ctx, scope.key),
+                None => ffi::replicate_del(scope.ctx, scope.key),
             }
         }
+    }
+    if lock.is_some_and(|lock| lock.is_idle()) {
+        key.delete();
     }
     for grant in grants {
         stats::GRANTS.incr();

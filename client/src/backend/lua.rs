@@ -1,0 +1,413 @@
+//! The Lua backend: the scripts of `lua/` by EVALSHA (SPEC §3).
+//!
+//! Waiting is done here, since a script cannot block: the acquire script
+//! queues the token (a FIFO the scripts own, each entry with a lease) and
+//! replies `-n`, n being the holder's time left. The waiter then sleeps until
+//! a hand-off message on the lock's pub/sub channel names its token, until the
+//! holder's expiry, or until its lease needs renewing (every [`LEASE`] / 3),
+//! whichever comes first, and calls the script again. It never polls faster.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use std::sync::atomic::AtomicBool;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{info_from_pairs, pairs, Conns, LockInfo, Stats};
+use crate::client::Runtime;
+use crate::error::{Error, Result};
+use crate::options::ms;
+use crate::scripts::{channel, lock_keys, Script, SCRIPTS};
+
+/// How long a queue entry lives without renewal: a crashed waiter holds its
+/// place (and may be handed the lock) for at most this long.
+pub(crate) const LEASE: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Default)]
+struct Counters {
+    grants: AtomicU64,
+    releases: AtomicU64,
+    extends: AtomicU64,
+    wait_timeouts: AtomicU64,
+    force_releases: AtomicU64,
+}
+
+#[derive(Debug)]
+pub(crate) struct LuaBackend {
+    conns: Conns,
+    hub: tokio::sync::Mutex<Option<Arc<Hub>>>,
+    counters: Arc<Counters>,
+}
+
+impl LuaBackend {
+    /// Loads every script (which also checks that scripting works).
+    pub(crate) async fn connect(conns: Conns) -> Result<Self> {
+        let mut conn = conns.get().await?;
+        for s in SCRIPTS.all() {
+            let sha: String = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(&s.body)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| {
+                    Error::BackendUnavailable(format!(
+                        "the server does not run Lua scripts (SCRIPT LOAD of {}.lua: {e})",
+                        s.name
+                    ))
+                })?;
+            debug_assert_eq!(sha, s.sha);
+        }
+        Ok(Self {
+            conns,
+            hub: tokio::sync::Mutex::new(None),
+            counters: Arc::default(),
+        })
+    }
+
+    async fn eval(&self, script: &Script, key: &str, args: &[String]) -> Result<redis::Value> {
+        eval(&self.conns, script, key, args).await
+    }
+
+    pub(crate) async fn acquire(
+        &self,
+        rt: &Runtime,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<Option<u64>> {
+        let ttl_ms = ms(ttl, 1).to_string();
+        if wait.is_zero() {
+            let v = self
+                .eval(&SCRIPTS.acquire, key, &[token.into(), ttl_ms])
+                .await?;
+            return Ok(self.granted(reply_int(v)?));
+        }
+        let deadline = Instant::now() + wait;
+        let hub = self.hub(rt).await?;
+        let mut sub = Hub::subscribe(&hub, rt, channel(key)).await?;
+        // From here a drop leaves the queue, or releases a raced grant.
+        let mut cleanup = Cleanup {
+            rt,
+            conns: &self.conns,
+            key,
+            token,
+            armed: true,
+        };
+        let lease = ms(LEASE, 1).to_string();
+        loop {
+            sub.rx.borrow_and_update();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let args = [
+                token.to_owned(),
+                ttl_ms.clone(),
+                "WAIT".into(),
+                ms(left, 0).to_string(),
+                "LEASE".into(),
+                lease.clone(),
+            ];
+            let reply = reply_int(self.eval(&SCRIPTS.acquire, key, &args).await?)?;
+            match reply {
+                Some(fence) if fence > 0 => {
+                    cleanup.armed = false;
+                    return Ok(self.granted(Some(fence)));
+                }
+                Some(n) if !left.is_zero() => {
+                    // Queued: wake on our hand-off, the holder's expiry, the
+                    // lease renewal or the deadline.
+                    let hint = Duration::from_millis(n.unsigned_abs() + 1);
+                    let wake = Instant::now() + hint.min(LEASE / 3);
+                    let wake = wake.min(deadline);
+                    loop {
+                        tokio::select! {
+                            changed = sub.rx.changed() => {
+                                if changed.is_err() || sub.rx.borrow_and_update().as_deref().is_none_or(|t| t == token.as_bytes()) {
+                                    break;
+                                }
+                            }
+                            _ = tokio::time::sleep_until(wake) => break,
+                        }
+                    }
+                }
+                _ => {
+                    // The last call had WAIT 0: it left the queue.
+                    cleanup.armed = false;
+                    self.counters.wait_timeouts.fetch_add(1, Ordering::Relaxed);
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// The shared pub/sub connection, opened on first use and again after
+    /// it broke.
+    async fn hub(&self, rt: &Runtime) -> Result<Arc<Hub>> {
+        let mut slot = self.hub.lock().await;
+        if let Some(hub) = slot.as_ref().filter(|h| !h.dead.load(Ordering::Acquire)) {
+            return Ok(hub.clone());
+        }
+        let hub = Arc::new(Hub::connect(self.conns.client.clone(), rt).await?);
+        *slot = Some(hub.clone());
+        Ok(hub)
+    }
+
+    fn granted(&self, reply: Option<i64>) -> Option<u64> {
+        let fence = reply.filter(|f| *f > 0)? as u64;
+        self.counters.grants.fetch_add(1, Ordering::Relaxed);
+        Some(fence)
+    }
+
+    pub(crate) async fn release(&self, key: &str, token: &str) -> Result<bool> {
+        let v = self.eval(&SCRIPTS.release, key, &[token.into()]).await?;
+        let ok = reply_int(v)? == Some(1);
+        if ok {
+            self.counters.releases.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(ok)
+    }
+
+    pub(crate) async fn extend(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        let v = self
+            .eval(
+                &SCRIPTS.extend,
+                key,
+                &[token.into(), ms(ttl, 1).to_string()],
+            )
+            .await?;
+        let ok = reply_int(v)? == Some(1);
+        if ok {
+            self.counters.extends.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(ok)
+    }
+
+    pub(crate) async fn force_release(&self, key: &str) -> Result<bool> {
+        let ok = reply_int(self.eval(&SCRIPTS.force_release, key, &[]).await?)? == Some(1);
+        if ok {
+            self.counters.force_releases.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(ok)
+    }
+
+    pub(crate) async fn fence(&self, key: &str) -> Result<u64> {
+        Ok(reply_int(self.eval(&SCRIPTS.fence, key, &[]).await?)?.unwrap_or(0) as u64)
+    }
+
+    pub(crate) async fn info(&self, key: &str) -> Result<LockInfo> {
+        let v = self.eval(&SCRIPTS.info, key, &[]).await?;
+        Ok(info_from_pairs(&pairs(v)?))
+    }
+
+    /// Lua keeps no node-wide counters: these are this client's own calls.
+    pub(crate) async fn stats(&self) -> Result<Stats> {
+        let c = &self.counters;
+        Ok(Stats {
+            grants: c.grants.load(Ordering::Relaxed),
+            releases: c.releases.load(Ordering::Relaxed),
+            extends: c.extends.load(Ordering::Relaxed),
+            wait_timeouts: c.wait_timeouts.load(Ordering::Relaxed),
+            force_releases: c.force_releases.load(Ordering::Relaxed),
+            client_side: true,
+            ..Stats::default()
+        })
+    }
+
+    pub(crate) async fn wait_replicas(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        replicas: u64,
+        timeout: Duration,
+    ) -> Result<u64> {
+        let s = &SCRIPTS.extend;
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(&s.body)
+            .arg(4)
+            .arg(lock_keys(key).as_slice())
+            .arg(token)
+            .arg(ms(ttl, 1));
+        self.conns.wait_replicas(cmd, replicas, timeout).await
+    }
+}
+
+/// EVALSHA, loading the script and retrying once on NOSCRIPT.
+async fn eval(conns: &Conns, script: &Script, key: &str, args: &[String]) -> Result<redis::Value> {
+    let keys = lock_keys(key);
+    let mut conn = conns.get().await?;
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(&script.sha)
+        .arg(keys.len())
+        .arg(keys.as_slice())
+        .arg(args);
+    match cmd.query_async(&mut conn).await {
+        Err(e) if e.code() == Some("NOSCRIPT") => {
+            tracing::debug!(script = script.name, "NOSCRIPT: loading the script again");
+            let _: String = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(&script.body)
+                .query_async(&mut conn)
+                .await?;
+            Ok(cmd.query_async(&mut conn).await?)
+        }
+        other => Ok(other?),
+    }
+}
+
+fn reply_int(v: redis::Value) -> Result<Option<i64>> {
+    Ok(redis::from_redis_value(v).map_err(redis::RedisError::from)?)
+}
+
+/// Leaves the queue (or releases a raced grant) when a wait is dropped.
+struct Cleanup<'a> {
+    rt: &'a Runtime,
+    conns: &'a Conns,
+    key: &'a str,
+    token: &'a str,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (conns, key, token) = (
+            self.conns.clone(),
+            self.key.to_owned(),
+            self.token.to_owned(),
+        );
+        self.rt.spawn(async move {
+            // RELEASE releases a raced grant, or takes a queued token out.
+            if let Err(e) = eval(&conns, &SCRIPTS.release, &key, &[token]).await {
+                tracing::warn!(%key, error = %e, "leaving the queue after a cancelled wait failed; the lease will");
+            }
+        });
+    }
+}
+
+/// The last message on a channel: `None` after a reconnect (wake everyone).
+type Last = Option<Vec<u8>>;
+
+/// Subscribed channels: their watch and how many waiters use them.
+type Channels = Arc<Mutex<HashMap<String, (watch::Sender<Last>, usize)>>>;
+
+/// One pub/sub connection shared by every waiter of a client, one watch per
+/// subscribed channel.
+struct Hub {
+    sink: Arc<tokio::sync::Mutex<redis::aio::PubSubSink>>,
+    channels: Channels,
+    dead: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
+/// A waiter's interest in one channel; the last one to go unsubscribes.
+struct Subscription<'a> {
+    hub: Arc<Hub>,
+    rt: &'a Runtime,
+    channel: String,
+    rx: watch::Receiver<Last>,
+}
+
+impl Drop for Subscription<'_> {
+    fn drop(&mut self) {
+        let mut map = self.hub.channels.lock().expect("hub map poisoned");
+        let last = match map.get_mut(&self.channel) {
+            Some((_, n)) => {
+                *n -= 1;
+                *n == 0
+            }
+            None => false,
+        };
+        if last {
+            map.remove(&self.channel);
+            drop(map);
+            let sink = self.hub.sink.clone();
+            let channels = self.hub.channels.clone();
+            let channel = std::mem::take(&mut self.channel);
+            self.rt.spawn(async move {
+                let mut sink = sink.lock().await;
+                // Only if nobody subscribed again meanwhile: subscribing
+                // holds the same sink lock, so this check cannot race.
+                if !channels
+                    .lock()
+                    .expect("hub map poisoned")
+                    .contains_key(&channel)
+                {
+                    let _ = sink.unsubscribe(&channel).await;
+                }
+            });
+        }
+    }
+}
+
+impl Hub {
+    async fn connect(client: redis::Client, rt: &Runtime) -> Result<Self> {
+        let (sink, mut stream) = client.get_async_pubsub().await?.split();
+        let channels: Channels = Arc::default();
+        let dead = Arc::new(AtomicBool::new(false));
+        let (map, flag) = (channels.clone(), dead.clone());
+        rt.spawn(async move {
+            while let Some(msg) = stream.next().await {
+                let map = map.lock().expect("hub map poisoned");
+                if let Some((tx, _)) = map.get(msg.get_channel_name()) {
+                    tx.send_replace(Some(msg.get_payload_bytes().to_vec()));
+                }
+            }
+            // The connection is gone: the next wait opens a new one; the
+            // waiters of this one wake now and fall back to their timers
+            // (holder expiry, lease renewal).
+            flag.store(true, Ordering::Release);
+            tracing::warn!("baton pub/sub connection closed; waiters fall back to timers");
+            for (tx, _) in map.lock().expect("hub map poisoned").values() {
+                tx.send_replace(None);
+            }
+        });
+        Ok(Self {
+            sink: Arc::new(tokio::sync::Mutex::new(sink)),
+            channels,
+            dead,
+        })
+    }
+
+    async fn subscribe<'a>(
+        hub: &Arc<Hub>,
+        rt: &'a Runtime,
+        channel: String,
+    ) -> Result<Subscription<'a>> {
+        let mut sink = hub.sink.lock().await;
+        let (rx, new) = {
+            let mut map = hub.channels.lock().expect("hub map poisoned");
+            match map.get_mut(&channel) {
+                Some((tx, n)) => {
+                    *n += 1;
+                    (tx.subscribe(), false)
+                }
+                None => {
+                    let (tx, rx) = watch::channel(Some(Vec::new()));
+                    map.insert(channel.clone(), (tx, 1));
+                    (rx, true)
+                }
+            }
+        };
+        let sub = Subscription {
+            hub: hub.clone(),
+            rt,
+            channel: channel.clone(),
+            rx,
+        };
+        if new {
+            sink.subscribe(&channel).await?;
+        }
+        Ok(sub)
+    }
+}

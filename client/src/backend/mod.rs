@@ -1,0 +1,274 @@
+//! The three backends behind [`Client`](crate::Client), dispatched by an enum.
+//!
+//! - [`module`]: `LOCK.*` commands of the baton Redis module; waits block on
+//!   the server.
+//! - [`lua`]: the scripts of `lua/`, run by EVALSHA; waits are client loops
+//!   woken by pub/sub.
+//! - [`memory`]: in-process, on `baton-core`.
+//!
+//! Every backend's `acquire` is cancel safe in the same way: a wait dropped
+//! midway leaves the queue, and a grant that raced with the drop is released
+//! in the background.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+pub(crate) mod lua;
+pub(crate) mod memory;
+pub(crate) mod module;
+
+/// Which backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// The module when the server has it loaded, else Lua (with a warning).
+    #[default]
+    Auto,
+    /// The baton Redis module (`LOCK.*` commands).
+    Module,
+    /// The Lua scripts, for servers without the module.
+    Lua,
+    /// In-process only, not distributed.
+    Memory,
+}
+
+/// A lock's state as `LOCK.INFO` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LockInfo {
+    /// Whether someone holds the lock.
+    pub held: bool,
+    /// The holder's fence, 0 when free.
+    pub fence: u64,
+    /// Milliseconds left, `None` when free.
+    pub pttl: Option<u64>,
+    /// Waiters in the queue.
+    pub waiters: u64,
+}
+
+/// Counters as `LOCK.STATS` reports them. The module reports node-wide
+/// counters; the memory backend its own; the Lua backend has no server-side
+/// counters and reports what this client did (see [`Stats::client_side`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Lock keys in memory.
+    pub locks: u64,
+    /// Locks with a holder.
+    pub held: u64,
+    /// Waiters now.
+    pub waiters: u64,
+    /// Grants, hand-offs included.
+    pub grants: u64,
+    /// Releases.
+    pub releases: u64,
+    /// Extends.
+    pub extends: u64,
+    /// Expirations.
+    pub expirations: u64,
+    /// Waits that timed out.
+    pub wait_timeouts: u64,
+    /// Force-releases that removed a holder.
+    pub force_releases: u64,
+    /// True when the numbers count only this client's own calls (Lua).
+    pub client_side: bool,
+}
+
+impl Stats {
+    pub(crate) fn from_pairs(pairs: &[(String, i64)]) -> Self {
+        let mut s = Stats::default();
+        for (name, v) in pairs {
+            let v = (*v).max(0) as u64;
+            match name.as_str() {
+                "locks" => s.locks = v,
+                "held" => s.held = v,
+                "waiters" => s.waiters = v,
+                "grants" => s.grants = v,
+                "releases" => s.releases = v,
+                "extends" => s.extends = v,
+                "expirations" => s.expirations = v,
+                "wait_timeouts" => s.wait_timeouts = v,
+                "force_releases" => s.force_releases = v,
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
+pub(crate) fn info_from_pairs(pairs: &[(String, i64)]) -> LockInfo {
+    let mut info = LockInfo::default();
+    for (name, v) in pairs {
+        match name.as_str() {
+            "held" => info.held = *v != 0,
+            "fence" => info.fence = (*v).max(0) as u64,
+            "pttl" => info.pttl = (*v >= 0).then_some(*v as u64),
+            "waiters" => info.waiters = (*v).max(0) as u64,
+            _ => {}
+        }
+    }
+    info
+}
+
+/// Parses a RESP2 flat map or a RESP3 map into name/integer pairs.
+pub(crate) fn pairs(v: redis::Value) -> Result<Vec<(String, i64)>> {
+    use redis::Value;
+    let items: Vec<(Value, Value)> = match v {
+        Value::Map(m) => m,
+        Value::Array(a) => {
+            let mut it = a.into_iter();
+            let mut out = Vec::new();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                out.push((k, v));
+            }
+            out
+        }
+        other => {
+            return Err(Error::BackendUnavailable(format!(
+                "unexpected reply {other:?}"
+            )))
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (k, v) in items {
+        let k: String = redis::from_redis_value(k).map_err(redis::RedisError::from)?;
+        let v: i64 = redis::from_redis_value(v).map_err(redis::RedisError::from)?;
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+/// Connections to one Redis server: a pool for ordinary commands and a
+/// factory for dedicated connections without a response timeout.
+#[derive(Clone)]
+pub(crate) struct Conns {
+    pub(crate) pool: deadpool_redis::Pool,
+    pub(crate) client: redis::Client,
+}
+
+impl std::fmt::Debug for Conns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conns")
+            .field("pool", &self.pool.status())
+            .finish()
+    }
+}
+
+impl Conns {
+    pub(crate) fn new(url: &str) -> Result<Self> {
+        let client = redis::Client::open(url)?;
+        let pool = deadpool_redis::Config::from_url(url)
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .map_err(|e| Error::InvalidOptions(format!("cannot build pool for {url:?}: {e}")))?;
+        Ok(Self { pool, client })
+    }
+
+    pub(crate) async fn get(&self) -> Result<deadpool_redis::Connection> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// A new connection whose replies never time out: for server-side waits
+    /// (`LOCK.ACQUIRE .. WAIT`, `WAIT`), which the default 500 ms response
+    /// timeout would cut short.
+    pub(crate) async fn dedicated(&self) -> Result<redis::aio::MultiplexedConnection> {
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(None)
+            .set_connection_timeout(Some(Duration::from_secs(5)));
+        Ok(self
+            .client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await?)
+    }
+
+    /// `WAIT replicas timeout` after a write by `token` on the same
+    /// connection (an EXTEND), so every earlier write, the grant included,
+    /// is covered. Returns the replicas that acknowledged.
+    pub(crate) async fn wait_replicas(
+        &self,
+        extend: redis::Cmd,
+        replicas: u64,
+        timeout: Duration,
+    ) -> Result<u64> {
+        let mut conn = self.dedicated().await?;
+        let _: redis::Value = extend.query_async(&mut conn).await?;
+        let acked: u64 = redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(crate::options::ms(timeout, 0))
+            .query_async(&mut conn)
+            .await?;
+        Ok(acked)
+    }
+}
+
+/// The backend a client runs on.
+#[derive(Debug)]
+pub(crate) enum Imp {
+    Module(module::ModuleBackend),
+    Lua(lua::LuaBackend),
+    Memory(memory::MemoryBackend),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $e:expr) => {
+        match $self {
+            Imp::Module($b) => $e,
+            Imp::Lua($b) => $e,
+            Imp::Memory($b) => $e,
+        }
+    };
+}
+
+impl Imp {
+    pub(crate) fn kind(&self) -> Backend {
+        match self {
+            Imp::Module(_) => Backend::Module,
+            Imp::Lua(_) => Backend::Lua,
+            Imp::Memory(_) => Backend::Memory,
+        }
+    }
+
+    /// Acquire, waiting up to `wait`. `Ok(None)`: not granted in time.
+    pub(crate) async fn acquire(
+        &self,
+        rt: &crate::client::Runtime,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<Option<u64>> {
+        dispatch!(self, b => b.acquire(rt, key, token, ttl, wait).await)
+    }
+
+    pub(crate) async fn release(&self, key: &str, token: &str) -> Result<bool> {
+        dispatch!(self, b => b.release(key, token).await)
+    }
+
+    pub(crate) async fn extend(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        dispatch!(self, b => b.extend(key, token, ttl).await)
+    }
+
+    pub(crate) async fn force_release(&self, key: &str) -> Result<bool> {
+        dispatch!(self, b => b.force_release(key).await)
+    }
+
+    pub(crate) async fn fence(&self, key: &str) -> Result<u64> {
+        dispatch!(self, b => b.fence(key).await)
+    }
+
+    pub(crate) async fn info(&self, key: &str) -> Result<LockInfo> {
+        dispatch!(self, b => b.info(key).await)
+    }
+
+    pub(crate) async fn stats(&self) -> Result<Stats> {
+        dispatch!(self, b => b.stats().await)
+    }
+
+    pub(crate) async fn wait_replicas(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        replicas: u64,
+        timeout: Duration,
+    ) -> Result<u64> {
+        dispatch!(self, b => b.wait_replicas(key, token, ttl, replicas, timeout).await)
+    }
+}

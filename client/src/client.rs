@@ -1,0 +1,322 @@
+//! [`Client`] and its builder: backend choice, lock calls, background tasks.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio_util::task::TaskTracker;
+
+use crate::backend::{lua::LuaBackend, memory::MemoryBackend, module, module::ModuleBackend};
+use crate::backend::{Backend, Conns, Imp, LockInfo, Stats};
+use crate::error::{validate_key, Error, Result};
+use crate::guard::LockGuard;
+use crate::options::LockOptions;
+
+/// Where background work (drop releases, cancelled-wait cleanup, watchdogs)
+/// runs: the runtime the client was built in, tracked by a `TaskTracker`.
+#[derive(Debug)]
+pub(crate) struct Runtime {
+    handle: Option<tokio::runtime::Handle>,
+    pub(crate) tracker: TaskTracker,
+}
+
+impl Runtime {
+    fn current() -> Self {
+        Self {
+            handle: tokio::runtime::Handle::try_current().ok(),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// Spawns on the client's runtime; never panics, even outside one (the
+    /// task is then dropped with a warning, and the ttl frees the lock).
+    pub(crate) fn spawn<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let handle = self
+            .handle
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok());
+        match handle {
+            Some(h) => {
+                self.tracker.spawn_on(fut, &h);
+            }
+            None => tracing::warn!(
+                "no tokio runtime: background lock work skipped; the ttl will free the lock"
+            ),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) imp: Imp,
+    pub(crate) rt: Runtime,
+}
+
+/// A handle on a lock backend. Cheap to clone: clones share the pool, the
+/// pub/sub connection and the background tasks.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Builds a [`Client`]; see [`Client::builder`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    url: String,
+    backend: Backend,
+}
+
+impl ClientBuilder {
+    /// Chooses the backend (default [`Backend::Auto`]).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Connects and picks the backend.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BackendUnavailable`] when an explicit backend has no support
+    /// on the server (no module loaded, scripting disabled), and
+    /// [`Error::Redis`] / [`Error::Pool`] when the server cannot be reached.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: nothing is left behind but a dropped connection.
+    pub async fn build(self) -> Result<Client> {
+        if self.backend == Backend::Memory {
+            return Ok(Client::memory());
+        }
+        let conns = Conns::new(&self.url)?;
+        let imp = match self.backend {
+            Backend::Module => match ModuleBackend::connect(conns).await? {
+                Some(b) => Imp::Module(b),
+                None => {
+                    return Err(Error::BackendUnavailable(
+                        "the server has no baton module (COMMAND INFO LOCK.ACQUIRE is empty): \
+                         load libbaton.so (MODULE LOAD) or use Backend::Lua"
+                            .into(),
+                    ))
+                }
+            },
+            Backend::Lua => Imp::Lua(LuaBackend::connect(conns).await?),
+            Backend::Auto => {
+                if module::has_module(&conns).await? {
+                    Imp::Module(ModuleBackend::connect(conns).await?.expect("checked"))
+                } else {
+                    tracing::warn!(
+                        "baton module not loaded on the server: using the Lua backend \
+                         (waits are woken by pub/sub, not blocked on the server)"
+                    );
+                    Imp::Lua(LuaBackend::connect(conns).await?)
+                }
+            }
+            Backend::Memory => unreachable!(),
+        };
+        Ok(Client::from_imp(imp))
+    }
+}
+
+impl Client {
+    /// Starts building a client for `url` (`redis://`, `rediss://` with the
+    /// `tls` feature, `redis://user:pass@host:port/db`).
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            backend: Backend::Auto,
+        }
+    }
+
+    /// An in-process client with the same lock semantics, not distributed:
+    /// locks are shared only by clones of this client.
+    pub fn memory() -> Self {
+        tracing::warn!("baton Memory backend: locks are in-process only, not distributed");
+        Self::from_imp(Imp::Memory(MemoryBackend::default()))
+    }
+
+    fn from_imp(imp: Imp) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                imp,
+                rt: Runtime::current(),
+            }),
+        }
+    }
+
+    /// The backend in use (what [`Backend::Auto`] chose).
+    pub fn backend_kind(&self) -> Backend {
+        self.inner.imp.kind()
+    }
+
+    /// Takes the lock `key`, waiting up to `opts.wait` in the FIFO queue.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotAcquired`] when the wait ran out, [`Error::NotReplicated`]
+    /// for a durable lock whose replicas did not confirm (the lock is
+    /// released), [`Error::InvalidKey`], [`Error::InvalidOptions`], and
+    /// connection errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling the call makes you lose your place in the queue: the wait
+    /// is withdrawn (the module's waiting connection is closed on the
+    /// server, the Lua queue entry removed), and a grant that raced with the
+    /// cancellation is released in the background. No lock is left behind
+    /// beyond, at worst, a dropped background release, which the ttl ends.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(client: baton_client::Client) -> baton_client::Result<()> {
+    /// use std::time::Duration;
+    /// use baton_client::LockOptions;
+    /// let guard = client
+    ///     .lock("orders:42", LockOptions::new().wait(Duration::from_secs(5)))
+    ///     .await?;
+    /// println!("fence {}", guard.fence());
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    #[tracing::instrument(skip(self, opts), fields(backend = ?self.backend_kind()))]
+    pub async fn lock(&self, key: &str, opts: LockOptions) -> Result<LockGuard> {
+        let wait = opts.wait_value();
+        self.try_lock(key, opts)
+            .await?
+            .ok_or_else(|| Error::NotAcquired {
+                key: key.to_owned(),
+                wait,
+            })
+    }
+
+    /// Like [`Client::lock`], but `Ok(None)` when not granted within
+    /// `opts.wait` (zero by default: one try).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Client::lock`].
+    pub async fn try_lock(&self, key: &str, opts: LockOptions) -> Result<Option<LockGuard>> {
+        validate_key(key)?;
+        opts.validate()?;
+        let token = format!("{:032x}", rand::random::<u128>());
+        let ttl = opts.ttl_value();
+        let started = tokio::time::Instant::now();
+        let Some(fence) = self
+            .inner
+            .imp
+            .acquire(&self.inner.rt, key, &token, ttl, opts.wait_value())
+            .await?
+        else {
+            return Ok(None);
+        };
+        // From here on, dropping the guard releases the lock.
+        let guard = LockGuard::new(self.clone(), key.to_owned(), token, fence, started, &opts);
+        if let Some((replicas, timeout)) = opts.durable_value() {
+            let acked = self
+                .inner
+                .imp
+                .wait_replicas(key, guard.token(), ttl, replicas, timeout)
+                .await;
+            match acked {
+                Ok(acked) if acked >= replicas => {}
+                Ok(acked) => {
+                    guard.release().await?;
+                    return Err(Error::NotReplicated {
+                        key: key.to_owned(),
+                        acked,
+                        wanted: replicas,
+                    });
+                }
+                Err(e) => {
+                    let _ = guard.release().await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Some(guard))
+    }
+
+    /// Runs `f` while holding `key`, and releases afterwards whatever `f`
+    /// returns (a panic or cancellation releases in the background).
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Client::lock`], and [`Error::Lost`] when the lock was
+    /// no longer held when `f` finished (it expired or was force-released
+    /// meanwhile, so `f` may not have run alone).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling drops the guard, which releases the lock in the background.
+    pub async fn with_lock<F, T>(&self, key: &str, opts: LockOptions, f: F) -> Result<T>
+    where
+        F: AsyncFnOnce(&LockGuard) -> T,
+    {
+        let guard = self.lock(key, opts).await?;
+        let out = f(&guard).await;
+        if guard.release().await? {
+            Ok(out)
+        } else {
+            Err(Error::Lost {
+                key: key.to_owned(),
+            })
+        }
+    }
+
+    /// Removes whoever holds `key`; the next waiter takes over. `true` when a
+    /// holder was removed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the command is sent whole or not at all; a cancelled
+    /// call may or may not have released.
+    pub async fn force_release(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        self.inner.imp.force_release(key).await
+    }
+
+    /// The holder's fence, 0 when `key` is free.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe (read only).
+    pub async fn fence(&self, key: &str) -> Result<u64> {
+        validate_key(key)?;
+        self.inner.imp.fence(key).await
+    }
+
+    /// The state of `key` (`LOCK.INFO`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe (read only).
+    pub async fn info(&self, key: &str) -> Result<LockInfo> {
+        validate_key(key)?;
+        self.inner.imp.info(key).await
+    }
+
+    /// Counters (`LOCK.STATS`; see [`Stats`] for what each backend reports).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe (read only).
+    pub async fn stats(&self) -> Result<Stats> {
+        self.inner.imp.stats().await
+    }
+
+    /// Waits for the background work (drop releases, cleanups) that is
+    /// under way; watchdogs of live guards are not waited for.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the work goes on.
+    pub async fn flush(&self) {
+        // Watchdogs run outside the tracker, so this ends.
+        self.inner.rt.tracker.close();
+        self.inner.rt.tracker.wait().await;
+        self.inner.rt.tracker.reopen();
+    }
+}

@@ -1,0 +1,100 @@
+//! The one error type of the crate, and its [`Result`] alias.
+
+use std::time::Duration;
+
+/// Everything that can go wrong when taking, keeping or releasing a lock.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The lock was not granted within the wait.
+    #[error("lock '{key}' was not acquired within {wait:?}")]
+    NotAcquired {
+        /// The lock's key.
+        key: String,
+        /// How long the call waited.
+        wait: Duration,
+    },
+    /// The lock was lost (expired, force-released or unreachable) while the
+    /// caller relied on it.
+    #[error("lock '{key}' was lost before it was released")]
+    Lost {
+        /// The lock's key.
+        key: String,
+    },
+    /// A durable acquire was acknowledged by fewer replicas than asked; the
+    /// lock was released again.
+    #[error("lock '{key}' reached {acked} of {wanted} replicas in time")]
+    NotReplicated {
+        /// The lock's key.
+        key: String,
+        /// Replicas that acknowledged the grant.
+        acked: u64,
+        /// Replicas asked for.
+        wanted: u64,
+    },
+    /// The chosen backend cannot run against this server; the text says what
+    /// is missing.
+    #[error("backend unavailable: {0}")]
+    BackendUnavailable(String),
+    /// The key is empty or contains whitespace.
+    #[error("invalid lock key {key:?}: {reason}")]
+    InvalidKey {
+        /// The rejected key.
+        key: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// An option is out of range (ttl, wait, durable, URL).
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+    /// No pooled connection could be had.
+    #[error("connection pool: {0}")]
+    Pool(String),
+    /// Redis replied with an error or the connection failed.
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+}
+
+impl Error {
+    /// True for errors that say the server could not be reached (pool,
+    /// connection, timeout), as opposed to a reply.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Self::Pool(_) => true,
+            Self::Redis(e) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<deadpool_redis::PoolError> for Error {
+    fn from(e: deadpool_redis::PoolError) -> Self {
+        match e {
+            deadpool_redis::PoolError::Backend(e) => Self::Redis(e),
+            other => Self::Pool(other.to_string()),
+        }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Checks a lock key: non-empty, no whitespace.
+pub(crate) fn validate_key(key: &str) -> Result<()> {
+    let reason = if key.is_empty() {
+        "must not be empty"
+    } else if key.chars().any(char::is_whitespace) {
+        "must not contain whitespace"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidKey {
+        key: key.to_owned(),
+        reason,
+    })
+}

@@ -1,0 +1,70 @@
+//! The watchdog: one task per guard that keeps the lock alive and fires the
+//! lost signal.
+//!
+//! Every `max(ttl/3, 50 ms)` it sends EXTEND. A reply of 0 (expired, force
+//! released) fires the lost signal at once. A failed or unanswered EXTEND is
+//! retried until the lock's proven validity (send time of the last confirmed
+//! extend + ttl) runs out, and then the signal fires: never later than the
+//! ttl. With the watchdog off the task only fires the signal at that time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::{sleep_until, timeout_at, Instant};
+
+use crate::client::Client;
+use crate::guard::Shared;
+
+/// The shortest period between two extends.
+pub const MIN_PERIOD: Duration = Duration::from_millis(50);
+
+/// Runs until the guard is released, dropped, or the lock is lost.
+pub(crate) async fn run(client: Client, shared: Arc<Shared>) {
+    let mut retry_at: Option<Instant> = None;
+    loop {
+        let v = shared.validity();
+        let period = (v.ttl / 3).max(MIN_PERIOD);
+        let next = if v.watchdog {
+            retry_at
+                .unwrap_or(v.confirmed_at + period)
+                .min(v.valid_until)
+        } else {
+            v.valid_until
+        };
+        tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            _ = shared.changed.notified() => { retry_at = None; continue; }
+            _ = sleep_until(next) => {}
+        }
+        let v = shared.validity();
+        if Instant::now() >= v.valid_until {
+            tracing::warn!(key = %shared.key, "lock lost: could not be extended within its ttl");
+            shared.mark_lost();
+            return;
+        }
+        if !v.watchdog {
+            continue;
+        }
+        let sent = Instant::now();
+        let extend = client.inner.imp.extend(&shared.key, &shared.token, v.ttl);
+        tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            reply = timeout_at(v.valid_until, extend) => match reply {
+                Ok(Ok(true)) => {
+                    retry_at = None;
+                    shared.confirm(sent, v.ttl);
+                }
+                Ok(Ok(false)) => {
+                    tracing::warn!(key = %shared.key, "lock lost: extend refused (expired or force-released)");
+                    shared.mark_lost();
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(key = %shared.key, error = %e, "extend failed; retrying");
+                    retry_at = Some(Instant::now() + (period / 4).max(MIN_PERIOD / 2));
+                }
+                Err(_) => {} // valid_until passed: the top of the loop fires.
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+-- LOCK.ACQUIRE key token ttl-ms [WAIT timeout-ms] [LEASE lease-ms]
+--
+-- Replies as the module: the fence on grant, null when not granted. Lua cannot
+-- block, so with WAIT t > 0 a caller that cannot be granted is queued and gets
+-- a negative integer -n instead: "queued; call ACQUIRE again with the same
+-- token (a renewal keeps the place) after a pub/sub message on the lock's
+-- channel, or in n ms at the latest" (n = the holder's time left). The
+-- queue entry lives for its lease (LEASE, default timeout-ms) unless renewed;
+-- a renewal with WAIT 0 leaves the queue and replies null. A queued token that
+-- calls without LEASE gets the module's "already waiting" error.
+local tok, ttl_s = ARGV[1], ARGV[2]
+local e = check_token(tok); if e then return e end
+local ttl = parse_ms(ttl_s, 1)
+if not ttl then return err('ttl-ms must be an integer between 1 and 2147483647') end
+local wait, lease = 0, nil
+local i = 3
+while ARGV[i] do
+  local opt = string.upper(ARGV[i])
+  if opt == 'WAIT' then
+    if not ARGV[i + 1] then return err('WAIT needs a timeout-ms') end
+    wait = parse_ms(ARGV[i + 1], 0)
+    if not wait then return err('timeout-ms must be an integer between 0 and 2147483647') end
+    i = i + 2
+  elseif opt == 'LEASE' then
+    lease = ARGV[i + 1] and parse_ms(ARGV[i + 1], 1)
+    if not lease then return err('lease-ms must be an integer between 1 and 2147483647') end
+    i = i + 2
+  else
+    return err("unknown option '" .. ARGV[i] .. "'")
+  end
+end
+
+local now = now_ms()
+settle(now)
+local htok, hfence, hexp = holder()
+if htok == tok then
+  -- Idempotent retry (or a waiter collecting its hand-off): same fence.
+  local exp = now + ttl
+  redis.call('HSET', H, 'exp', exp)
+  redis.call('PEXPIREAT', H, exp)
+  return hfence
+end
+
+local queued = redis.call('ZSCORE', Q, tok)
+if queued then
+  if not lease then return err('token is already waiting for this lock') end
+  if wait == 0 then
+    remove_waiter(tok)
+    tidy_queue(now, nil)
+    return nil
+  end
+  local dl = now + lease
+  redis.call('HSET', W, tok, dl .. ' ' .. ttl)
+  tidy_queue(now, dl)
+  return -math.max(1, (hexp or now) - now)
+end
+
+if not htok and redis.call('EXISTS', Q) == 0 then
+  return grant(tok, ttl, now)
+end
+if wait == 0 then return nil end
+local dl = now + (lease or wait)
+local seq = redis.call('HINCRBY', C, 'seq', 1)
+redis.call('ZADD', Q, seq, tok)
+redis.call('HSET', W, tok, dl .. ' ' .. ttl)
+tidy_queue(now, dl)
+return -math.max(1, (hexp or now) - now)

@@ -1,0 +1,12 @@
+-- LOCK.INFO key: held, fence, pttl (-1 when free), waiters (queue entries
+-- whose lease has not run out).
+local now = now_ms()
+settle(now)
+local htok, fence, exp = holder()
+local waiters = 0
+for _, tok in ipairs(redis.call('ZRANGE', Q, 0, -1)) do
+  local lease = waiter_info(tok)
+  if lease and lease > now then waiters = waiters + 1 end
+end
+if not htok then return {'held', 0, 'fence', 0, 'pttl', -1, 'waiters', waiters} end
+return {'held', 1, 'fence', fence, 'pttl', math.max(0, exp - now), 'waiters', waiters}

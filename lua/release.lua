@@ -1,0 +1,18 @@
+-- LOCK.RELEASE key token: 1 released (the head waiter takes over at once),
+-- 0 not the holder. A token that is queued instead leaves the queue (reply 0).
+local tok = ARGV[1]
+local e = check_token(tok); if e then return e end
+if ARGV[2] then return err('wrong number of arguments for \'lock.release\' command') end
+local now = now_ms()
+settle(now)
+local htok = holder()
+if htok == tok then
+  redis.call('DEL', H)
+  hand_off(now)
+  return 1
+end
+if redis.call('ZSCORE', Q, tok) then
+  remove_waiter(tok)
+  tidy_queue(now, nil)
+end
+return 0

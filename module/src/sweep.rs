@@ -1,6 +1,8 @@
 //! The keyspace scanner: rebuilds the expiry schedule after a load (RDB, AOF,
 //! full sync) and on promotion to primary, and sweeps the keyspace
-//! periodically as a backstop, scheduling any lock whose expiry has passed.
+//! periodically as a backstop. Both schedule every held lock they visit
+//! (scheduling is idempotent), so a lock that arrived without a command
+//! (RESTORE, RENAME, a slot migration) is expired all the same.
 //!
 //! It scans with `RM_Scan` in small steps from a timer, so a large keyspace is
 //! covered without stalling the event loop.
@@ -16,11 +18,12 @@ const SWEEP_INTERVAL_MS: u64 = 100;
 /// Work per step, in µs.
 const STEP_BUDGET_US: u64 = 500;
 
+/// How fast the scanner goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// Schedule every held lock, as fast as the budget allows.
+    /// Step after step, as fast as the budget allows.
     Rebuild,
-    /// Schedule only locks already past their expiry, at a slow pace.
+    /// One step every `SWEEP_INTERVAL_MS`.
     Sweep,
 }
 
@@ -100,7 +103,7 @@ unsafe extern "C" fn on_step(ctx: ffi::Ctx, _data: *mut c_void) {
     let started = ffi::monotonic_us();
     let mut more = true;
     while more && ffi::monotonic_us().saturating_sub(started) < STEP_BUDGET_US {
-        more = cursor.step(ctx, &mut |name, key| visit(db, mode, now, name, key));
+        more = cursor.step(ctx, &mut |name, key| visit(db, now, name, key));
     }
     expiry::ensure_armed(ctx);
     SCANNER.with(|s| {
@@ -121,7 +124,7 @@ unsafe extern "C" fn on_step(ctx: ffi::Ctx, _data: *mut c_void) {
     );
 }
 
-fn visit(db: i32, mode: Mode, now: u64, name: &[u8], key: *mut redis_module::raw::RedisModuleKey) {
+fn visit(db: i32, now: u64, name: &[u8], key: *mut redis_module::raw::RedisModuleKey) {
     if ffi::key_module_type(key) != *LOCK_TYPE.raw_type.borrow() {
         return;
     }
@@ -134,11 +137,10 @@ fn visit(db: i32, mode: Mode, now: u64, name: &[u8], key: *mut redis_module::raw
         key: name.into(),
     };
     match lock.holder() {
-        Some(holder) if mode == Mode::Rebuild || holder.is_expired(now) => node::with(|node| {
+        Some(holder) => node::with(|node| {
             node.schedule
                 .insert(holder.expires_at, holder.fence, lock_ref())
         }),
-        Some(_) => {}
         // Neither held nor awaited: schedule its removal now.
         None if lock.is_idle() => node::with(|node| node.schedule.insert(now, 0, lock_ref())),
         None => {}

@@ -71,13 +71,18 @@ pub fn wait_option(rest: &[&[u8]]) -> Result<u64, ArgError> {
     }
 }
 
+/// Echoes an argument as Redis' `sdscatrepr` would: printable ASCII as is,
+/// other bytes as `\xNN`, at most 64 bytes. Error replies are one ASCII line,
+/// and clients reject invalid UTF-8 in them.
 fn unknown(arg: &[u8]) -> ArgError {
-    // Error replies are single lines: keep the echo short and printable.
-    let shown: String = String::from_utf8_lossy(arg)
-        .chars()
-        .take(64)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
+    let mut shown = String::new();
+    for &byte in arg.iter().take(64) {
+        match byte {
+            b'\\' | b'\'' => shown.extend(['\\', char::from(byte)]),
+            0x20..=0x7e => shown.push(char::from(byte)),
+            _ => shown.push_str(&format!("\\x{byte:02x}")),
+        }
+    }
     ArgError::UnknownOption(shown)
 }
 
@@ -141,6 +146,14 @@ mod tests {
         assert_eq!(
             wait_option(&[b"WAIT", b"5", b"WAIT"]),
             Err(ArgError::UnknownOption("WAIT".into()))
+        );
+    }
+
+    #[test]
+    fn unknown_options_are_echoed_as_printable_ascii() {
+        assert_eq!(
+            wait_option(&[b"\xff\r\n'a"]),
+            Err(ArgError::UnknownOption("\\xff\\x0d\\x0a\\'a".into()))
         );
     }
 

@@ -20,12 +20,13 @@ const BATCH_BUDGET_US: u64 = 1000;
 const CLOCK_EVERY: u32 = 32;
 
 /// Arms the timer for the earliest deadline, unless one is armed for it or
-/// earlier.
+/// earlier, or a batch is running (it re-arms when it ends).
 pub fn ensure_armed(ctx: ffi::Ctx) {
-    let Some(deadline) = node::with(|node| node.schedule.next_deadline()) else {
+    let (next, armed, expiring) =
+        node::with(|node| (node.schedule.next_deadline(), node.armed, node.expiring));
+    let Some(deadline) = next.filter(|_| !expiring) else {
         return;
     };
-    let armed = node::with(|node| node.armed);
     if armed.is_some_and(|(at, _)| at <= deadline) {
         return;
     }
@@ -50,11 +51,25 @@ fn arm(ctx: ffi::Ctx, deadline: u64, delay_ms: u64) {
 }
 
 unsafe extern "C" fn on_timer(ctx: ffi::Ctx, _data: *mut c_void) {
-    // This timer is done: Redis frees it after we return.
-    node::with(|node| node.armed = None);
-    if !ffi::is_primary(ctx) {
-        return;
+    // This timer is done (Redis frees it after we return), and no other may be
+    // armed until the batch ends: one timer per batch, never a cascade.
+    node::with(|node| {
+        node.armed = None;
+        node.expiring = true;
+    });
+    let more = ffi::is_primary(ctx) && run_batch(ctx);
+    node::with(|node| node.expiring = false);
+    if more {
+        // Come back on the next turn of the event loop, after clients.
+        arm(ctx, 0, 0);
+    } else {
+        ensure_armed(ctx);
     }
+}
+
+/// Expires due locks for about `BATCH_BUDGET_US`; true when it stopped with
+/// more possibly due.
+fn run_batch(ctx: ffi::Ctx) -> bool {
     let started = ffi::monotonic_us();
     let now = ffi::now_ms();
     let mut done = 0u32;
@@ -62,17 +77,14 @@ unsafe extern "C" fn on_timer(ctx: ffi::Ctx, _data: *mut c_void) {
         if done % CLOCK_EVERY == CLOCK_EVERY - 1
             && ffi::monotonic_us().saturating_sub(started) > BATCH_BUDGET_US
         {
-            // More may be due: come back on the next turn of the event loop.
-            arm(ctx, 0, 0);
-            return;
+            return true;
         }
         let Some((_, fence, lock)) = node::with(|node| node.schedule.pop_due(now)) else {
-            break;
+            return false;
         };
         expire(ctx, &lock, fence, now);
         done += 1;
     }
-    ensure_armed(ctx);
 }
 
 /// Expires one scheduled grant, if it is still the holder and due.

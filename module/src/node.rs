@@ -32,6 +32,9 @@ pub struct Node {
     pub schedule: ExpirySchedule<KeyRef>,
     /// The expiry timer in flight: (deadline it was armed for, timer id).
     pub armed: Option<(u64, u64)>,
+    /// True while the expiry timer runs a batch: it re-arms itself at the end,
+    /// so nothing else may arm one meanwhile.
+    pub expiring: bool,
     /// Blocked waiters by blocked-client handle address.
     pub waiting: HashMap<usize, Waiting>,
     pub next_waiter_id: u64,

@@ -1,0 +1,43 @@
+//! Test harness for baton: starts real `redis-server` processes with the baton
+//! module loaded (single node, replicas, a small Cluster) and gives tests typed
+//! helpers for the `LOCK.*` commands.
+//!
+//! The integration tests in `tests/tests/` use it, and so do the xtask demo and
+//! the benches. A missing `redis-server` or module is a loud panic, never a
+//! skip: a test that did not run must not look like a test that passed.
+//!
+//! # Layout
+//!
+//! - [`paths`]: where the module and `redis-server` are ([`module_path()`],
+//!   [`redis_server_bin`]).
+//! - [`server`]: [`RedisServer`], one child process on a free loopback port in
+//!   a temp dir, killed in `Drop`; [`ServerBuilder`] for persistence, replicas
+//!   and extra config; clean and crash restarts.
+//! - [`replication`]: wait for a replica to catch up, promote it.
+//! - [`cluster`]: [`RedisCluster`], n primaries with every slot assigned.
+//! - [`lock`]: typed wrappers for the `LOCK.*` commands, [`LockInfo`],
+//!   [`Stats`] and exact error texts.
+//! - [`resp`]: a raw RESP2 connection that reads replies byte for byte, for
+//!   tests that must see exactly what the server framed.
+//! - [`waiter`]: a blocked `LOCK.ACQUIRE ... WAIT` on its own thread and
+//!   connection, for queue tests.
+//! - [`poll`]: [`wait_until`], polling a condition with a deadline instead of
+//!   sleeping and hoping.
+
+pub mod cluster;
+pub mod lock;
+pub mod paths;
+pub mod poll;
+mod port;
+pub mod replication;
+pub mod resp;
+pub mod server;
+pub mod waiter;
+
+pub use cluster::RedisCluster;
+pub use lock::{err_text, LockInfo, Stats};
+pub use paths::{module_path, redis_server_bin};
+pub use poll::{assert_eventually, wait_until};
+pub use replication::{promote, wait_for_sync};
+pub use server::{RedisServer, ServerBuilder};
+pub use waiter::Waiter;

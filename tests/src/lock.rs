@@ -1,0 +1,223 @@
+//! Typed wrappers for the `LOCK.*` commands, for tests that are about the
+//! lock, not about parsing replies.
+//!
+//! Each wrapper panics on an error reply or an unexpected reply type; tests
+//! that expect an error send the command themselves and check
+//! [`err_text`].
+
+use std::collections::BTreeMap;
+
+use redis::{Connection, RedisError, Value};
+
+/// The fields of `LOCK.INFO key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockInfo {
+    /// The lock has a holder.
+    pub held: bool,
+    /// The holder's fence (0 when free).
+    pub fence: i64,
+    /// Milliseconds left (-1 when free).
+    pub pttl: i64,
+    /// Blocked waiters in the queue.
+    pub waiters: i64,
+}
+
+/// `LOCK.STATS` as name → value.
+pub type Stats = BTreeMap<String, i64>;
+
+/// The fields `LOCK.INFO` replies, in the SPEC's order.
+pub const INFO_FIELDS: [&str; 4] = ["held", "fence", "pttl", "waiters"];
+
+/// The counters `LOCK.STATS` replies, in the SPEC's order.
+pub const STATS_FIELDS: [&str; 9] = [
+    "locks",
+    "held",
+    "waiters",
+    "grants",
+    "releases",
+    "extends",
+    "expirations",
+    "wait_timeouts",
+    "force_releases",
+];
+
+/// The full error line as Redis sent it, e.g. `ERR token must be 1 to 256
+/// bytes` or `WRONGTYPE Operation against ...`.
+pub fn err_text(e: &RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// Sends a command given as raw arguments and returns the raw reply (errors
+/// as `Err`).
+pub fn raw(con: &mut Connection, args: &[&[u8]]) -> redis::RedisResult<Value> {
+    let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap_or("LOCK.INVALID"));
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(con)
+}
+
+/// Sends a command that must fail and returns its error text.
+#[track_caller]
+pub fn expect_err(con: &mut Connection, args: &[&[u8]]) -> String {
+    match raw(con, args) {
+        Err(e) => err_text(&e),
+        Ok(v) => panic!("expected an error from {}, got {v:?}", show(args)),
+    }
+}
+
+/// Arguments as a readable line, for messages.
+pub fn show(args: &[&[u8]]) -> String {
+    args.iter()
+        .map(|a| format!("{:?}", String::from_utf8_lossy(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `LOCK.ACQUIRE key token ttl`: the fence, or `None` when not granted.
+#[track_caller]
+pub fn acquire(con: &mut Connection, key: &[u8], token: &[u8], ttl: u64) -> Option<i64> {
+    redis::cmd("LOCK.ACQUIRE")
+        .arg(key)
+        .arg(token)
+        .arg(ttl)
+        .query(con)
+        .unwrap_or_else(|e| panic!("LOCK.ACQUIRE failed: {}", err_text(&e)))
+}
+
+/// `LOCK.ACQUIRE key token ttl WAIT wait`.
+#[track_caller]
+pub fn acquire_wait(
+    con: &mut Connection,
+    key: &[u8],
+    token: &[u8],
+    ttl: u64,
+    wait: u64,
+) -> Option<i64> {
+    try_acquire_wait(con, key, token, ttl, wait)
+        .unwrap_or_else(|e| panic!("LOCK.ACQUIRE WAIT failed: {}", err_text(&e)))
+}
+
+/// `LOCK.ACQUIRE key token ttl WAIT wait`, errors returned.
+pub fn try_acquire_wait(
+    con: &mut Connection,
+    key: &[u8],
+    token: &[u8],
+    ttl: u64,
+    wait: u64,
+) -> redis::RedisResult<Option<i64>> {
+    redis::cmd("LOCK.ACQUIRE")
+        .arg(key)
+        .arg(token)
+        .arg(ttl)
+        .arg("WAIT")
+        .arg(wait)
+        .query(con)
+}
+
+/// `LOCK.RELEASE key token`: 1 released, 0 not the holder.
+#[track_caller]
+pub fn release(con: &mut Connection, key: &[u8], token: &[u8]) -> i64 {
+    redis::cmd("LOCK.RELEASE")
+        .arg(key)
+        .arg(token)
+        .query(con)
+        .unwrap_or_else(|e| panic!("LOCK.RELEASE failed: {}", err_text(&e)))
+}
+
+/// `LOCK.EXTEND key token ttl`: 1 extended, 0 not the holder.
+#[track_caller]
+pub fn extend(con: &mut Connection, key: &[u8], token: &[u8], ttl: u64) -> i64 {
+    redis::cmd("LOCK.EXTEND")
+        .arg(key)
+        .arg(token)
+        .arg(ttl)
+        .query(con)
+        .unwrap_or_else(|e| panic!("LOCK.EXTEND failed: {}", err_text(&e)))
+}
+
+/// `LOCK.FORCERELEASE key`: 1 a holder was removed, 0 none.
+#[track_caller]
+pub fn force_release(con: &mut Connection, key: &[u8]) -> i64 {
+    redis::cmd("LOCK.FORCERELEASE")
+        .arg(key)
+        .query(con)
+        .unwrap_or_else(|e| panic!("LOCK.FORCERELEASE failed: {}", err_text(&e)))
+}
+
+/// `LOCK.FENCE key`.
+#[track_caller]
+pub fn fence(con: &mut Connection, key: &[u8]) -> i64 {
+    redis::cmd("LOCK.FENCE")
+        .arg(key)
+        .query(con)
+        .unwrap_or_else(|e| panic!("LOCK.FENCE failed: {}", err_text(&e)))
+}
+
+/// `LOCK.INFO key`, parsed.
+#[track_caller]
+pub fn info(con: &mut Connection, key: &[u8]) -> LockInfo {
+    let v: Value = redis::cmd("LOCK.INFO")
+        .arg(key)
+        .query(con)
+        .unwrap_or_else(|e| panic!("LOCK.INFO failed: {}", err_text(&e)));
+    let map = to_int_map(&v).unwrap_or_else(|| panic!("LOCK.INFO is not a map of integers: {v:?}"));
+    let get = |name: &str| {
+        *map.get(name)
+            .unwrap_or_else(|| panic!("LOCK.INFO has no {name:?}: {v:?}"))
+    };
+    LockInfo {
+        held: get("held") == 1,
+        fence: get("fence"),
+        pttl: get("pttl"),
+        waiters: get("waiters"),
+    }
+}
+
+/// `LOCK.STATS`, parsed.
+#[track_caller]
+pub fn stats(con: &mut Connection) -> Stats {
+    let v: Value = redis::cmd("LOCK.STATS")
+        .query(con)
+        .unwrap_or_else(|e| panic!("LOCK.STATS failed: {}", err_text(&e)));
+    to_int_map(&v).unwrap_or_else(|| panic!("LOCK.STATS is not a map of integers: {v:?}"))
+}
+
+/// A map reply of integers (RESP2 flat array `[name, value, ...]` or RESP3
+/// map) as name → value; `None` when it is anything else.
+pub fn to_int_map(v: &Value) -> Option<BTreeMap<String, i64>> {
+    let pairs: Vec<(&Value, &Value)> = match v {
+        Value::Array(items) if items.len() % 2 == 0 => {
+            items.chunks(2).map(|c| (&c[0], &c[1])).collect()
+        }
+        Value::Map(items) => items.iter().map(|(k, v)| (k, v)).collect(),
+        _ => return None,
+    };
+    let mut map = BTreeMap::new();
+    for (k, v) in pairs {
+        let name = match k {
+            Value::BulkString(b) => String::from_utf8(b.clone()).ok()?,
+            Value::SimpleString(s) => s.clone(),
+            _ => return None,
+        };
+        let Value::Int(n) = v else { return None };
+        if map.insert(name, *n).is_some() {
+            return None;
+        }
+    }
+    Some(map)
+}
+
+/// `EXISTS key` (does not run module code, so it cannot expire the lock
+/// lazily).
+pub fn exists(con: &mut Connection, key: &[u8]) -> bool {
+    redis::cmd("EXISTS")
+        .arg(key)
+        .query::<i64>(con)
+        .expect("EXISTS")
+        == 1
+}

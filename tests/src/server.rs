@@ -1,0 +1,470 @@
+//! One `redis-server` child process for a test.
+//!
+//! The server runs in the foreground (not daemonized) as a child of the test,
+//! on a free loopback port, in its own temp dir, with its log in
+//! `<dir>/redis.log`. `Drop` kills it with SIGKILL and reaps it, also when the
+//! test panics; a panicking test keeps the dir so the log can be read.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::paths::{module_path, redis_server_bin};
+use crate::port::free_port;
+
+/// How long a server may take to answer PING after it was started.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// Read timeout of the connections handed to tests: a hung command fails the
+/// test instead of hanging the suite.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many fresh ports to try when the chosen one was taken meanwhile.
+const PORT_ATTEMPTS: usize = 8;
+
+/// Options for a [`RedisServer`]; build one with [`RedisServer::builder`].
+#[derive(Debug, Clone)]
+pub struct ServerBuilder {
+    module: Module,
+    aof: bool,
+    rdb: bool,
+    replica_of: Option<u16>,
+    cluster: bool,
+    config: Vec<(String, String)>,
+}
+
+/// Which module to load; the default is resolved (and checked) only at start,
+/// so `without_module()` works where no module was built.
+#[derive(Debug, Clone)]
+enum Module {
+    Default,
+    Path(PathBuf),
+    None,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            module: Module::Default,
+            aof: false,
+            rdb: false,
+            replica_of: None,
+            cluster: false,
+            config: Vec::new(),
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// Loads the module at `path` instead of [`module_path()`].
+    pub fn module(mut self, path: impl Into<PathBuf>) -> Self {
+        self.module = Module::Path(path.into());
+        self
+    }
+
+    /// Starts a plain Redis, without the baton module.
+    pub fn without_module(mut self) -> Self {
+        self.module = Module::None;
+        self
+    }
+
+    /// AOF on: `appendonly yes`, `appendfsync always`, so a SIGKILL loses no
+    /// acknowledged write.
+    pub fn aof(mut self, on: bool) -> Self {
+        self.aof = on;
+        self
+    }
+
+    /// RDB on: `dbfilename dump.rdb`, still `save ""` (tests call SAVE or
+    /// DEBUG RELOAD themselves). [`RedisServer::restart`] then shuts down with
+    /// SAVE; with RDB off it shuts down with NOSAVE and removes any dump, so
+    /// the restarted server is empty.
+    pub fn rdb(mut self, on: bool) -> Self {
+        self.rdb = on;
+        self
+    }
+
+    /// Starts as a replica of `primary`.
+    pub fn replica_of(mut self, primary: &RedisServer) -> Self {
+        self.replica_of = Some(primary.port());
+        self
+    }
+
+    /// `cluster-enabled yes`, with a free cluster bus port of its own.
+    pub fn cluster(mut self, on: bool) -> Self {
+        self.cluster = on;
+        self
+    }
+
+    /// Any extra redis.conf directive, passed as `--name value`.
+    pub fn config(mut self, name: &str, value: &str) -> Self {
+        self.config.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Starts the server and waits until it answers PING.
+    ///
+    /// # Panics
+    ///
+    /// When it does not come up; the message holds the tail of its log.
+    pub fn start(self) -> RedisServer {
+        let mut dir = tempfile::Builder::new()
+            .prefix("baton-redis-")
+            .tempdir()
+            .expect("create a temp dir for redis-server");
+        let module = match &self.module {
+            Module::Default => Some(module_path()),
+            Module::Path(p) => Some(p.clone()),
+            Module::None => None,
+        };
+        let mut last_log = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_port();
+            let bus_port = self.cluster.then(free_port);
+            let args = self.args(port, bus_port, dir.path(), module.as_deref());
+            let mut server = RedisServer {
+                child: None,
+                port,
+                bus_port,
+                dir: Some(dir),
+                args,
+                rdb: self.rdb,
+            };
+            match server.spawn_and_wait() {
+                Ok(()) => return server,
+                Err(log) if log.contains("Address already in use") => {
+                    last_log = log;
+                    dir = server.dir.take().expect("dir is set");
+                    continue;
+                }
+                Err(log) => panic!("redis-server failed to start:\n{log}"),
+            }
+        }
+        panic!("redis-server found no free port in {PORT_ATTEMPTS} attempts:\n{last_log}");
+    }
+
+    fn args(
+        &self,
+        port: u16,
+        bus_port: Option<u16>,
+        dir: &Path,
+        module: Option<&Path>,
+    ) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--dir".into(),
+            dir.display().to_string(),
+            "--daemonize".into(),
+            "no".into(),
+            "--save".into(),
+            String::new(),
+            "--dbfilename".into(),
+            "dump.rdb".into(),
+            "--logfile".into(),
+            String::new(),
+            "--enable-debug-command".into(),
+            "yes".into(),
+            // A primary otherwise waits 5 s for more replicas before a
+            // diskless full sync.
+            "--repl-diskless-sync-delay".into(),
+            "0".into(),
+            "--appendonly".into(),
+            if self.aof { "yes" } else { "no" }.into(),
+        ];
+        if self.aof {
+            args.extend(["--appendfsync".into(), "always".into()]);
+        }
+        if let Some(m) = module {
+            args.extend(["--loadmodule".into(), m.display().to_string()]);
+        }
+        if let Some(p) = self.replica_of {
+            args.extend(["--replicaof".into(), "127.0.0.1".into(), p.to_string()]);
+        }
+        if let Some(bus) = bus_port {
+            args.extend([
+                "--cluster-enabled".into(),
+                "yes".into(),
+                "--cluster-port".into(),
+                bus.to_string(),
+                "--cluster-config-file".into(),
+                "nodes.conf".into(),
+                "--cluster-node-timeout".into(),
+                "5000".into(),
+            ]);
+        }
+        for (name, value) in &self.config {
+            args.push(format!("--{name}"));
+            args.push(value.clone());
+        }
+        args
+    }
+}
+
+/// A running `redis-server` child process; killed (SIGKILL) and reaped on drop.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    bus_port: Option<u16>,
+    dir: Option<TempDir>,
+    args: Vec<String>,
+    rdb: bool,
+}
+
+impl RedisServer {
+    /// A server with the baton module loaded and no persistence.
+    pub fn start() -> RedisServer {
+        Self::builder().start()
+    }
+
+    /// Options for a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The cluster bus port, for servers built with `cluster(true)`.
+    pub fn bus_port(&self) -> Option<u16> {
+        self.bus_port
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Its working dir (RDB, AOF, log).
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("dir is set").path()
+    }
+
+    /// The file redis-server logs to.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir().join("redis.log")
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log_path())
+    }
+
+    /// The process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server is running").id()
+    }
+
+    /// Freezes the process (SIGSTOP): time passes for it without it running,
+    /// e.g. to let locks fall due all at once or to cut a replica off from its
+    /// primary's commands. Undo with [`RedisServer::resume`].
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a process frozen by [`RedisServer::freeze`] (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(sig)
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig} {} failed", self.pid());
+    }
+
+    /// A client for its URL.
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("valid redis url")
+    }
+
+    /// A new sync connection, with a read timeout so that a hung command
+    /// fails the test instead of hanging it.
+    pub fn connection(&self) -> redis::Connection {
+        let con = self
+            .client()
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect to {}: {e}\n{}", self.url(), self.log_tail()));
+        con.set_read_timeout(Some(READ_TIMEOUT))
+            .expect("set read timeout");
+        con
+    }
+
+    /// Clean restart on the same dir, port and config: SHUTDOWN (SAVE with
+    /// RDB on, NOSAVE and the dump removed with RDB off; the AOF is fsynced
+    /// either way), wait for the process to exit, start it again.
+    pub fn restart(&mut self) {
+        let how = if self.rdb { "SAVE" } else { "NOSAVE" };
+        // The server closes the connection as it exits, so the reply is an I/O
+        // error: the exit of the process is what we check.
+        let _ = redis::cmd("SHUTDOWN").arg(how).exec(&mut self.connection());
+        let child = self.child.as_mut().expect("server is running");
+        let status = wait_exit(child, START_TIMEOUT).unwrap_or_else(|| {
+            panic!(
+                "redis-server did not exit after SHUTDOWN\n{}",
+                self.log_tail()
+            )
+        });
+        assert!(
+            status.success(),
+            "SHUTDOWN exited with {status}\n{}",
+            self.log_tail()
+        );
+        self.child = None;
+        if !self.rdb {
+            let _ = fs::remove_file(self.dir().join("dump.rdb"));
+        }
+        self.respawn();
+    }
+
+    /// Crash restart: SIGKILL, then start again on the same dir and port.
+    pub fn crash_restart(&mut self) {
+        self.kill();
+        self.respawn();
+    }
+
+    /// SIGKILL the process and reap it. The server stays down until
+    /// [`RedisServer::respawn`].
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again with the same dir, port and config.
+    pub fn respawn(&mut self) {
+        assert!(self.child.is_none(), "server is still running");
+        let mut last = String::new();
+        // The port was ours a moment ago; retry briefly in case the kernel is
+        // slow to release it.
+        for _ in 0..20 {
+            match self.spawn_and_wait() {
+                Ok(()) => return,
+                Err(log) if log.contains("Address already in use") => {
+                    last = log;
+                    thread::sleep(Duration::from_millis(100));
+                }
+                Err(log) => panic!("redis-server failed to restart:\n{log}"),
+            }
+        }
+        panic!("redis-server could not rebind port {}:\n{last}", self.port);
+    }
+
+    /// Spawns the process and waits for PING; on failure returns the log tail
+    /// and leaves no process behind.
+    fn spawn_and_wait(&mut self) -> Result<(), String> {
+        let log_path = self.log_path();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("open redis log");
+        let start_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
+        let child = Command::new(redis_server_bin())
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", redis_server_bin().display()));
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let child = self.child.as_mut().expect("just spawned");
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Err(format!(
+                    "redis-server exited with {status} (args: {:?}); log since start:\n{}",
+                    self.args,
+                    log_since(&log_path, start_offset)
+                ));
+            }
+            if self.answers_ping() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                return Err(format!(
+                    "redis-server did not answer PING within {START_TIMEOUT:?}; log since start:\n{}",
+                    log_since(&log_path, start_offset)
+                ));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// True once PING gets PONG (a server still loading its data answers
+    /// LOADING, which is not ready).
+    fn answers_ping(&self) -> bool {
+        let Ok(mut con) = self
+            .client()
+            .get_connection_with_timeout(Duration::from_millis(500))
+        else {
+            return false;
+        };
+        redis::cmd("PING")
+            .query::<String>(&mut con)
+            .is_ok_and(|r| r == "PONG")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        // SIGKILL ends a frozen (SIGSTOPped) process too.
+        self.kill();
+        if thread::panicking() {
+            if let Some(dir) = self.dir.take() {
+                let kept = dir.keep();
+                eprintln!(
+                    "redis-server on port {} kept its dir for inspection: {}",
+                    self.port,
+                    kept.display()
+                );
+            }
+        }
+    }
+}
+
+/// Waits for `child` to exit, up to `timeout`.
+fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The last 40 lines of a log file.
+fn log_tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// What was appended to a log file after `offset`, at most its last 40 lines.
+fn log_since(path: &Path, offset: u64) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = File::open(path) {
+        let _ = f.seek(SeekFrom::Start(offset));
+        let _ = f.read_to_string(&mut text);
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}

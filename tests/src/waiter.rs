@@ -1,0 +1,70 @@
+//! A client blocked in `LOCK.ACQUIRE ... WAIT` on its own thread and
+//! connection.
+//!
+//! Queue tests start several, one at a time, and use [`Waiter::client_id`] to
+//! kill a waiter's connection from outside (`CLIENT KILL ID`).
+
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::lock::try_acquire_wait;
+use crate::server::RedisServer;
+
+/// What a waiter's ACQUIRE replied, and how long it blocked.
+pub type WaitOutcome = (redis::RedisResult<Option<i64>>, Duration);
+
+/// A `LOCK.ACQUIRE key token ttl WAIT wait` running on its own thread.
+#[derive(Debug)]
+pub struct Waiter {
+    client_id: i64,
+    handle: JoinHandle<WaitOutcome>,
+}
+
+impl Waiter {
+    /// Opens a connection to `server` and sends the ACQUIRE on a new thread.
+    /// Returns once the connection is open (the command may not have reached
+    /// the server yet: poll `LOCK.INFO` `waiters` to know it is queued).
+    pub fn start(server: &RedisServer, key: &[u8], token: &[u8], ttl: u64, wait: u64) -> Waiter {
+        let mut con = server.connection();
+        let client_id: i64 = redis::cmd("CLIENT")
+            .arg("ID")
+            .query(&mut con)
+            .expect("CLIENT ID");
+        let (key, token) = (key.to_vec(), token.to_vec());
+        let (started_tx, started_rx) = mpsc::channel();
+        let handle = thread::spawn(move || {
+            let _ = started_tx.send(());
+            let start = Instant::now();
+            let reply = try_acquire_wait(&mut con, &key, &token, ttl, wait);
+            (reply, start.elapsed())
+        });
+        started_rx.recv().expect("waiter thread started");
+        Waiter { client_id, handle }
+    }
+
+    /// The server-side id of its connection.
+    pub fn client_id(&self) -> i64 {
+        self.client_id
+    }
+
+    /// True once the reply has arrived.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Waits for the reply.
+    pub fn join(self) -> WaitOutcome {
+        self.handle.join().expect("waiter thread panicked")
+    }
+
+    /// Waits for the reply and returns the fence or `None`, panicking on an
+    /// error reply.
+    #[track_caller]
+    pub fn fence(self) -> Option<i64> {
+        match self.join().0 {
+            Ok(f) => f,
+            Err(e) => panic!("waiter got an error: {}", crate::lock::err_text(&e)),
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! The FIFO wait queue (SPEC §2 "FIFO wait queue"; DESIGN "Waiting"): order,
+//! no barging, timeouts, disconnects, duplicate tokens, and WAIT where the
+//! server cannot block (MULTI/EXEC, Lua).
+
+use std::time::{Duration, Instant};
+
+use baton_tests::lock::{
+    acquire, acquire_wait, err_text, exists, force_release, info, release, stats,
+};
+use baton_tests::{assert_eventually, RedisServer, Waiter};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// Starts a waiter and returns once the server counts it in the queue, so
+/// waiters join in a known order.
+fn queue_waiter(server: &RedisServer, key: &[u8], token: &[u8], ttl: u64, wait: u64) -> Waiter {
+    let mut con = server.connection();
+    let before = info(&mut con, key).waiters;
+    let w = Waiter::start(server, key, token, ttl, wait);
+    assert_eventually(SECOND * 5, "the waiter is queued", || {
+        info(&mut con, key).waiters == before + 1
+    });
+    w
+}
+
+#[test]
+fn waiters_are_granted_in_fifo_order() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    let mut last = acquire(&mut con, b"k", b"holder", 30_000).unwrap();
+    let tokens: Vec<String> = (0..10).map(|i| format!("w{i}")).collect();
+    let mut waiters: Vec<Waiter> = tokens
+        .iter()
+        .map(|t| queue_waiter(&server, b"k", t.as_bytes(), 30_000, 20_000))
+        .collect();
+    assert_eq!(info(&mut con, b"k").waiters, 10);
+    let mut holder = "holder".to_string();
+    for (i, token) in tokens.iter().enumerate() {
+        assert_eq!(
+            release(&mut con, b"k", holder.as_bytes()),
+            1,
+            "{holder} releases"
+        );
+        let w = waiters.remove(0);
+        let f = w
+            .fence()
+            .unwrap_or_else(|| panic!("{token} was not granted"));
+        assert!(f > last, "fence {f} of {token} not above {last}");
+        last = f;
+        let i_now = info(&mut con, b"k");
+        assert_eq!(i_now.fence, f, "{token} holds the lock");
+        assert_eq!(i_now.waiters, (9 - i) as i64);
+        // Nobody later in the queue got a reply yet.
+        assert!(
+            waiters.iter().all(|w| !w.is_finished()),
+            "a waiter behind {token} was answered"
+        );
+        holder = token.clone();
+    }
+    assert_eq!(release(&mut con, b"k", holder.as_bytes()), 1);
+    assert!(!exists(&mut con, b"k"));
+}
+
+#[test]
+fn a_newcomer_without_wait_does_not_barge_past_waiters() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    acquire(&mut con, b"k", b"holder", 30_000).unwrap();
+    let w = queue_waiter(&server, b"k", b"waiter", 30_000, 20_000);
+    assert_eq!(acquire(&mut con, b"k", b"newcomer", 30_000), None);
+    assert_eq!(acquire_wait(&mut con, b"k", b"newcomer", 30_000, 0), None);
+    assert_eq!(release(&mut con, b"k", b"holder"), 1);
+    // The hand-off is atomic with the release: the very next command sees the
+    // waiter as holder, there is no free moment to grab.
+    assert_eq!(
+        acquire(&mut con, b"k", b"newcomer", 30_000),
+        None,
+        "the newcomer barged in"
+    );
+    let f = w.fence().expect("the head of the queue is granted");
+    assert_eq!(info(&mut con, b"k").fence, f);
+    assert_eq!(release(&mut con, b"k", b"waiter"), 1);
+}
+
+#[test]
+fn a_newcomer_with_wait_queues_behind_earlier_waiters() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    acquire(&mut con, b"k", b"holder", 30_000).unwrap();
+    let first = queue_waiter(&server, b"k", b"first", 30_000, 20_000);
+    let second = queue_waiter(&server, b"k", b"second", 30_000, 20_000);
+    release(&mut con, b"k", b"holder");
+    let f1 = first.fence().expect("first granted");
+    assert!(!second.is_finished());
+    release(&mut con, b"k", b"first");
+    let f2 = second.fence().expect("second granted");
+    assert!(f2 > f1);
+}
+
+#[test]
+fn the_granted_waiter_holds_with_its_own_ttl() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    acquire(&mut con, b"k", b"holder", 30_000).unwrap();
+    let w = queue_waiter(&server, b"k", b"waiter", 5_000, 20_000);
+    release(&mut con, b"k", b"holder");
+    w.fence().expect("granted");
+    let pttl = info(&mut con, b"k").pttl;
+    assert!(
+        pttl > 4_000 && pttl <= 5_000,
+        "pttl {pttl}: the waiter asked for 5000"
+    );
+}
+
+#[test]
+fn a_waiter_times_out_with_null_and_leaves_the_queue() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    acquire(&mut con, b"k", b"holder", 30_000).unwrap();
+    let before = stats(&mut con);
+    let w = queue_waiter(&server, b"k", b"waiter", 30_000, 200);
+    let (reply, elapsed) = w.join();
+    assert_eq!(reply.map_err(|e| err_text(&e)), Ok(None));
+    assert!(
+        elapsed >= Duration::from_millis(190),
+        "timed out after {elapsed:?}, asked 200 ms"
+    );
+    assert!(
+        elapsed < Duration::from_millis(1_000),
+        "timed out after {elapsed:?}, asked 200 ms"
+    );
+    assert_eq!(info(&mut con, b"k").waiters, 0);
+    let after = stats(&mut con);
+    assert_eq!(after["wait_timeouts"], before["wait_timeouts"] + 1);
+    assert_eq!(after["waiters"], 0);
+    // It is gone: the release frees the lock instead of handing it on.
+    assert_eq!(release(&mut con, b"k", b"holder"), 1);
+    assert!(!exists(&mut con, b"k"));
+    // The same token may wait again later.
+    assert!(acquire(&mut con, b"k", b"waiter", 1_000).is_some());
+}
+
+#[test]
+fn a_50ms_wait_times_out_in_well_under_100ms() {
+    // Timeouts run on a module timer, not on the hz (10) clock tick of Redis'
+    // own blocking timeouts, which would round 50 ms up to 100 ms.
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    acquire(&mut con, b"k", b"holder", 30_000).unwrap();
+    let mut waiter = server.connection();
+    for _ in 0..3 {
+        let start = Instant::now();
+        let reply = acquire_wait(&mut waiter, b"k", b"waiter", 30_000, 50);
+        let elapsed = start.elapsed();
+        assert_eq!(reply, None);
+        assert!(
+            elapsed >= Duration::from_millis(45) && elapsed < Duration::from_millis(90),
+            "WAIT 50 returned after {elapsed:?}"
+        );
+    }
+}
+
+#[test]
+fn a_disconnected_waiter_is_skipped_and_never_granted() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    acquire(&mut con, b"k", b"holder", 30_000).unwrap();
+    let dead = queue_waiter(&server, b"k", b"dead", 30_000, 20_000);
+    let live = queue_waiter(&server, b"k", b"live", 30_000, 20_000);
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(dead.client_id())
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(killed, 1);
+    assert_eventually(SECOND * 5, "the dead waiter leaves the queue", || {
+        info(&mut con, b"k").waiters == 1
+    });
+    assert_eq!(release(&mut con, b"k", b"holder"), 1);
+    let f = live.fence().expect("the live waiter is granted");
+    assert_eq!(info(&mut con, b"k").fence, f);
+    assert_eq!(
+        release(&mut con, b"k", b"dead"),
+        0,
+        "the dead waiter never held it"
+    );
+    assert!(dead.join().0.is_err(), "the killed connection got a reply");
+    assert_eq!(stats(&mut con)["waiters"], 0);
+}
+
+#[test]
+fn a_lone_disconnected_waiter_leaves_the_lock_free_on_release() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    acquire(&mut con, b"k", b"holder", 30_000).unwrap();
+    let dead = queue_waiter(&server, b"k", b"dead", 30_000, 20_000);
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(dead.client_id())
+        .query(&mut con)
+        .unwrap();
+    assert_eventually(SECOND * 5, "the dead waiter leaves the queue", || {
+        info(&mut con, b"k").waiters == 0
+    });
+    assert_eq!(release(&mut con, b"k", b"holder"), 1);
+    assert!(!exists(&mut con, b"k"), "the lock went to a dead waiter");
+    assert!(acquire(&mut con, b"k", b"next", 1_000).is_some());
+    let _ = dead.join();
+}
+
+#[test]
+fn forcerelease_hands_the_lock_to_the_head_of_the_queue() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    let f0 = acquire(&mut con, b"k", b"holder", 30_000).unwrap();
+    let w = queue_waiter(&server, b"k", b"waiter", 30_000, 20_000);
+    assert_eq!(force_release(&mut con, b"k"), 1);
+    assert_eq!(
+        acquire(&mut con, b"k", b"newcomer", 30_000),
+        None,
+        "barged in after FORCERELEASE"
+    );
+    let f = w.fence().expect("granted after FORCERELEASE");
+    assert!(f > f0);
+    assert_eq!(info(&mut con, b"k").fence, f);
+}
+
+#[test]
+fn the_same_token_may_wait_only_once_per_key() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    acquire(&mut con, b"k", b"holder", 30_000).unwrap();
+    let w = queue_waiter(&server, b"k", b"dup", 30_000, 20_000);
+    let text = |r: redis::RedisResult<Option<i64>>| r.map_err(|e| err_text(&e));
+    let want = Err("ERR token is already waiting for this lock".to_string());
+    let mut other = server.connection();
+    assert_eq!(
+        text(baton_tests::lock::try_acquire_wait(
+            &mut other, b"k", b"dup", 30_000, 1_000
+        )),
+        want
+    );
+    assert_eq!(
+        text(baton_tests::lock::try_acquire_wait(
+            &mut other, b"k", b"dup", 30_000, 0
+        )),
+        want
+    );
+    assert_eq!(
+        text(
+            redis::cmd("LOCK.ACQUIRE")
+                .arg("k")
+                .arg("dup")
+                .arg(30_000)
+                .query(&mut other)
+        ),
+        want
+    );
+    assert_eq!(info(&mut con, b"k").waiters, 1, "the error queued nothing");
+    // The same token on another key is a different wait.
+    assert!(acquire(&mut other, b"k2", b"dup", 1_000).is_some());
+    release(&mut con, b"k", b"holder");
+    assert!(w.fence().is_some());
+}
+
+#[test]
+fn wait_inside_multi_exec_acts_as_wait_0() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    acquire(&mut con, b"k", b"holder", 30_000).unwrap();
+    let start = Instant::now();
+    let (held, free): (Option<i64>, Option<i64>) = redis::pipe()
+        .atomic()
+        .cmd("LOCK.ACQUIRE")
+        .arg("k")
+        .arg("t2")
+        .arg(30_000)
+        .arg("WAIT")
+        .arg(5_000)
+        .cmd("LOCK.ACQUIRE")
+        .arg("free")
+        .arg("t2")
+        .arg(30_000)
+        .arg("WAIT")
+        .arg(5_000)
+        .query(&mut con)
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_millis(1_000),
+        "EXEC blocked for {:?}",
+        start.elapsed()
+    );
+    assert_eq!(held, None, "a held lock inside EXEC replies null");
+    assert!(free.is_some(), "a free lock inside EXEC is granted");
+    assert_eq!(info(&mut con, b"k").waiters, 0, "nothing queued from EXEC");
+}
+
+#[test]
+fn wait_inside_a_lua_script_acts_as_wait_0() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    acquire(&mut con, b"k", b"holder", 30_000).unwrap();
+    let start = Instant::now();
+    let reply: Option<i64> = redis::cmd("EVAL")
+        .arg("return redis.call('LOCK.ACQUIRE', KEYS[1], 't2', '30000', 'WAIT', '1000')")
+        .arg(1)
+        .arg("k")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(reply, None);
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "EVAL blocked for {:?}",
+        start.elapsed()
+    );
+    assert_eq!(info(&mut con, b"k").waiters, 0);
+    let granted: Option<i64> = redis::cmd("EVAL")
+        .arg("return redis.call('LOCK.ACQUIRE', KEYS[1], 't2', '30000', 'WAIT', '1000')")
+        .arg(1)
+        .arg("free")
+        .query(&mut con)
+        .unwrap();
+    assert!(granted.is_some());
+}
+
+#[test]
+fn del_of_a_held_lock_frees_it_and_waiters_get_null_at_their_timeout() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    acquire(&mut con, b"k", b"holder", 30_000).unwrap();
+    let w = queue_waiter(&server, b"k", b"waiter", 30_000, 400);
+    let deleted: i64 = redis::cmd("DEL").arg("k").query(&mut con).unwrap();
+    assert_eq!(deleted, 1);
+    assert!(!info(&mut con, b"k").held);
+    let (reply, elapsed) = w.join();
+    assert_eq!(
+        reply.map_err(|e| err_text(&e)),
+        Ok(None),
+        "a waiter of a deleted lock gets null"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(390),
+        "answered after {elapsed:?}, before its timeout"
+    );
+    assert_eq!(stats(&mut con)["waiters"], 0);
+    assert!(
+        acquire(&mut con, b"k", b"next", 1_000).is_some(),
+        "DEL freed the lock"
+    );
+}
+
+#[test]
+fn hand_offs_count_as_grants_and_leave_waiters_at_zero() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    acquire(&mut con, b"k", b"holder", 30_000).unwrap();
+    let w = queue_waiter(&server, b"k", b"waiter", 30_000, 20_000);
+    let before = stats(&mut con);
+    assert_eq!(before["waiters"], 1);
+    release(&mut con, b"k", b"holder");
+    w.fence().unwrap();
+    let after = stats(&mut con);
+    assert_eq!(
+        after["grants"],
+        before["grants"] + 1,
+        "the hand-off is a grant"
+    );
+    assert_eq!(after["releases"], before["releases"] + 1);
+    assert_eq!(after["waiters"], 0);
+    assert_eq!(after["held"], 1);
+}

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::{lua::LuaBackend, memory::MemoryBackend, module, module::ModuleBackend};
-use crate::backend::{Backend, Conns, Imp, LockInfo, Stats};
+use crate::backend::{Backend, Conns, Imp, LockInfo, Mode, Stats};
+use crate::bus::Bus;
 use crate::error::{validate_key, Error, Result};
 use crate::guard::LockGuard;
 use crate::options::LockOptions;
@@ -52,6 +53,7 @@ impl Runtime {
 pub(crate) struct Inner {
     pub(crate) imp: Imp,
     pub(crate) rt: Runtime,
+    pub(crate) bus: Bus,
 }
 
 /// A handle on a lock backend. Cheap to clone: clones share the pool, the
@@ -66,12 +68,23 @@ pub struct Client {
 pub struct ClientBuilder {
     url: String,
     backend: Backend,
+    mode: Mode,
 }
 
 impl ClientBuilder {
     /// Chooses the backend (default [`Backend::Auto`]).
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
+        self
+    }
+
+    /// Whether the URL is one seed node of a Redis Cluster (`true`) or a
+    /// single server (`false`). By default the seed is asked (`INFO
+    /// cluster`: `cluster_enabled:1`). In cluster mode the rest of the
+    /// cluster is discovered from the seed, commands go to the node that
+    /// serves each lock, and server-side waits connect to that node.
+    pub fn cluster(mut self, on: bool) -> Self {
+        self.mode = if on { Mode::Cluster } else { Mode::Single };
         self
     }
 
@@ -90,7 +103,8 @@ impl ClientBuilder {
         if self.backend == Backend::Memory {
             return Ok(Client::memory());
         }
-        let conns = Conns::new(&self.url)?;
+        let conns = Conns::connect(&self.url, self.mode).await?;
+        let bus = Bus::streams(conns.clone());
         let imp = match self.backend {
             Backend::Module => match ModuleBackend::connect(conns).await? {
                 Some(b) => Imp::Module(b),
@@ -116,7 +130,7 @@ impl ClientBuilder {
             }
             Backend::Memory => unreachable!(),
         };
-        Ok(Client::from_imp(imp))
+        Ok(Client::from_imp(imp, bus))
     }
 }
 
@@ -127,6 +141,7 @@ impl Client {
         ClientBuilder {
             url: url.into(),
             backend: Backend::Auto,
+            mode: Mode::Detect,
         }
     }
 
@@ -134,21 +149,44 @@ impl Client {
     /// locks are shared only by clones of this client.
     pub fn memory() -> Self {
         tracing::warn!("baton Memory backend: locks are in-process only, not distributed");
-        Self::from_imp(Imp::Memory(MemoryBackend::default()))
+        Self::from_imp(Imp::Memory(MemoryBackend::default()), Bus::memory_quiet())
     }
 
-    fn from_imp(imp: Imp) -> Self {
+    fn from_imp(imp: Imp, bus: Bus) -> Self {
         Self {
             inner: Arc::new(Inner {
                 imp,
                 rt: Runtime::current(),
+                bus,
             }),
         }
+    }
+
+    /// The message bus on this client's Redis (Redis Streams, no module
+    /// needed), sharing its connection pool; for a [`Client::memory`], an
+    /// in-process bus shared by the client's clones.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(client: baton_client::Client) -> baton_client::Result<()> {
+    /// let bus = client.bus();
+    /// bus.publish("orders", &42).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn bus(&self) -> Bus {
+        self.inner.bus.clone()
     }
 
     /// The backend in use (what [`Backend::Auto`] chose).
     pub fn backend_kind(&self) -> Backend {
         self.inner.imp.kind()
+    }
+
+    /// True when the client talks to a Redis Cluster (see
+    /// [`ClientBuilder::cluster`]).
+    pub fn is_cluster(&self) -> bool {
+        self.inner.imp.is_cluster()
     }
 
     /// Takes the lock `key`, waiting up to `opts.wait` in the FIFO queue.

@@ -50,6 +50,25 @@ pub enum Error {
     /// No pooled connection could be had.
     #[error("connection pool: {0}")]
     Pool(String),
+    /// A bus topic, group, consumer or idempotency key is empty or contains
+    /// whitespace or braces.
+    #[error("invalid {kind} {name:?}: {reason}")]
+    InvalidName {
+        /// What the name is for (`topic`, `group`, ...).
+        kind: &'static str,
+        /// The rejected name.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A bus payload could not be encoded or decoded.
+    #[error("payload codec on topic '{topic}': {source}")]
+    Codec {
+        /// The topic.
+        topic: String,
+        /// The codec's error.
+        source: crate::bus::CodecError,
+    },
     /// Redis replied with an error or the connection failed.
     #[error(transparent)]
     Redis(#[from] redis::RedisError),

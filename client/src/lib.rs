@@ -40,7 +40,12 @@
 //! - [`error`]: the [`Error`] enum and the [`Result`] alias.
 //! - `backend`: [`Backend`] and the three implementations: `module`
 //!   (`LOCK.*`), `lua` (the scripts of `lua/`, pub/sub wake-ups) and `memory`
-//!   (`baton-core` in-process).
+//!   (`baton-core` in-process); `backend::conns`: connections to one node or
+//!   a Redis Cluster (the pool, cluster detection, the slot table, dedicated
+//!   connections to a key's node that follow `MOVED`/`ASK`).
+//! - [`bus`]: the message bus on Redis Streams ([`Bus`]: publish,
+//!   broadcast subscribe, consumer-group work queue, dead letters) and its
+//!   in-memory twin; see its own layout.
 //! - `scripts`: the embedded Lua scripts, their SHA-1, the Lua key layout.
 //!
 //! # Lua backend key layout
@@ -52,10 +57,27 @@
 //! `%25`) so the whole name is the hash tag and all keys of one lock share a
 //! slot. The counter key stays after the lock is freed (a few dozen bytes per
 //! lock name ever used): that is what keeps fences strictly increasing.
+//!
+//! # Redis Cluster
+//!
+//! One seed URL is enough: by default the client asks it (`INFO cluster`,
+//! `cluster_enabled:1`) and, on a cluster, discovers the other nodes;
+//! [`ClientBuilder::cluster`] forces either mode. Short commands go through a
+//! pool of cluster connections that route each command by its key (the lock
+//! key, or for Lua the first of the lock's keys, which share one slot).
+//! Server-side waits (`LOCK.ACQUIRE .. WAIT`, durable `WAIT`) run on a
+//! connection of their own to the node that serves the key, following
+//! `MOVED`/`ASK` redirects; a cancelled wait is killed on that node. Lua
+//! hand-off messages use classic `PUBLISH`, which the cluster forwards to
+//! every node, so one subscriber connection hears them all. Scripts are
+//! reloaded per node on `NOSCRIPT`. [`Client::stats`] sums the module's
+//! `LOCK.STATS` over every primary; [`Backend::Auto`] picks the module only
+//! when every primary has it loaded.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod backend;
+pub mod bus;
 mod client;
 pub mod error;
 mod guard;
@@ -64,6 +86,7 @@ mod scripts;
 mod watchdog;
 
 pub use backend::{Backend, LockInfo, Stats};
+pub use bus::Bus;
 pub use client::{Client, ClientBuilder};
 pub use error::{Error, Result};
 pub use guard::LockGuard;

@@ -4,9 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_client::{Backend, Client, Error, LockOptions};
+use baton_client::{Backend, Client, Error};
 use baton_tests::RedisServer;
+use common::{eventually, opts};
 use tokio::time::{timeout, Instant};
+
+mod common;
 
 /// A client on a fresh server (kept alive by the returned handle).
 async fn setup(kind: Backend) -> (Option<RedisServer>, Client) {
@@ -22,23 +25,6 @@ async fn setup(kind: Backend) -> (Option<RedisServer>, Client) {
         .expect("client");
     assert_eq!(client.backend_kind(), kind);
     (Some(server), client)
-}
-
-/// Polls an async condition until a deadline.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn opts(ttl_ms: u64) -> LockOptions {
-    LockOptions::new().ttl(Duration::from_millis(ttl_ms))
 }
 
 async fn grant_busy_and_idempotent_release(kind: Backend) {

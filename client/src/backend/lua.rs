@@ -6,6 +6,19 @@
 //! a hand-off message on the lock's pub/sub channel names its token, until the
 //! holder's expiry, or until its lease needs renewing (every [`LEASE`] / 3),
 //! whichever comes first, and calls the script again. It never polls faster.
+//!
+//! # Redis Cluster
+//!
+//! Every key of one lock shares a hash tag, so EVALSHA routes by its first
+//! key to the one node that serves the lock. Script caches are per node: on
+//! `NOSCRIPT` the script is sent whole (EVAL) on the same route, which also
+//! caches it on that node. Hand-offs are announced with classic `PUBLISH`,
+//! which Redis Cluster forwards to every node, so the one pub/sub connection
+//! of a client (on the seed node) hears every lock's channel. Sharded pub/sub
+//! (SPUBLISH/SSUBSCRIBE) would spare that broadcast but need one connection
+//! per shard, resubscribed whenever a slot moves; a missed message only
+//! delays a waiter to its next timer (holder expiry, lease renewal), never
+//! breaks FIFO or safety, so the simpler broadcast is the better trade here.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,6 +79,10 @@ impl LuaBackend {
             hub: tokio::sync::Mutex::new(None),
             counters: Arc::default(),
         })
+    }
+
+    pub(crate) fn conns(&self) -> &Conns {
+        &self.conns
     }
 
     async fn eval(&self, script: &Script, key: &str, args: &[String]) -> Result<redis::Value> {
@@ -143,8 +160,8 @@ impl LuaBackend {
         }
     }
 
-    /// The shared pub/sub connection, opened on first use and again after
-    /// it broke.
+    /// The shared pub/sub connection (to the seed node, also in a cluster:
+    /// see the module docs), opened on first use and again after it broke.
     async fn hub(&self, rt: &Runtime) -> Result<Arc<Hub>> {
         let mut slot = self.hub.lock().await;
         if let Some(hub) = slot.as_ref().filter(|h| !h.dead.load(Ordering::Acquire)) {
@@ -231,28 +248,35 @@ impl LuaBackend {
             .arg(lock_keys(key).as_slice())
             .arg(token)
             .arg(ms(ttl, 1));
-        self.conns.wait_replicas(cmd, replicas, timeout).await
+        self.conns
+            .wait_replicas(key_of(key).as_bytes(), cmd, replicas, timeout)
+            .await
     }
 }
 
-/// EVALSHA, loading the script and retrying once on NOSCRIPT.
+/// The first Redis key of lock `key`: what its scripts route by.
+fn key_of(key: &str) -> String {
+    let [h, ..] = lock_keys(key);
+    h
+}
+
+/// EVALSHA; on NOSCRIPT, EVAL of the whole script on the same route (the
+/// node that serves the lock, which caches it from then on).
 async fn eval(conns: &Conns, script: &Script, key: &str, args: &[String]) -> Result<redis::Value> {
     let keys = lock_keys(key);
     let mut conn = conns.get().await?;
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(&script.sha)
-        .arg(keys.len())
-        .arg(keys.as_slice())
-        .arg(args);
-    match cmd.query_async(&mut conn).await {
+    let build = |name: &str, first: &str| {
+        let mut cmd = redis::cmd(name);
+        cmd.arg(first)
+            .arg(keys.len())
+            .arg(keys.as_slice())
+            .arg(args);
+        cmd
+    };
+    match build("EVALSHA", &script.sha).query_async(&mut conn).await {
         Err(e) if e.code() == Some("NOSCRIPT") => {
-            tracing::debug!(script = script.name, "NOSCRIPT: loading the script again");
-            let _: String = redis::cmd("SCRIPT")
-                .arg("LOAD")
-                .arg(&script.body)
-                .query_async(&mut conn)
-                .await?;
-            Ok(cmd.query_async(&mut conn).await?)
+            tracing::debug!(script = script.name, "NOSCRIPT: sending the script whole");
+            Ok(build("EVAL", &script.body).query_async(&mut conn).await?)
         }
         other => Ok(other?),
     }

@@ -5,6 +5,8 @@
 //! - [`lua`]: the scripts of `lua/`, run by EVALSHA; waits are client loops
 //!   woken by pub/sub.
 //! - [`memory`]: in-process, on `baton-core`.
+//! - [`conns`]: connections to one node or to a Redis Cluster (pool,
+//!   cluster detection, dedicated connections to a key's node, redirects).
 //!
 //! Every backend's `acquire` is cancel safe in the same way: a wait dropped
 //! midway leaves the queue, and a grant that raced with the drop is released
@@ -14,9 +16,12 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+pub(crate) mod conns;
 pub(crate) mod lua;
 pub(crate) mod memory;
 pub(crate) mod module;
+
+pub(crate) use conns::{Conns, Mode};
 
 /// Which backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,8 +51,10 @@ pub struct LockInfo {
 }
 
 /// Counters as `LOCK.STATS` reports them. The module reports node-wide
-/// counters; the memory backend its own; the Lua backend has no server-side
-/// counters and reports what this client did (see [`Stats::client_side`]).
+/// counters, and on a Redis Cluster the sum over every primary (each node
+/// counts only the locks of its own slots); the memory backend its own; the
+/// Lua backend has no server-side counters and reports what this client did
+/// (see [`Stats::client_side`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
     /// Lock keys in memory.
@@ -91,6 +98,20 @@ impl Stats {
             }
         }
         s
+    }
+
+    /// Adds `other` field by field (the counters of another cluster node).
+    pub(crate) fn add(&mut self, other: &Stats) {
+        self.locks += other.locks;
+        self.held += other.held;
+        self.waiters += other.waiters;
+        self.grants += other.grants;
+        self.releases += other.releases;
+        self.extends += other.extends;
+        self.expirations += other.expirations;
+        self.wait_timeouts += other.wait_timeouts;
+        self.force_releases += other.force_releases;
+        self.client_side |= other.client_side;
     }
 }
 
@@ -136,68 +157,6 @@ pub(crate) fn pairs(v: redis::Value) -> Result<Vec<(String, i64)>> {
     Ok(out)
 }
 
-/// Connections to one Redis server: a pool for ordinary commands and a
-/// factory for dedicated connections without a response timeout.
-#[derive(Clone)]
-pub(crate) struct Conns {
-    pub(crate) pool: deadpool_redis::Pool,
-    pub(crate) client: redis::Client,
-}
-
-impl std::fmt::Debug for Conns {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conns")
-            .field("pool", &self.pool.status())
-            .finish()
-    }
-}
-
-impl Conns {
-    pub(crate) fn new(url: &str) -> Result<Self> {
-        let client = redis::Client::open(url)?;
-        let pool = deadpool_redis::Config::from_url(url)
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .map_err(|e| Error::InvalidOptions(format!("cannot build pool for {url:?}: {e}")))?;
-        Ok(Self { pool, client })
-    }
-
-    pub(crate) async fn get(&self) -> Result<deadpool_redis::Connection> {
-        Ok(self.pool.get().await?)
-    }
-
-    /// A new connection whose replies never time out: for server-side waits
-    /// (`LOCK.ACQUIRE .. WAIT`, `WAIT`), which the default 500 ms response
-    /// timeout would cut short.
-    pub(crate) async fn dedicated(&self) -> Result<redis::aio::MultiplexedConnection> {
-        let cfg = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(None)
-            .set_connection_timeout(Some(Duration::from_secs(5)));
-        Ok(self
-            .client
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await?)
-    }
-
-    /// `WAIT replicas timeout` after a write by `token` on the same
-    /// connection (an EXTEND), so every earlier write, the grant included,
-    /// is covered. Returns the replicas that acknowledged.
-    pub(crate) async fn wait_replicas(
-        &self,
-        extend: redis::Cmd,
-        replicas: u64,
-        timeout: Duration,
-    ) -> Result<u64> {
-        let mut conn = self.dedicated().await?;
-        let _: redis::Value = extend.query_async(&mut conn).await?;
-        let acked: u64 = redis::cmd("WAIT")
-            .arg(replicas)
-            .arg(crate::options::ms(timeout, 0))
-            .query_async(&mut conn)
-            .await?;
-        Ok(acked)
-    }
-}
-
 /// The backend a client runs on.
 #[derive(Debug)]
 pub(crate) enum Imp {
@@ -217,6 +176,15 @@ macro_rules! dispatch {
 }
 
 impl Imp {
+    /// True when the backend talks to a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        match self {
+            Imp::Module(b) => b.conns().is_cluster(),
+            Imp::Lua(b) => b.conns().is_cluster(),
+            Imp::Memory(_) => false,
+        }
+    }
+
     pub(crate) fn kind(&self) -> Backend {
         match self {
             Imp::Module(_) => Backend::Module,

@@ -2,10 +2,17 @@
 //!
 //! Short commands go through the pool. A wait (`LOCK.ACQUIRE .. WAIT t`)
 //! blocks on the server, so it runs on a dedicated connection with no
-//! response timeout, opened for that wait alone.
+//! response timeout, opened for that wait alone on the node that serves the
+//! key (in a Redis Cluster: following `MOVED`/`ASK`, see
+//! [`Conns::redirect`]). Cancelling such a wait kills that connection on
+//! that node (`CLIENT KILL ID`).
+//!
+//! On a Redis Cluster, [`ModuleBackend::stats`] sums `LOCK.STATS` over every
+//! primary, and the module counts as present only when every primary has it.
 
 use std::time::Duration;
 
+use super::conns::{too_many_redirects, Node, MAX_REDIRECTS};
 use super::{info_from_pairs, pairs, Conns, LockInfo, Stats};
 use crate::client::Runtime;
 use crate::error::Result;
@@ -17,14 +24,15 @@ pub(crate) struct ModuleBackend {
 }
 
 /// Cleans up after a wait whose future was dropped: kills the waiting
-/// connection on the server (which takes it out of the queue, synchronously),
-/// then releases in case the grant raced with the drop.
+/// connection on the node it waits on (which takes it out of the queue,
+/// synchronously), then releases in case the grant raced with the drop.
 struct WaitCleanup<'a> {
     rt: &'a Runtime,
     conns: &'a Conns,
     key: &'a str,
     token: &'a str,
-    client_id: Option<i64>,
+    /// The node of the waiting connection and its `CLIENT ID`.
+    waiting: Option<(Node, i64)>,
     armed: bool,
 }
 
@@ -33,25 +41,29 @@ impl Drop for WaitCleanup<'_> {
         if !self.armed {
             return;
         }
-        let (conns, key, token, id) = (
+        let (conns, key, token, waiting) = (
             self.conns.clone(),
             self.key.to_owned(),
             self.token.to_owned(),
-            self.client_id,
+            self.waiting.take(),
         );
         self.rt.spawn(async move {
-            if let Ok(mut conn) = conns.get().await {
-                if let Some(id) = id {
-                    let killed: redis::RedisResult<i64> = redis::cmd("CLIENT")
+            if let Some((node, id)) = waiting {
+                let killed = match node.short().await {
+                    Ok(mut conn) => redis::cmd("CLIENT")
                         .arg("KILL")
                         .arg("ID")
                         .arg(id)
-                        .query_async(&mut conn)
-                        .await;
-                    if let Err(e) = killed {
-                        tracing::debug!(%key, error = %e, "CLIENT KILL of a cancelled wait failed");
-                    }
+                        .query_async::<i64>(&mut conn)
+                        .await
+                        .map_err(crate::error::Error::from),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = killed {
+                    tracing::debug!(%key, ?node, error = %e, "CLIENT KILL of a cancelled wait failed");
                 }
+            }
+            if let Ok(mut conn) = conns.get().await {
                 let released: redis::RedisResult<i64> = redis::cmd("LOCK.RELEASE")
                     .arg(&key)
                     .arg(&token)
@@ -69,6 +81,10 @@ impl ModuleBackend {
     /// Checks that the server has the module.
     pub(crate) async fn connect(conns: Conns) -> Result<Option<Self>> {
         Ok(has_module(&conns).await?.then_some(Self { conns }))
+    }
+
+    pub(crate) fn conns(&self) -> &Conns {
+        &self.conns
     }
 
     pub(crate) async fn acquire(
@@ -92,22 +108,36 @@ impl ModuleBackend {
             conns: &self.conns,
             key,
             token,
-            client_id: None,
+            waiting: None,
             armed: false,
         };
-        let mut conn = self.conns.dedicated().await?;
-        guard.client_id = Some(
-            redis::cmd("CLIENT")
+        let mut node = self.conns.owner(key.as_bytes());
+        let mut asking = false;
+        for _ in 0..=MAX_REDIRECTS {
+            let mut conn = node.dedicated().await?;
+            let id: i64 = redis::cmd("CLIENT")
                 .arg("ID")
                 .query_async(&mut conn)
-                .await?,
-        );
-        guard.armed = true;
-        let reply: redis::RedisResult<Option<u64>> = cmd.query_async(&mut conn).await;
-        // A reply (fence, null or error) is definitive: nothing to clean up.
-        // A broken connection leaves the outcome unknown: clean up.
-        guard.armed = matches!(&reply, Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout());
-        Ok(reply?)
+                .await?;
+            guard.waiting = Some((node.clone(), id));
+            guard.armed = true;
+            if asking {
+                let _: redis::Value = redis::cmd("ASKING").query_async(&mut conn).await?;
+            }
+            let reply: redis::RedisResult<Option<u64>> = cmd.query_async(&mut conn).await;
+            // A reply (fence, null or error) is definitive: nothing to clean
+            // up. A broken connection leaves the outcome unknown: clean up.
+            guard.armed = matches!(&reply, Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout());
+            if let Err(e) = &reply {
+                // Another node serves the key: wait there instead.
+                if let Some(r) = self.conns.redirect(key.as_bytes(), e) {
+                    (node, asking) = (r.node, r.asking);
+                    continue;
+                }
+            }
+            return Ok(reply?);
+        }
+        Err(too_many_redirects(key.as_bytes()))
     }
 
     pub(crate) async fn release(&self, key: &str, token: &str) -> Result<bool> {
@@ -160,10 +190,15 @@ impl ModuleBackend {
         Ok(info_from_pairs(&pairs(v)?))
     }
 
+    /// `LOCK.STATS` of the node, or on a cluster the sum over every primary
+    /// (a lock lives on the primary of its slot, so no lock is counted
+    /// twice; replicas are left out, they mirror their primary).
     pub(crate) async fn stats(&self) -> Result<Stats> {
-        let mut conn = self.conns.get().await?;
-        let v: redis::Value = redis::cmd("LOCK.STATS").query_async(&mut conn).await?;
-        Ok(Stats::from_pairs(&pairs(v)?))
+        let mut total = Stats::default();
+        for (_, v) in self.conns.on_primaries(&redis::cmd("LOCK.STATS")).await? {
+            total.add(&Stats::from_pairs(&pairs(v)?));
+        }
+        Ok(total)
     }
 
     pub(crate) async fn wait_replicas(
@@ -175,18 +210,31 @@ impl ModuleBackend {
         timeout: Duration,
     ) -> Result<u64> {
         self.conns
-            .wait_replicas(Self::extend_cmd(key, token, ttl), replicas, timeout)
+            .wait_replicas(
+                key.as_bytes(),
+                Self::extend_cmd(key, token, ttl),
+                replicas,
+                timeout,
+            )
             .await
     }
 }
 
-/// True when the server knows `LOCK.ACQUIRE`.
+/// True when the server knows `LOCK.ACQUIRE`; on a cluster, when every
+/// primary does (a lock may live on any of them).
 pub(crate) async fn has_module(conns: &Conns) -> Result<bool> {
-    let mut conn = conns.get().await?;
-    let v: Vec<redis::Value> = redis::cmd("COMMAND")
-        .arg("INFO")
-        .arg("LOCK.ACQUIRE")
-        .query_async(&mut conn)
-        .await?;
-    Ok(matches!(v.first(), Some(v) if !matches!(v, redis::Value::Nil)))
+    let mut cmd = redis::cmd("COMMAND");
+    cmd.arg("INFO").arg("LOCK.ACQUIRE");
+    let replies = conns.on_primaries(&cmd).await?;
+    let with: Vec<bool> = replies
+        .into_iter()
+        .map(|(_, v)| {
+            let v: Vec<redis::Value> = redis::from_redis_value(v).unwrap_or_default();
+            matches!(v.first(), Some(v) if !matches!(v, redis::Value::Nil))
+        })
+        .collect();
+    if with.contains(&true) && with.contains(&false) {
+        tracing::warn!("the baton module is loaded on some cluster primaries only: not using it");
+    }
+    Ok(!with.is_empty() && with.iter().all(|&w| w))
 }

@@ -1,0 +1,507 @@
+//! Connections to Redis: one node, or a Redis Cluster found from one seed.
+//!
+//! - Short commands go through a pool ([`Conns::get`]): deadpool-redis of
+//!   single-node connections, or of cluster connections (`redis`
+//!   `cluster-async`) that route each command by its first key, follow
+//!   `MOVED`/`ASK` and learn the topology. `EVALSHA` routes by its first key
+//!   (every key of one lock shares a slot); `LOCK.*` by the lock key.
+//! - Waits that block on the server (`LOCK.ACQUIRE .. WAIT`, `WAIT`) need a
+//!   dedicated connection with no response timeout, opened on the node that
+//!   serves the key ([`Conns::owner`], a slot table read from
+//!   `CLUSTER SLOTS` and corrected by `MOVED`): a `MOVED slot host:port`
+//!   reply reconnects there and retries, an `ASK` retries there once after
+//!   `ASKING`, at most [`MAX_REDIRECTS`] times ([`Conns::redirect`]).
+//!
+//! Cluster mode is chosen by [`Mode`]: detected from `INFO cluster`
+//! (`cluster_enabled:1`) on the seed by default.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::aio::ConnectionLike;
+use redis::{ConnectionAddr, RedisError, Value};
+
+use crate::error::{Error, Result};
+
+/// How many redirects one blocking command follows before it gives up.
+pub(crate) const MAX_REDIRECTS: usize = 5;
+
+/// Number of hash slots in Redis Cluster.
+const SLOTS: usize = 16384;
+
+/// How long opening a connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether the client talks to one node or to a Redis Cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Asks the seed: `INFO cluster` reports `cluster_enabled:1`.
+    Detect,
+    /// One node (or a proxy that hides the cluster).
+    Single,
+    /// A Redis Cluster; the URL is one seed node.
+    Cluster,
+}
+
+#[derive(Clone)]
+enum Pool {
+    Single(deadpool_redis::Pool),
+    Cluster(deadpool_redis::cluster::Pool),
+}
+
+/// A pooled connection: to the one node, or a cluster connection.
+pub(crate) enum Conn {
+    Single(deadpool_redis::Connection),
+    Cluster(deadpool_redis::cluster::Connection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// One Redis node, for connections of its own (blocking waits, `CLIENT
+/// KILL` of such a wait).
+#[derive(Clone)]
+pub(crate) struct Node {
+    client: redis::Client,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Node({})", self.client.get_connection_info().addr())
+    }
+}
+
+impl Node {
+    /// A new connection whose replies never time out: for server-side
+    /// waits (`LOCK.ACQUIRE .. WAIT`, `WAIT`), which the default 500 ms
+    /// response timeout would cut short.
+    pub(crate) async fn dedicated(&self) -> Result<redis::aio::MultiplexedConnection> {
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(None)
+            .set_connection_timeout(Some(CONNECT_TIMEOUT));
+        Ok(self
+            .client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await?)
+    }
+
+    /// A new connection with the default response timeout, for one short
+    /// command on this very node (`CLIENT KILL`).
+    pub(crate) async fn short(&self) -> Result<redis::aio::MultiplexedConnection> {
+        let cfg = redis::AsyncConnectionConfig::new().set_connection_timeout(Some(CONNECT_TIMEOUT));
+        Ok(self
+            .client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await?)
+    }
+}
+
+/// Where a redirected command goes next.
+#[derive(Debug)]
+pub(crate) struct Redirect {
+    /// The node named by the redirect.
+    pub(crate) node: Node,
+    /// `ASK`: send `ASKING` first, and do not remember the node.
+    pub(crate) asking: bool,
+}
+
+/// Which node serves which slot, as far as this client knows.
+#[derive(Debug, Default)]
+struct SlotTable {
+    nodes: Vec<(String, u16, Node)>,
+    /// Index into `nodes` per slot; `u16::MAX` unknown.
+    owner: Vec<u16>,
+}
+
+impl SlotTable {
+    fn node_index(&mut self, host: &str, port: u16, make: impl FnOnce() -> Node) -> u16 {
+        if let Some(i) = self
+            .nodes
+            .iter()
+            .position(|(h, p, _)| h == host && *p == port)
+        {
+            return i as u16;
+        }
+        self.nodes.push((host.to_owned(), port, make()));
+        (self.nodes.len() - 1) as u16
+    }
+}
+
+/// Connections to one Redis server or cluster: a pool for ordinary
+/// commands, dedicated connections to a key's node for blocking ones.
+#[derive(Clone)]
+pub(crate) struct Conns {
+    pool: Pool,
+    /// The seed node (the URL given): the pub/sub connection and the first
+    /// guess for a slot this client knows nothing about.
+    pub(crate) client: redis::Client,
+    /// `Some` in cluster mode.
+    slots: Option<Arc<RwLock<SlotTable>>>,
+}
+
+impl std::fmt::Debug for Conns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Conns");
+        match &self.pool {
+            Pool::Single(p) => d.field("pool", &p.status()),
+            Pool::Cluster(p) => d.field("cluster_pool", &p.status()),
+        };
+        d.finish_non_exhaustive()
+    }
+}
+
+impl Conns {
+    /// Connections to one node (no cluster detection).
+    pub(crate) fn new(url: &str) -> Result<Self> {
+        let client = redis::Client::open(url)?;
+        let pool = deadpool_redis::Config::from_url(url)
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .map_err(|e| Error::InvalidOptions(format!("cannot build pool for {url:?}: {e}")))?;
+        Ok(Self {
+            pool: Pool::Single(pool),
+            client,
+            slots: None,
+        })
+    }
+
+    /// Connections for `mode`: one node, or a Redis Cluster discovered from
+    /// the seed `url` (whose slot table is read at once).
+    pub(crate) async fn connect(url: &str, mode: Mode) -> Result<Self> {
+        let client = redis::Client::open(url)?;
+        let cluster = match mode {
+            Mode::Single => false,
+            Mode::Cluster => true,
+            Mode::Detect => detect_cluster(&client).await?,
+        };
+        if !cluster {
+            return Self::new(url);
+        }
+        let pool = deadpool_redis::cluster::Config::from_urls(vec![url.to_owned()])
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .map_err(|e| {
+                Error::InvalidOptions(format!("cannot build cluster pool for {url:?}: {e}"))
+            })?;
+        let conns = Self {
+            pool: Pool::Cluster(pool),
+            client,
+            slots: Some(Arc::new(RwLock::new(SlotTable {
+                nodes: Vec::new(),
+                owner: vec![u16::MAX; SLOTS],
+            }))),
+        };
+        conns.refresh_slots().await?;
+        Ok(conns)
+    }
+
+    /// True for a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.slots.is_some()
+    }
+
+    /// A pooled connection for short commands.
+    pub(crate) async fn get(&self) -> Result<Conn> {
+        Ok(match &self.pool {
+            Pool::Single(p) => Conn::Single(p.get().await?),
+            Pool::Cluster(p) => Conn::Cluster(p.get().await.map_err(cluster_pool_error)?),
+        })
+    }
+
+    fn seed(&self) -> Node {
+        Node {
+            client: self.client.clone(),
+        }
+    }
+
+    /// The node that serves `key` as far as this client knows: the seed for
+    /// a single node or an unknown slot.
+    pub(crate) fn owner(&self, key: &[u8]) -> Node {
+        let Some(slots) = &self.slots else {
+            return self.seed();
+        };
+        let table = slots.read().expect("slot table poisoned");
+        match table.owner[usize::from(key_slot(key))] {
+            u16::MAX => self.seed(),
+            i => table.nodes[usize::from(i)].2.clone(),
+        }
+    }
+
+    /// The node a `MOVED`/`ASK` error sends the command of `key` to (a
+    /// `MOVED` is remembered for the slot); `None` for any other error.
+    pub(crate) fn redirect(&self, key: &[u8], err: &RedisError) -> Option<Redirect> {
+        let asking = match err.code() {
+            Some("MOVED") => false,
+            Some("ASK") => true,
+            _ => return None,
+        };
+        // `MOVED 3999 127.0.0.1:6381`: (address, slot).
+        let (addr, slot) = err.redirect_node()?;
+        let (host, port) = addr.rsplit_once(':')?;
+        let port: u16 = port.parse().ok()?;
+        let host = match host.trim_start_matches('[').trim_end_matches(']') {
+            "" => seed_host(&self.client),
+            h => h.to_owned(),
+        };
+        tracing::debug!(key = %String::from_utf8_lossy(key), %addr, slot, asking, "redirected");
+        let node = match &self.slots {
+            Some(slots) if !asking => {
+                let mut table = slots.write().expect("slot table poisoned");
+                let i = table.node_index(&host, port, || self.node_at(&host, port));
+                if let Some(owner) = table.owner.get_mut(usize::from(slot)) {
+                    *owner = i;
+                }
+                table.nodes[usize::from(i)].2.clone()
+            }
+            _ => self.node_at(&host, port),
+        };
+        Some(Redirect { node, asking })
+    }
+
+    /// A node at `host:port` with the seed's settings (user, password, TLS,
+    /// protocol).
+    fn node_at(&self, host: &str, port: u16) -> Node {
+        let info = self.client.get_connection_info().clone();
+        let addr = match info.addr().clone() {
+            ConnectionAddr::TcpTls {
+                insecure,
+                tls_params,
+                ..
+            } => ConnectionAddr::TcpTls {
+                host: host.to_owned(),
+                port,
+                insecure,
+                tls_params,
+            },
+            _ => ConnectionAddr::Tcp(host.to_owned(), port),
+        };
+        let client =
+            redis::Client::open(info.set_addr(addr)).unwrap_or_else(|_| self.client.clone());
+        Node { client }
+    }
+
+    /// Reads the slot table (`CLUSTER SLOTS`) through the cluster pool.
+    async fn refresh_slots(&self) -> Result<()> {
+        let Some(slots) = &self.slots else {
+            return Ok(());
+        };
+        let mut conn = self.get().await?;
+        let reply: Vec<Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut conn)
+            .await?;
+        let seed_host = seed_host(&self.client);
+        let mut table = slots.write().expect("slot table poisoned");
+        for range in reply {
+            let Value::Array(items) = range else { continue };
+            let (Some(Value::Int(first)), Some(Value::Int(last)), Some(Value::Array(primary))) =
+                (items.first(), items.get(1), items.get(2))
+            else {
+                continue;
+            };
+            let host = match primary.first() {
+                Some(Value::BulkString(b)) if !b.is_empty() && b.as_slice() != b"?" => {
+                    String::from_utf8_lossy(b).into_owned()
+                }
+                _ => seed_host.clone(),
+            };
+            let Some(Value::Int(port)) = primary.get(1) else {
+                continue;
+            };
+            let Ok(port) = u16::try_from(*port) else {
+                continue;
+            };
+            let i = table.node_index(&host, port, || self.node_at(&host, port));
+            let (first, last) = ((*first).max(0) as usize, (*last).max(0) as usize);
+            for slot in first..=last.min(SLOTS - 1) {
+                table.owner[slot] = i;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `cmd` to every primary (the seed alone for a single node) and
+    /// returns each node's reply, keyed by its address.
+    pub(crate) async fn on_primaries(&self, cmd: &redis::Cmd) -> Result<Vec<(String, Value)>> {
+        use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+        match self.get().await? {
+            Conn::Single(mut c) => {
+                let v: Value = cmd.query_async(&mut c).await?;
+                Ok(vec![(
+                    self.client.get_connection_info().addr().to_string(),
+                    v,
+                )])
+            }
+            Conn::Cluster(mut c) => {
+                let v = c
+                    .route_command(
+                        cmd.clone(),
+                        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+                    )
+                    .await?;
+                let pairs = match v {
+                    Value::Map(m) => m,
+                    other => {
+                        return Err(Error::BackendUnavailable(format!(
+                            "unexpected reply from all primaries: {other:?}"
+                        )))
+                    }
+                };
+                Ok(pairs
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let addr = redis::from_redis_value::<String>(k).unwrap_or_default();
+                        (addr, v)
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// `WAIT replicas timeout` after a write by `token` on the same
+    /// connection (an EXTEND of `key`), on the node that serves `key`, so
+    /// every earlier write, the grant included, is covered. Returns the
+    /// replicas that acknowledged.
+    pub(crate) async fn wait_replicas(
+        &self,
+        key: &[u8],
+        extend: redis::Cmd,
+        replicas: u64,
+        timeout: Duration,
+    ) -> Result<u64> {
+        let mut node = self.owner(key);
+        let mut asking = false;
+        for _ in 0..=MAX_REDIRECTS {
+            let mut conn = node.dedicated().await?;
+            if asking {
+                let _: Value = redis::cmd("ASKING").query_async(&mut conn).await?;
+            }
+            if let Err(e) = extend.query_async::<Value>(&mut conn).await {
+                let r = self.redirect(key, &e).ok_or(e)?;
+                (node, asking) = (r.node, r.asking);
+                continue;
+            }
+            let acked: u64 = redis::cmd("WAIT")
+                .arg(replicas)
+                .arg(crate::options::ms(timeout, 0))
+                .query_async(&mut conn)
+                .await?;
+            return Ok(acked);
+        }
+        Err(too_many_redirects(key))
+    }
+}
+
+/// The error after [`MAX_REDIRECTS`] redirects of one command.
+pub(crate) fn too_many_redirects(key: &[u8]) -> Error {
+    Error::BackendUnavailable(format!(
+        "the cluster redirected the command of {:?} more than {MAX_REDIRECTS} times (slots migrating?)",
+        String::from_utf8_lossy(key)
+    ))
+}
+
+fn cluster_pool_error(e: deadpool_redis::cluster::PoolError) -> Error {
+    match e {
+        deadpool_redis::cluster::PoolError::Backend(e) => Error::Redis(e),
+        other => Error::Pool(other.to_string()),
+    }
+}
+
+fn seed_host(client: &redis::Client) -> String {
+    match client.get_connection_info().addr() {
+        ConnectionAddr::Tcp(h, _) => h.clone(),
+        ConnectionAddr::TcpTls { host, .. } => host.clone(),
+        _ => "127.0.0.1".to_owned(),
+    }
+}
+
+/// `INFO cluster` on the seed: `cluster_enabled:1`. A server that refuses
+/// INFO (renamed or ACL-denied) counts as a single node.
+async fn detect_cluster(client: &redis::Client) -> Result<bool> {
+    let cfg = redis::AsyncConnectionConfig::new().set_connection_timeout(Some(CONNECT_TIMEOUT));
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await?;
+    let info: redis::RedisResult<String> = redis::cmd("INFO")
+        .arg("cluster")
+        .query_async(&mut conn)
+        .await;
+    match info {
+        Ok(text) => Ok(text.lines().any(|l| l.trim() == "cluster_enabled:1")),
+        Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => Err(e.into()),
+        Err(e) => {
+            tracing::debug!(error = %e, "INFO cluster refused: assuming a single node");
+            Ok(false)
+        }
+    }
+}
+
+/// The hash slot of `key` (CRC16-XMODEM of the hash tag or the whole key,
+/// mod 16384), as Redis Cluster computes it.
+pub(crate) fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(key);
+    crc16(tagged) % SLOTS as u16
+}
+
+fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_match_redis() {
+        // CRC16 check value and examples from the Redis Cluster spec.
+        assert_eq!(crc16(b"123456789"), 0x31C3);
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") % 16384);
+        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"));
+        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
+        assert_eq!(key_slot(b"baton:{k}:q"), key_slot(b"k"));
+    }
+}

@@ -1,0 +1,679 @@
+//! The Redis Streams transport: XADD, XREAD / XREADGROUP BLOCK on a
+//! dedicated connection, XAUTOCLAIM, XACK, and three small Lua scripts that
+//! make check-then-act steps atomic (idempotent publish, hand back / keep
+//! alive only what this consumer holds, dead-letter once).
+//!
+//! Short commands go through the client's pool. A blocking read runs on a
+//! [`StreamsReader`]: its own connection with no response timeout, on the
+//! node that serves the topic (in a Cluster: by the slot of `{topic}`; a
+//! blocking read does not follow `MOVED`, a failed read reconnects), whose
+//! server-side client id lets a shutdown end the block early with `CLIENT
+//! UNBLOCK` instead of dropping a read that may already hold deliveries.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::message::{GroupCtx, MessageId};
+use super::options::StartAt;
+use super::stats::{DeadLetter, GroupStats};
+use super::transport::{Claimed, Entry};
+use super::validate::keys;
+use crate::backend::conns::Node;
+use crate::backend::Conns;
+use crate::error::{Error, Result};
+use crate::options::ms;
+
+/// A Lua script sent by EVALSHA, loaded by EVAL on NOSCRIPT.
+struct BusScript {
+    body: &'static str,
+    sha: String,
+}
+
+impl BusScript {
+    fn new(body: &'static str) -> Self {
+        Self {
+            body,
+            sha: sha1_smol::Sha1::from(body).digest().to_string(),
+        }
+    }
+
+    async fn run(&self, conns: &Conns, keys: &[&str], args: &[&[u8]]) -> Result<Value> {
+        let mut conn = conns.get().await?;
+        let build = |name: &str, first: &str| {
+            let mut cmd = redis::cmd(name);
+            cmd.arg(first).arg(keys.len()).arg(keys).arg(args);
+            cmd
+        };
+        match build("EVALSHA", &self.sha).query_async(&mut conn).await {
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                Ok(build("EVAL", self.body).query_async(&mut conn).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+}
+
+/// KEYS stream, idem; ARGV maxlen ('' = none), window ms, payload.
+static PUBLISH_IDEM: LazyLock<BusScript> = LazyLock::new(|| {
+    BusScript::new(
+        r"local prev = redis.call('GET', KEYS[2])
+if prev then return {prev, 1} end
+local id
+if ARGV[1] == '' then
+  id = redis.call('XADD', KEYS[1], '*', 'p', ARGV[3])
+else
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'p', ARGV[3])
+end
+redis.call('SET', KEYS[2], id, 'PX', ARGV[2])
+return {id, 0}",
+    )
+});
+
+/// KEYS stream, stats; ARGV group, consumer, min idle ms, cursor, count.
+/// Returns {next cursor, entries, delivery counts, deleted count}.
+static AUTOCLAIM: LazyLock<BusScript> = LazyLock::new(|| {
+    BusScript::new(
+        r"local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+local out, counts = {}, {}
+for _, e in ipairs(r[2]) do
+  if e then
+    local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
+    local n = 1
+    if p[1] then n = p[1][4] end
+    out[#out + 1] = e
+    counts[#counts + 1] = n
+  end
+end
+local deleted = 0
+if r[3] then deleted = #r[3] end
+if #out > 0 then redis.call('HINCRBY', KEYS[2], 'redeliveries', #out) end
+return {r[1], out, counts, deleted}",
+    )
+});
+
+/// KEYS stream, errors; ARGV group, consumer, id, idle ms, error ('' = keep).
+static RELEASE: LazyLock<BusScript> = LazyLock::new(|| {
+    BusScript::new(
+        r"local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if not p[1] or p[1][2] ~= ARGV[2] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[4], 'JUSTID')
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], ARGV[3], ARGV[5]) end
+return 1",
+    )
+});
+
+/// KEYS stream, dlq, errors; ARGV group, id, deliveries, error ('' = the
+/// recorded one), dlq maxlen ('' = none).
+static DEAD_LETTER: LazyLock<BusScript> = LazyLock::new(|| {
+    BusScript::new(
+        r"if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+local err = ARGV[4]
+if err == '' then err = redis.call('HGET', KEYS[3], ARGV[2]) or '' end
+redis.call('HDEL', KEYS[3], ARGV[2])
+local payload = ''
+local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if e[1] then
+  local f = e[1][2]
+  for i = 1, #f, 2 do if f[i] == 'p' then payload = f[i + 1] end end
+end
+local fields = {'id', ARGV[2], 'group', ARGV[1], 'deliveries', ARGV[3], 'error', err, 'p', payload}
+if ARGV[5] == '' then
+  redis.call('XADD', KEYS[2], '*', unpack(fields))
+else
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(fields))
+end
+return 1",
+    )
+});
+
+fn maxlen_arg(maxlen: Option<u64>) -> Vec<u8> {
+    maxlen
+        .map(|n| n.to_string().into_bytes())
+        .unwrap_or_default()
+}
+
+fn bad_reply(what: &str, v: &Value) -> Error {
+    Error::BackendUnavailable(format!("unexpected {what} reply: {v:?}"))
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(n) => Some(*n),
+        other => text(other)?.parse().ok(),
+    }
+}
+
+fn id_of(v: &Value) -> Result<MessageId> {
+    text(v).ok_or_else(|| bad_reply("entry id", v))?.parse()
+}
+
+/// Name/value pairs of a RESP2 flat array or a RESP3 map.
+fn pairs(v: Value) -> Vec<(Value, Value)> {
+    match v {
+        Value::Map(m) => m,
+        Value::Array(a) => {
+            let mut it = a.into_iter();
+            let mut out = Vec::new();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                out.push((k, v));
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The `p` field of an entry's field list (`None` for a deleted entry).
+fn field(fields: Value, name: &str) -> Option<Vec<u8>> {
+    pairs(fields)
+        .into_iter()
+        .find(|(k, _)| text(k).as_deref() == Some(name))
+        .and_then(|(_, v)| match v {
+            Value::BulkString(b) => Some(b),
+            other => text(&other).map(String::into_bytes),
+        })
+}
+
+/// `[[id, [f, v, ..]], ..]` into entries, each delivered `deliveries` times.
+fn entries(v: Value, deliveries: u64) -> Result<Vec<Entry>> {
+    let Value::Array(items) = v else {
+        return Err(bad_reply("entries", &v));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Array(mut parts) = item else {
+            continue; // a deleted entry (nil)
+        };
+        if parts.len() < 2 {
+            continue;
+        }
+        let fields = parts.pop().expect("len >= 2");
+        out.push(Entry {
+            id: id_of(&parts[0])?,
+            payload: field(fields, "p"),
+            deliveries,
+        });
+    }
+    Ok(out)
+}
+
+/// An XREAD / XREADGROUP reply for one stream: nil, `[[key, entries]]` or a
+/// RESP3 map.
+fn read_reply(v: Value) -> Result<Vec<Entry>> {
+    let streams: Vec<Value> = match v {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(a) => a
+            .into_iter()
+            .filter_map(|s| match s {
+                Value::Array(mut kv) if kv.len() == 2 => kv.pop(),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(m) => m.into_iter().map(|(_, v)| v).collect(),
+        other => return Err(bad_reply("XREAD", &other)),
+    };
+    let mut out = Vec::new();
+    for s in streams {
+        out.extend(entries(s, 1)?);
+    }
+    Ok(out)
+}
+
+/// The Streams side of a [`Bus`](super::Bus): the client's connections.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamsTransport {
+    conns: Conns,
+}
+
+impl StreamsTransport {
+    pub(crate) fn new(conns: Conns) -> Self {
+        Self { conns }
+    }
+
+    pub(crate) async fn publish(
+        &self,
+        topic: &str,
+        maxlen: Option<u64>,
+        payloads: &[Vec<u8>],
+    ) -> Result<Vec<MessageId>> {
+        let key = keys::stream(topic);
+        let mut pipe = redis::pipe();
+        for p in payloads {
+            pipe.cmd("XADD").arg(&key);
+            if let Some(n) = maxlen {
+                pipe.arg("MAXLEN").arg("~").arg(n);
+            }
+            pipe.arg("*").arg("p").arg(p.as_slice());
+        }
+        let mut conn = self.conns.get().await?;
+        let ids: Vec<String> = pipe.query_async(&mut conn).await?;
+        ids.iter().map(|s| s.parse()).collect()
+    }
+
+    pub(crate) async fn publish_idem(
+        &self,
+        topic: &str,
+        maxlen: Option<u64>,
+        payload: &[u8],
+        key: &str,
+        window: Duration,
+    ) -> Result<(MessageId, bool)> {
+        let (stream, idem) = (keys::stream(topic), keys::idem(topic, key));
+        let window = ms(window, 1).to_string();
+        let v = PUBLISH_IDEM
+            .run(
+                &self.conns,
+                &[&stream, &idem],
+                &[&maxlen_arg(maxlen), window.as_bytes(), payload],
+            )
+            .await?;
+        match &v {
+            Value::Array(a) if a.len() == 2 => Ok((id_of(&a[0])?, int(&a[1]) == Some(1))),
+            _ => Err(bad_reply("publish", &v)),
+        }
+    }
+
+    pub(crate) async fn last_id(&self, topic: &str) -> Result<MessageId> {
+        let mut conn = self.conns.get().await?;
+        let v: Value = redis::cmd("XREVRANGE")
+            .arg(keys::stream(topic))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
+        Ok(entries(v, 1)?.first().map_or(MessageId::ZERO, |e| e.id))
+    }
+
+    pub(crate) async fn create_group(&self, topic: &str, group: &str, at: StartAt) -> Result<()> {
+        let start = match at {
+            StartAt::Beginning => "0".to_owned(),
+            StartAt::New => "$".to_owned(),
+            StartAt::After(id) => id.to_string(),
+        };
+        let mut conn = self.conns.get().await?;
+        let r: redis::RedisResult<Value> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(keys::stream(topic))
+            .arg(group)
+            .arg(start)
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match r {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => other.map(drop).map_err(Error::from),
+        }
+    }
+
+    pub(crate) async fn create_consumer(
+        &self,
+        topic: &str,
+        group: &str,
+        consumer: &str,
+    ) -> Result<()> {
+        let mut conn = self.conns.get().await?;
+        let _: i64 = redis::cmd("XGROUP")
+            .arg("CREATECONSUMER")
+            .arg(keys::stream(topic))
+            .arg(group)
+            .arg(consumer)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn autoclaim(
+        &self,
+        g: &GroupCtx,
+        cursor: MessageId,
+        count: usize,
+    ) -> Result<Claimed> {
+        let (stream, stats) = (keys::stream(&g.topic), keys::stats(&g.topic, &g.group));
+        let (idle, cursor, count) = (
+            ms(g.claim_idle, 0).to_string(),
+            cursor.to_string(),
+            count.to_string(),
+        );
+        let v = AUTOCLAIM
+            .run(
+                &self.conns,
+                &[&stream, &stats],
+                &[
+                    g.group.as_bytes(),
+                    g.consumer.as_bytes(),
+                    idle.as_bytes(),
+                    cursor.as_bytes(),
+                    count.as_bytes(),
+                ],
+            )
+            .await?;
+        let Value::Array(mut parts) = v else {
+            return Err(bad_reply("XAUTOCLAIM", &v));
+        };
+        if parts.len() != 4 {
+            return Err(bad_reply("XAUTOCLAIM", &Value::Array(parts)));
+        }
+        let deleted = int(&parts[3]).unwrap_or(0).max(0) as u64;
+        let counts: Vec<u64> = match &parts[2] {
+            Value::Array(c) => c
+                .iter()
+                .map(|v| int(v).unwrap_or(1).max(1) as u64)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut found = entries(std::mem::replace(&mut parts[1], Value::Nil), 1)?;
+        for (e, n) in found.iter_mut().zip(counts) {
+            e.deliveries = n;
+        }
+        Ok(Claimed {
+            next: id_of(&parts[0])?,
+            entries: found,
+            deleted,
+        })
+    }
+
+    pub(crate) async fn ack(&self, g: &GroupCtx, ids: &[MessageId]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let mut pipe = redis::pipe();
+        pipe.cmd("XACK")
+            .arg(keys::stream(&g.topic))
+            .arg(&g.group)
+            .arg(&ids)
+            .cmd("HDEL")
+            .arg(keys::errors(&g.topic, &g.group))
+            .arg(&ids)
+            .ignore();
+        let mut conn = self.conns.get().await?;
+        let (acked,): (u64,) = pipe.query_async(&mut conn).await?;
+        Ok(acked)
+    }
+
+    pub(crate) async fn release(
+        &self,
+        g: &GroupCtx,
+        id: MessageId,
+        idle: Duration,
+        error: &str,
+    ) -> Result<bool> {
+        let (stream, errors) = (keys::stream(&g.topic), keys::errors(&g.topic, &g.group));
+        let (id, idle) = (id.to_string(), ms(idle, 0).to_string());
+        let v = RELEASE
+            .run(
+                &self.conns,
+                &[&stream, &errors],
+                &[
+                    g.group.as_bytes(),
+                    g.consumer.as_bytes(),
+                    id.as_bytes(),
+                    idle.as_bytes(),
+                    error.as_bytes(),
+                ],
+            )
+            .await?;
+        Ok(int(&v) == Some(1))
+    }
+
+    pub(crate) async fn dead_letter(
+        &self,
+        g: &GroupCtx,
+        id: MessageId,
+        deliveries: u64,
+        error: &str,
+    ) -> Result<bool> {
+        let (stream, dlq, errors) = (
+            keys::stream(&g.topic),
+            g.dlq_key(),
+            keys::errors(&g.topic, &g.group),
+        );
+        let (id, deliveries) = (id.to_string(), deliveries.to_string());
+        let v = DEAD_LETTER
+            .run(
+                &self.conns,
+                &[&stream, &dlq, &errors],
+                &[
+                    g.group.as_bytes(),
+                    id.as_bytes(),
+                    deliveries.as_bytes(),
+                    error.as_bytes(),
+                    &maxlen_arg(g.dlq_maxlen),
+                ],
+            )
+            .await?;
+        Ok(int(&v) == Some(1))
+    }
+
+    pub(crate) async fn topic_len(&self, topic: &str) -> Result<u64> {
+        let mut conn = self.conns.get().await?;
+        Ok(redis::cmd("XLEN")
+            .arg(keys::stream(topic))
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    pub(crate) async fn group_stats(&self, topic: &str, group: &str) -> Result<GroupStats> {
+        let stream = keys::stream(topic);
+        let mut pipe = redis::pipe();
+        pipe.cmd("XLEN")
+            .arg(&stream)
+            .cmd("XLEN")
+            .arg(keys::dlq(topic, group))
+            .cmd("HGET")
+            .arg(keys::stats(topic, group))
+            .arg("redeliveries")
+            .cmd("EXISTS")
+            .arg(&stream);
+        let mut conn = self.conns.get().await?;
+        let (length, dead_lettered, redeliveries, exists): (u64, u64, Option<u64>, bool) =
+            pipe.query_async(&mut conn).await?;
+        let mut stats = GroupStats {
+            length,
+            dead_lettered,
+            redeliveries: redeliveries.unwrap_or(0),
+            ..GroupStats::default()
+        };
+        if !exists {
+            return Ok(stats);
+        }
+        let groups: Vec<Value> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&stream)
+            .query_async(&mut conn)
+            .await?;
+        for g in groups {
+            let fields = pairs(g);
+            let get = |name: &str| {
+                fields
+                    .iter()
+                    .find(|(k, _)| text(k).as_deref() == Some(name))
+                    .map(|(_, v)| v)
+            };
+            if get("name").and_then(text).as_deref() != Some(group) {
+                continue;
+            }
+            stats.exists = true;
+            stats.consumers = get("consumers").and_then(int).unwrap_or(0).max(0) as u64;
+            stats.pending = get("pending").and_then(int).unwrap_or(0).max(0) as u64;
+            stats.lag = get("lag").and_then(int).map(|n| n.max(0) as u64);
+        }
+        Ok(stats)
+    }
+
+    pub(crate) async fn dead_letters(
+        &self,
+        topic: &str,
+        group: &str,
+        count: usize,
+    ) -> Result<Vec<DeadLetter>> {
+        let mut conn = self.conns.get().await?;
+        let v: Value = redis::cmd("XRANGE")
+            .arg(keys::dlq(topic, group))
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut conn)
+            .await?;
+        let Value::Array(items) = v else {
+            return Err(bad_reply("XRANGE", &v));
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let Value::Array(mut parts) = item else {
+                continue;
+            };
+            if parts.len() < 2 {
+                continue;
+            }
+            let fields = parts.pop().expect("len >= 2");
+            let get = |name: &str| field(fields.clone(), name).unwrap_or_default();
+            out.push(DeadLetter {
+                dlq_id: id_of(&parts[0])?,
+                source_id: String::from_utf8_lossy(&get("id")).parse()?,
+                deliveries: String::from_utf8_lossy(&get("deliveries"))
+                    .parse()
+                    .unwrap_or(0),
+                error: String::from_utf8_lossy(&get("error")).into_owned(),
+                payload: get("p"),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A reader for `topic` on the node that serves its stream (the seed
+    /// node outside a Cluster).
+    pub(crate) async fn reader(&self, topic: &str) -> Result<StreamsReader> {
+        let node = self.conns.owner(keys::stream(topic).as_bytes());
+        let mut conn = node.dedicated().await?;
+        let client_id: i64 = redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut conn)
+            .await?;
+        Ok(StreamsReader {
+            conn,
+            client_id,
+            node,
+            conns: self.conns.clone(),
+        })
+    }
+}
+
+/// A dedicated connection for blocking reads.
+pub(crate) struct StreamsReader {
+    conn: redis::aio::MultiplexedConnection,
+    client_id: i64,
+    /// The node the connection is on: `CLIENT UNBLOCK` must go there.
+    node: Node,
+    conns: Conns,
+}
+
+impl std::fmt::Debug for StreamsReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamsReader")
+            .field("client_id", &self.client_id)
+            .finish()
+    }
+}
+
+impl StreamsReader {
+    /// Runs a blocking read. On `cancel`, a read that must not be dropped
+    /// (`keep`) is ended with `CLIENT UNBLOCK` (repeated until it returns:
+    /// the command may not have reached the server yet) and its reply
+    /// returned; otherwise the read is dropped and nil returned.
+    async fn blocking(
+        &mut self,
+        cmd: redis::Cmd,
+        keep: bool,
+        cancel: &CancellationToken,
+    ) -> Result<Value> {
+        let mut conn = self.conn.clone();
+        let read = cmd.query_async::<Value>(&mut conn);
+        tokio::pin!(read);
+        tokio::select! {
+            r = &mut read => return Ok(r?),
+            _ = cancel.cancelled() => {}
+        }
+        if !keep {
+            return Ok(Value::Nil);
+        }
+        loop {
+            if let Ok(mut c) = self.node.short().await {
+                let _: redis::RedisResult<Value> = redis::cmd("CLIENT")
+                    .arg("UNBLOCK")
+                    .arg(self.client_id)
+                    .query_async(&mut c)
+                    .await;
+            }
+            tokio::select! {
+                r = &mut read => return Ok(r?),
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+    }
+
+    pub(crate) async fn read(
+        &mut self,
+        topic: &str,
+        after: MessageId,
+        count: usize,
+        block: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<Entry>> {
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(ms(block, 1))
+            .arg("STREAMS")
+            .arg(keys::stream(topic))
+            .arg(after.to_string());
+        read_reply(self.blocking(cmd, false, cancel).await?)
+    }
+
+    pub(crate) async fn read_group(
+        &mut self,
+        g: &GroupCtx,
+        count: usize,
+        block: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<Entry>> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(&g.group)
+            .arg(&g.consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(ms(block, 1))
+            .arg("STREAMS")
+            .arg(keys::stream(&g.topic))
+            .arg(">");
+        match self.blocking(cmd, true, cancel).await {
+            Err(Error::Redis(e)) if e.code() == Some("NOGROUP") => {
+                // The stream was deleted under us: recreate it and the group.
+                tracing::warn!(topic = %g.topic, group = %g.group, "group vanished; recreating it");
+                StreamsTransport::new(self.conns.clone())
+                    .create_group(&g.topic, &g.group, StartAt::Beginning)
+                    .await?;
+                Ok(Vec::new())
+            }
+            other => read_reply(other?),
+        }
+    }
+}

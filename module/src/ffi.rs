@@ -110,6 +110,13 @@ pub fn stop_timer(ctx: Ctx, id: u64) -> Option<*mut c_void> {
     (status == raw::REDISMODULE_OK as c_int).then_some(data)
 }
 
+/// Reports a duration to Redis' latency monitor (shown by `LATENCY LATEST`
+/// when it reaches `latency-monitor-threshold`).
+pub fn latency_sample(event: &CStr, ms: u64) {
+    let ms = std::os::raw::c_longlong::try_from(ms).unwrap_or(c_longlong::MAX);
+    api!(RedisModule_LatencyAddSample(event.as_ptr(), ms));
+}
+
 /// The selected database of the context.
 pub fn selected_db(ctx: Ctx) -> i32 {
     api!(RedisModule_GetSelectedDb(ctx)).unwrap_or(0)

@@ -4,36 +4,56 @@
 use crate::lock_type::{count_new, LockValue, LOCK_TYPE};
 use redis_module::key::{RedisKey, RedisKeyWritable};
 use redis_module::{Context, RedisError, RedisString};
+use std::cell::Cell;
 
-/// A lock key opened for writing.
+/// A lock key opened for writing. The value's address is looked up once at
+/// open and kept in step by `create` and `delete`: commands ask for the lock
+/// several times, and each lookup is three calls into Redis.
 pub struct LockKey {
     key: RedisKeyWritable,
+    value: Cell<*mut LockValue>,
 }
 
 impl LockKey {
     /// Opens `name` for writing; WRONGTYPE when it holds another type.
     pub fn open(ctx: &Context, name: &RedisString) -> Result<Self, RedisError> {
         let key = ctx.open_key_writable(name);
-        key.get_value::<LockValue>(&LOCK_TYPE)
-            .map_err(|_| RedisError::WrongType)?;
-        Ok(Self { key })
+        let value = key
+            .get_value::<LockValue>(&LOCK_TYPE)
+            .map_err(|_| RedisError::WrongType)?
+            .map_or(std::ptr::null_mut(), |lock| lock as *mut LockValue);
+        Ok(Self {
+            key,
+            value: Cell::new(value),
+        })
     }
 
-    /// The lock, when the key exists.
+    /// The lock, when the key exists. Like the crate's `get_value`, it hands
+    /// out `&mut` from `&self`: callers use one borrow at a time.
+    #[allow(clippy::mut_from_ref)]
     pub fn lock(&self) -> Option<&mut LockValue> {
-        self.key.get_value::<LockValue>(&LOCK_TYPE).ok().flatten()
+        // SAFETY: the address came from Redis for this open key, and only
+        // `delete` (which clears it) or `create` (which replaces it) change
+        // the value while the key is open.
+        unsafe { self.value.get().as_mut() }
     }
 
     /// Stores a new lock under the key (which must be empty) and returns it.
     pub fn create(&self, lock: LockValue) -> Result<&mut LockValue, RedisError> {
         count_new(&lock);
         self.key.set_value(&LOCK_TYPE, lock)?;
+        let value = self
+            .key
+            .get_value::<LockValue>(&LOCK_TYPE)?
+            .ok_or(RedisError::Str("ERR could not store the lock"))?;
+        self.value.set(value as *mut LockValue);
         self.lock()
             .ok_or(RedisError::Str("ERR could not store the lock"))
     }
 
     /// Deletes the key (the type's free callback updates the counters).
     pub fn delete(&self) {
+        self.value.set(std::ptr::null_mut());
         let _ = self.key.delete();
     }
 }

@@ -1,0 +1,211 @@
+//! Throughput: redis-benchmark at 50 clients, module command vs the raw
+//! Redis command it replaces, alternating raw/module each round and keeping
+//! the median, so drift and noise hit both sides alike.
+//!
+//! Fairness: each acquire run starts from an empty keyspace; each release
+//! run starts from the same 1M held keys (`lock:000000000000` ..), filled
+//! for that side, so both mostly hit an existing key (about 90% with the
+//! default 200k random requests over 1M keys).
+
+use super::{load, median};
+use anyhow::{bail, Context, Result};
+use baton_tests::RedisServer;
+use redis::{Connection, Value};
+use std::process::Command;
+
+/// `-r` of redis-benchmark: `__rand_int__` is a 12-digit number below this.
+const KEYSPACE: u64 = 1_000_000;
+const CLIENTS: u32 = 50;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Raw,
+    Module,
+}
+
+/// One comparison: requests/s per round for each side.
+pub struct Pair {
+    raw_cmd: &'static str,
+    module_cmd: &'static str,
+    raw: Vec<f64>,
+    module: Vec<f64>,
+}
+
+impl Pair {
+    fn new(raw_cmd: &'static str, module_cmd: &'static str) -> Self {
+        Pair {
+            raw_cmd,
+            module_cmd,
+            raw: Vec::new(),
+            module: Vec::new(),
+        }
+    }
+
+    fn command(&self, side: Side) -> &'static str {
+        match side {
+            Side::Raw => self.raw_cmd,
+            Side::Module => self.module_cmd,
+        }
+    }
+
+    fn record(&mut self, side: Side, rps: f64) {
+        match side {
+            Side::Raw => self.raw.push(rps),
+            Side::Module => self.module.push(rps),
+        }
+    }
+
+    /// The median of the per-round ratios module/raw: the two runs of a
+    /// round are back to back, so they share the machine's load of the moment.
+    pub fn ratio(&self) -> f64 {
+        let ratios: Vec<f64> = self
+            .module
+            .iter()
+            .zip(&self.raw)
+            .map(|(m, r)| m / r)
+            .collect();
+        median(&ratios)
+    }
+
+    fn print(&self) {
+        for (cmd, runs) in [(self.raw_cmd, &self.raw), (self.module_cmd, &self.module)] {
+            let rounds: Vec<String> = runs.iter().map(|r| format!("{r:.0}")).collect();
+            println!(
+                "  {cmd:<40} {:>10.0}   rounds: {}",
+                median(runs),
+                rounds.join(" ")
+            );
+        }
+    }
+}
+
+pub struct Throughput {
+    pub acquire: Pair,
+    pub release: Pair,
+}
+
+impl Throughput {
+    pub fn print(&self) {
+        self.acquire.print();
+        self.release.print();
+    }
+}
+
+pub fn measure(server: &RedisServer, rounds: usize, requests: u64) -> Result<Throughput> {
+    let mut con = server.connection();
+    sanity_check(&mut con)?;
+    let mut tp = Throughput {
+        acquire: Pair::new(
+            "SET lock:__rand_int__ tok NX PX 30000",
+            "LOCK.ACQUIRE lock:__rand_int__ tok 30000",
+        ),
+        release: Pair::new(
+            "DEL lock:__rand_int__",
+            "LOCK.RELEASE lock:__rand_int__ tok",
+        ),
+    };
+    println!(
+        "throughput: {rounds} rounds of {requests} requests, {CLIENTS} clients, keys drawn from {KEYSPACE}"
+    );
+    for round in 0..rounds {
+        // Swap who goes first every round.
+        let order = if round % 2 == 0 {
+            [Side::Raw, Side::Module]
+        } else {
+            [Side::Module, Side::Raw]
+        };
+        let mut line = Vec::new();
+        for side in order {
+            load::flushall(&mut con)?;
+            let rps = redis_benchmark(server.port(), requests, tp.acquire.command(side))?;
+            tp.acquire.record(side, rps);
+            line.push(format!("{} {rps:.0}", first_word(tp.acquire.command(side))));
+        }
+        for side in order {
+            load::flushall(&mut con)?;
+            fill(&mut con, side)?;
+            let rps = redis_benchmark(server.port(), requests, tp.release.command(side))?;
+            tp.release.record(side, rps);
+            line.push(format!("{} {rps:.0}", first_word(tp.release.command(side))));
+        }
+        println!("  round {}/{rounds}: {}", round + 1, line.join(", "));
+    }
+    load::flushall(&mut con)?;
+    Ok(tp)
+}
+
+fn first_word(cmd: &str) -> &str {
+    cmd.split(' ').next().unwrap_or(cmd)
+}
+
+/// A benchmark of a command that only returns errors would look fast:
+/// check once that both sides really do their job.
+fn sanity_check(con: &mut Connection) -> Result<()> {
+    let set: Value = redis::cmd("SET")
+        .arg("lock:check")
+        .arg("tok")
+        .arg("NX")
+        .arg("PX")
+        .arg(30000)
+        .query(con)?;
+    let del: i64 = redis::cmd("DEL").arg("lock:check").query(con)?;
+    let acquire: Value = redis::cmd("LOCK.ACQUIRE")
+        .arg("lock:check")
+        .arg("tok")
+        .arg(30000)
+        .query(con)?;
+    let release: i64 = redis::cmd("LOCK.RELEASE")
+        .arg("lock:check")
+        .arg("tok")
+        .query(con)?;
+    if set != Value::Okay || del != 1 || !matches!(acquire, Value::Int(_)) || release != 1 {
+        bail!("sanity check failed: SET {set:?}, DEL {del}, LOCK.ACQUIRE {acquire:?}, LOCK.RELEASE {release}");
+    }
+    Ok(())
+}
+
+/// Holds every key of the benchmark's keyspace with token `tok`.
+fn fill(con: &mut Connection, side: Side) -> Result<()> {
+    load::pipelined(con, KEYSPACE, |i| {
+        let key = format!("lock:{i:012}");
+        match side {
+            Side::Raw => redis::cmd("SET")
+                .arg(key)
+                .arg("tok")
+                .arg("PX")
+                .arg(600_000)
+                .clone(),
+            Side::Module => redis::cmd("LOCK.ACQUIRE")
+                .arg(key)
+                .arg("tok")
+                .arg(600_000)
+                .clone(),
+        }
+    })?;
+    Ok(())
+}
+
+/// Runs redis-benchmark on `command` and returns its requests per second.
+fn redis_benchmark(port: u16, requests: u64, command: &str) -> Result<f64> {
+    let out = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-c", &CLIENTS.to_string(), "-n", &requests.to_string()])
+        .args(["-r", &KEYSPACE.to_string(), "-P", "1", "--csv"])
+        .args(command.split(' '))
+        .output()
+        .context("could not run redis-benchmark")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "redis-benchmark '{command}' failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // CSV: a header, then `"<command>","<rps>","<avg ms>",...`.
+    stdout
+        .lines()
+        .filter(|line| !line.starts_with("\"test\""))
+        .find_map(|line| line.split("\",\"").nth(1)?.parse::<f64>().ok())
+        .with_context(|| format!("no requests/s in redis-benchmark output: {stdout}"))
+}

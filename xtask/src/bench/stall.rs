@@ -10,6 +10,10 @@
 //! show how long the expiry work keeps other clients waiting. The same is
 //! done with N string keys with PX (Redis' own active expiry) and on an idle
 //! server, for comparison.
+//!
+//! The module also reports each expiry batch to Redis' latency monitor
+//! (`baton-expire-cycle`); the longest batch it recorded is the stall as the
+//! server saw it, free of the probe's own scheduling noise.
 
 use super::load;
 use crate::reply;
@@ -45,6 +49,8 @@ pub struct Wave {
     p99_rtt: Duration,
     /// From the end of the hold to nothing left (None for the idle probe).
     drained: Option<Duration>,
+    /// The longest expiry batch in Redis' latency monitor (module only).
+    longest_batch_ms: Option<i64>,
 }
 
 impl Wave {
@@ -53,10 +59,13 @@ impl Wave {
     }
 
     fn print(&self, label: &str) {
-        let drained = match self.drained {
+        let mut drained = match self.drained {
             Some(d) => format!(", all gone {} ms after the hold", d.as_millis()),
             None => String::new(),
         };
+        if let Some(ms) = self.longest_batch_ms {
+            drained.push_str(&format!(", longest expiry batch {ms} ms (LATENCY)"));
+        }
         println!(
             "  {label:<40} max {:>7.2} ms, p99 {:>6.2} ms over {} pings{drained}",
             self.max_rtt_ms(),
@@ -113,6 +122,12 @@ pub fn measure(server: &RedisServer, keys: u64, lock_load: Duration) -> Result<W
 fn wave(server: &RedisServer, side: Side, keys: u64, ttl_ms: u64) -> Result<Wave> {
     let mut con = server.connection();
     load::flushall(&mut con)?;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("latency-monitor-threshold")
+        .arg(1)
+        .query(&mut con)?;
+    let _: i64 = redis::cmd("LATENCY").arg("RESET").query(&mut con)?;
     let expirations_before = expirations(&mut con, side)?;
     let first = now_ms();
     load::pipelined(&mut con, keys, |i| {
@@ -169,7 +184,21 @@ fn wave(server: &RedisServer, side: Side, keys: u64, ttl_ms: u64) -> Result<Wave
         .filter(|(sent, _)| *sent >= released && *sent <= released + drained)
         .map(|(_, rtt)| rtt)
         .collect();
-    Ok(summarize(during, Some(drained)))
+    let mut wave = summarize(during, Some(drained));
+    if let Side::Module = side {
+        wave.longest_batch_ms = Some(longest_batch_ms(&mut con)?);
+    }
+    Ok(wave)
+}
+
+/// The longest `baton-expire-cycle` sample since the last `LATENCY RESET`
+/// (0 when none reached the 1 ms threshold).
+fn longest_batch_ms(con: &mut Connection) -> Result<i64> {
+    let history: Vec<(i64, i64)> = redis::cmd("LATENCY")
+        .arg("HISTORY")
+        .arg("baton-expire-cycle")
+        .query(con)?;
+    Ok(history.into_iter().map(|(_, ms)| ms).max().unwrap_or(0))
 }
 
 /// Keys not yet expired: `LOCK.STATS held` for locks, `DBSIZE` for strings.
@@ -200,6 +229,7 @@ fn summarize(mut rtts: Vec<Duration>, drained: Option<Duration>) -> Wave {
         max_rtt: at(1.0),
         p99_rtt: at(0.99),
         drained,
+        longest_batch_ms: None,
     }
 }
 

@@ -34,7 +34,8 @@ pub(crate) struct Claimed {
 
 #[derive(Debug, Clone)]
 pub(crate) enum Transport {
-    Streams(StreamsTransport),
+    // Boxed: the Redis side holds connections and dwarfs the memory side.
+    Streams(Box<StreamsTransport>),
     Memory(MemoryTransport),
 }
 

@@ -1,0 +1,265 @@
+//! `baton-bench`: runs every workload against every contender on servers of
+//! its own, prints the tables, and writes `BENCHMARKS.md` and
+//! `benchmarks.json` into the output dir.
+//!
+//! ```text
+//! cargo run --release -p baton-benches --bin baton-bench -- [--quick] [--out DIR]
+//! ```
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use baton_benches::contenders::{Kind, Retry, Spec, GRACE, REDLOCK_TUNED_DELAY};
+use baton_benches::report::{Results, MODULE, RAW, REDLOCK_1, REDLOCK_3};
+use baton_benches::setup::{bench_module, now_utc, Machine, Servers};
+use baton_benches::workloads::{bus, contended, uncontended, Plan};
+use baton_client::Backend;
+
+const USAGE: &str = "usage: baton-bench [--quick] [--out DIR] [--redlock-delay-ms N]
+
+  --quick               short runs (under 3 minutes), for a smoke check
+  --out DIR             where BENCHMARKS.md and benchmarks.json go (default: docs)
+  --redlock-delay-ms N  rslock's tuned retry delay (default 5; at least 2)
+  --only TEXT           run only the contenders whose name contains TEXT
+                        (the goals then lack figures: for exploring only)";
+
+struct Args {
+    quick: bool,
+    out: PathBuf,
+    redlock_delay_ms: u64,
+    only: Option<String>,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        quick: false,
+        out: PathBuf::from("docs"),
+        redlock_delay_ms: REDLOCK_TUNED_DELAY.as_millis() as u64,
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => args.quick = true,
+            "--out" => args.out = it.next().context("--out needs a dir")?.into(),
+            "--redlock-delay-ms" => {
+                args.redlock_delay_ms = it
+                    .next()
+                    .context("--redlock-delay-ms needs a value")?
+                    .parse()
+                    .context("--redlock-delay-ms needs an integer")?;
+                if args.redlock_delay_ms < 2 {
+                    bail!("--redlock-delay-ms must be at least 2 (rslock jitters in 0..delay ms)");
+                }
+            }
+            "--only" => args.only = Some(it.next().context("--only needs a name")?),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let plan = if args.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    let command =
+        std::iter::once("cargo run --release -p baton-benches --bin baton-bench --".into())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<String>>()
+            .join(" ");
+    let started = Instant::now();
+    let (module, module_note) = bench_module();
+    eprintln!("starting redis-server x3 (module: {})", module.display());
+    let servers = Servers::start(&module);
+    let machine = Machine::detect();
+    eprintln!(
+        "machine: {} CPUs, {}, {}",
+        machine.nproc, machine.cpu, machine.redis
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut results = rt.block_on(run_all(
+        &servers,
+        &plan,
+        args.redlock_delay_ms,
+        args.only.as_deref(),
+    ))?;
+    drop(servers);
+    results.date = now_utc();
+    results.command = command;
+    results.machine = machine;
+    results.module = module_note;
+    results.judge();
+
+    println!("\n{}", results.tables());
+    std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
+    let md = args.out.join("BENCHMARKS.md");
+    let json = args.out.join("benchmarks.json");
+    std::fs::write(&md, results.markdown()).with_context(|| format!("write {}", md.display()))?;
+    std::fs::write(&json, serde_json::to_string_pretty(&results)? + "\n")
+        .with_context(|| format!("write {}", json.display()))?;
+    eprintln!(
+        "wrote {} and {} in {:.0} s",
+        md.display(),
+        json.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn run_all(
+    servers: &Servers,
+    plan: &Plan,
+    delay_ms: u64,
+    only: Option<&str>,
+) -> Result<Results> {
+    let urls = servers.redlock_urls();
+    let chosen = |s: &&Spec| only.is_none_or(|o| s.name.contains(o));
+    let mut failures = Vec::new();
+    let mut run = 0;
+
+    // Workload 1: uncontended.
+    let specs = [
+        Spec::new(RAW, Kind::Raw(true)),
+        Spec::new("raw SET NX PX + DEL", Kind::Raw(false)),
+        Spec::new(MODULE, Kind::Baton(Backend::Module)),
+        Spec::new("baton lua", Kind::Baton(Backend::Lua)),
+        Spec::new(REDLOCK_1, Kind::Redlock(1, Retry::Default)),
+        Spec::new(REDLOCK_3, Kind::Redlock(3, Retry::Default)),
+    ];
+    let mut unc = Vec::new();
+    for &tasks in &plan.uncontended_tasks {
+        for spec in specs.iter().filter(chosen) {
+            run += 1;
+            let what = format!("uncontended, {}, {tasks} tasks", spec.name);
+            let r = async {
+                let c = spec.build(&urls).await?;
+                uncontended::run(&c, &run.to_string(), tasks, plan.warmup, plan.uncontended).await
+            };
+            match r.await {
+                Ok(r) => {
+                    eprintln!(
+                        "[1 uncontended] {:<34} {:>3} tasks: {:>8.0} cycles/s  p50 {:>7.0} µs  p99 {:>7.0} µs",
+                        r.contender, r.tasks, r.cycles_per_sec, r.latency.p50_us, r.latency.p99_us
+                    );
+                    unc.push(r);
+                }
+                Err(e) => {
+                    eprintln!("[1 uncontended] {what}: FAILED: {e:#}");
+                    failures.push(format!("{what}: {e:#}"));
+                }
+            }
+        }
+    }
+
+    // Workload 2: contended.
+    let tuned = Retry::Tuned(delay_ms);
+    let specs = [
+        Spec::new(MODULE, Kind::Baton(Backend::Module)),
+        Spec::new("baton lua", Kind::Baton(Backend::Lua)),
+        Spec::new(
+            format!("{REDLOCK_1} default"),
+            Kind::Redlock(1, Retry::Default),
+        ),
+        Spec::new(format!("{REDLOCK_1} tuned"), Kind::Redlock(1, tuned)),
+        Spec::new(
+            format!("{REDLOCK_3} default"),
+            Kind::Redlock(3, Retry::Default),
+        ),
+        Spec::new(format!("{REDLOCK_3} tuned"), Kind::Redlock(3, tuned)),
+    ];
+    let mut con = Vec::new();
+    for &(tasks, hold) in &plan.contended_shapes {
+        for spec in specs.iter().filter(chosen) {
+            run += 1;
+            let what = format!("contended, {}, {tasks} tasks, hold {hold:?}", spec.name);
+            let r = async {
+                let c = spec.build(&urls).await?;
+                contended::run(
+                    &c,
+                    &run.to_string(),
+                    tasks,
+                    hold,
+                    plan.warmup,
+                    plan.contended,
+                )
+                .await
+            };
+            match r.await {
+                Ok(r) => {
+                    eprintln!(
+                        "[2 contended]   {:<34} {:>3} tasks hold {:>4} µs: {:>7.0} acq/s  wait p99 {:>8.0} µs max {:>8.0} µs  Jain {:.3}  violations {}{}",
+                        r.contender, r.tasks, r.hold_us, r.acq_per_sec, r.wait.p99_us, r.max_wait_us, r.jain, r.order_violations,
+                        if r.stuck_tasks > 0 { format!("  STUCK tasks {}", r.stuck_tasks) } else { String::new() }
+                    );
+                    if r.stuck_tasks > 0 {
+                        failures.push(format!(
+                            "{what}: {} task(s) hung (no reply {:?} after the end) and were cancelled",
+                            r.stuck_tasks, GRACE
+                        ));
+                    }
+                    con.push(r);
+                }
+                Err(e) => {
+                    eprintln!("[2 contended]   {what}: FAILED: {e:#}");
+                    failures.push(format!("{what}: {e:#}"));
+                }
+            }
+        }
+    }
+
+    // Workload 3: hand-off, from the contended records.
+    for r in &con {
+        eprintln!(
+            "[3 hand-off]    {:<34} {:>3} tasks hold {:>4} µs: p50 {:>7.0} µs  p99 {:>7.0} µs  ({} hand-offs)",
+            r.contender, r.tasks, r.hold_us, r.handoff.latency.p50_us, r.handoff.latency.p99_us, r.handoff.latency.samples
+        );
+    }
+
+    // Workload 5: the bus (Redis Streams), 1 publisher flat out and paced,
+    // one consumer.
+    let mut bus_runs = Vec::new();
+    if only.is_none_or(|o| "bus".contains(o)) {
+        for rate in [None, Some(1000)] {
+            run += 1;
+            match bus::run(&urls[0], &run.to_string(), 1, rate, plan.contended).await {
+                Ok(r) => {
+                    eprintln!(
+                    "[5 bus]         {} publisher(s) {}: {:>7.0} msgs/s  publish p99 {:>7.0} µs  end-to-end p50 {:>7.0} µs p99 {:>8.0} µs  delivered {}/{}",
+                    r.publishers, r.rate.map_or("flat out".into(), |r| format!("paced {r}/s")), r.published_per_sec, r.publish.p99_us, r.end_to_end.p50_us, r.end_to_end.p99_us, r.delivered, r.published
+                );
+                    bus_runs.push(r);
+                }
+                Err(e) => {
+                    eprintln!("[5 bus]         FAILED: {e:#}");
+                    failures.push(format!("bus: {e:#}"));
+                }
+            }
+        }
+    }
+
+    Ok(Results {
+        date: String::new(),
+        command: String::new(),
+        machine: Machine::detect(),
+        module: String::new(),
+        plan: plan.clone(),
+        redlock_tuned_delay_ms: delay_ms,
+        uncontended: unc,
+        contended: con,
+        bus: bus_runs,
+        failures,
+        goals: Vec::new(),
+    })
+}

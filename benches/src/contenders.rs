@@ -1,0 +1,318 @@
+//! The contenders: baton (module, Lua, memory backends), Redlock through
+//! `rslock`, and the raw `SET NX PX` baseline, behind one enum so that every
+//! workload drives them the same way.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use baton_client::{Backend, Client, LockGuard, LockOptions};
+use redis::aio::MultiplexedConnection;
+use serde::Serialize;
+use tokio::time::Instant;
+
+/// Lock ttl used by every contender: far longer than any hold, so no lock
+/// expires during a run.
+pub const TTL: Duration = Duration::from_secs(10);
+
+/// The check-and-delete release of a single-instance Redis lock (the same
+/// script as Redlock's unlock).
+const CHECK_AND_DELETE: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/// rslock's own defaults: 3 tries, a random delay in `0..200` ms between them.
+pub const REDLOCK_DEFAULT_RETRY: (u32, Duration) = (3, Duration::from_millis(200));
+
+/// The tuned retry for rslock: retry without end (the run's deadline bounds
+/// it), with a random delay in `0..REDLOCK_TUNED_DELAY` between tries.
+///
+/// Chosen by a sweep of 2, 5, 10 and 20 ms (`--redlock-delay-ms`, quick
+/// runs, 2 cores): 5 ms gave Redlock x3 its best rate at 8 tasks / hold
+/// 1 ms (801/s, vs 696, 791, 782) and was within 20% of the best at every
+/// other shape; 2 ms gave the smallest max waits but floods the servers
+/// (half the rate at hold 0). rslock jitters in whole ms below the delay,
+/// so 1 ms would busy-spin.
+pub const REDLOCK_TUNED_DELAY: Duration = Duration::from_millis(5);
+
+/// Which retry settings a Redlock contender uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Retry {
+    /// rslock's defaults (3 tries, 0..200 ms), called again until granted.
+    Default,
+    /// Endless tries with a short random delay (0..delay ms).
+    Tuned(u64),
+}
+
+/// How the raw baseline releases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawRelease {
+    /// EVALSHA of the check-and-delete script: a correct single-instance lock.
+    CheckAndDelete(String),
+    /// Plain `DEL`: not a safe release (it can delete someone else's lock),
+    /// only the floor of two commands per cycle.
+    PlainDel,
+}
+
+/// How long after its deadline a wait may take to return before it counts
+/// as [`Stuck`]: the benchmark always ends by itself, even when a client
+/// hangs.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+/// A wait that did not return [`GRACE`] after its deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct Stuck;
+
+impl std::fmt::Display for Stuck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a wait did not return {GRACE:?} after its deadline")
+    }
+}
+
+impl std::error::Error for Stuck {}
+
+/// One lock implementation under test.
+#[derive(Debug, Clone)]
+pub enum Contender {
+    /// baton through `baton_client`.
+    Baton {
+        /// Short name in the tables.
+        name: String,
+        /// The client (its backend is fixed at build time).
+        client: Client,
+    },
+    /// `SET key token NX PX ttl`, then the release, on one multiplexed
+    /// connection shared by all tasks.
+    Raw {
+        /// Short name in the tables.
+        name: String,
+        /// The shared connection.
+        conn: MultiplexedConnection,
+        /// How it releases.
+        release: RawRelease,
+    },
+    /// Redlock (`rslock`), on one or more instances.
+    Redlock {
+        /// Short name in the tables.
+        name: String,
+        /// The lock manager (one multiplexed connection per instance).
+        manager: rslock::LockManager,
+        /// Its retry settings.
+        retry: Retry,
+    },
+}
+
+/// How to build a contender; the load generator builds a fresh one for
+/// every run, so that nothing (a broken connection, a hung subscription)
+/// carries over from one run to the next.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Name in the tables.
+    pub name: String,
+    /// What to build.
+    pub kind: Kind,
+}
+
+/// The kinds of contender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// baton with this backend, on the main server.
+    Baton(Backend),
+    /// The raw baseline on the main server; `true`: check-and-delete.
+    Raw(bool),
+    /// Redlock on 1 (the main server) or 3 instances.
+    Redlock(usize, Retry),
+}
+
+impl Spec {
+    /// A spec.
+    pub fn new(name: impl Into<String>, kind: Kind) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+        }
+    }
+
+    /// Connects it: `urls[0]` is the main server, Redlock x3 uses the first
+    /// three.
+    pub async fn build(&self, urls: &[String]) -> Result<Contender> {
+        match self.kind {
+            Kind::Baton(backend) => Contender::baton(&self.name, &urls[0], backend).await,
+            Kind::Raw(cad) => Contender::raw(&self.name, &urls[0], cad).await,
+            Kind::Redlock(n, retry) => Ok(Contender::redlock(&self.name, &urls[..n], retry)),
+        }
+    }
+}
+
+/// A held lock, whatever the contender.
+#[derive(Debug)]
+pub enum Held {
+    /// A baton guard.
+    Baton(LockGuard),
+    /// A raw lock: key and token.
+    Raw(String, String),
+    /// A Redlock lock.
+    Redlock(rslock::Lock),
+}
+
+/// Unique tokens for the raw baseline.
+static RAW_TOKENS: AtomicU64 = AtomicU64::new(0);
+
+impl Contender {
+    /// baton with `backend` on `url` (`Backend::Memory` ignores the url).
+    pub async fn baton(name: &str, url: &str, backend: Backend) -> Result<Self> {
+        let client = Client::builder(url)
+            .backend(backend)
+            .build()
+            .await
+            .with_context(|| format!("connect baton ({backend:?}) to {url}"))?;
+        Ok(Self::Baton {
+            name: name.into(),
+            client,
+        })
+    }
+
+    /// The raw `SET NX PX` baseline on `url`.
+    pub async fn raw(name: &str, url: &str, check_and_delete: bool) -> Result<Self> {
+        let mut conn = redis::Client::open(url)?
+            .get_multiplexed_async_connection()
+            .await
+            .with_context(|| format!("connect to {url}"))?;
+        let release = if check_and_delete {
+            let sha: String = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(CHECK_AND_DELETE)
+                .query_async(&mut conn)
+                .await?;
+            RawRelease::CheckAndDelete(sha)
+        } else {
+            RawRelease::PlainDel
+        };
+        Ok(Self::Raw {
+            name: name.into(),
+            conn,
+            release,
+        })
+    }
+
+    /// Redlock on `urls` (quorum `n/2 + 1`) with `retry`.
+    pub fn redlock(name: &str, urls: &[String], retry: Retry) -> Self {
+        let mut manager = rslock::LockManager::new(urls.to_vec());
+        match retry {
+            Retry::Default => manager.set_retry(REDLOCK_DEFAULT_RETRY.0, REDLOCK_DEFAULT_RETRY.1),
+            Retry::Tuned(ms) => manager.set_retry(u32::MAX, Duration::from_millis(ms)),
+        }
+        Self::Redlock {
+            name: name.into(),
+            manager,
+            retry,
+        }
+    }
+
+    /// The name in the tables.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Baton { name, .. } | Self::Raw { name, .. } | Self::Redlock { name, .. } => name,
+        }
+    }
+
+    /// One try, no wait: `Some` when granted.
+    pub async fn try_acquire(&self, key: &str) -> Result<Option<Held>> {
+        match self {
+            Self::Baton { client, .. } => {
+                let opts = LockOptions::new().ttl(TTL).watchdog(false);
+                Ok(client.try_lock(key, opts).await?.map(Held::Baton))
+            }
+            Self::Raw { conn, .. } => {
+                let token = RAW_TOKENS.fetch_add(1, Ordering::Relaxed).to_string();
+                let ok: Option<String> = redis::cmd("SET")
+                    .arg(key)
+                    .arg(&token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(TTL.as_millis() as u64)
+                    .query_async(&mut conn.clone())
+                    .await?;
+                Ok(ok.map(|_| Held::Raw(key.to_owned(), token)))
+            }
+            Self::Redlock { manager, .. } => match manager.lock(key, TTL).await {
+                Ok(lock) => Ok(Some(Held::Redlock(lock))),
+                Err(rslock::LockError::Unavailable) => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+
+    /// Waits for the lock until `deadline`: baton waits in its queue
+    /// (`lock` with a wait), Redlock calls `lock` (its own retry loop) again
+    /// until granted. `None` when the deadline passed first.
+    ///
+    /// # Errors
+    ///
+    /// [`Stuck`] when a baton wait has not returned [`GRACE`] after the
+    /// deadline (it is cancelled then), and the contender's own errors.
+    pub async fn acquire_until(&self, key: &str, deadline: Instant) -> Result<Option<Held>> {
+        match self {
+            Self::Baton { client, .. } => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(None);
+                }
+                // Whole ms, rounded up, so the wait covers the deadline.
+                let wait = Duration::from_millis(left.as_millis() as u64 + 1);
+                let opts = LockOptions::new().ttl(TTL).wait(wait).watchdog(false);
+                let lock = client.lock(key, opts);
+                match tokio::time::timeout_at(deadline + GRACE, lock).await {
+                    Err(_) => Err(Stuck.into()),
+                    Ok(Ok(guard)) => Ok(Some(Held::Baton(guard))),
+                    Ok(Err(baton_client::Error::NotAcquired { .. })) => Ok(None),
+                    Ok(Err(e)) => Err(e.into()),
+                }
+            }
+            Self::Redlock { manager, .. } => {
+                let attempts = async {
+                    loop {
+                        match manager.lock(key, TTL).await {
+                            Ok(lock) => return Ok(lock),
+                            Err(rslock::LockError::Unavailable) => continue,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                };
+                match tokio::time::timeout_at(deadline, attempts).await {
+                    Ok(lock) => Ok(Some(Held::Redlock(lock?))),
+                    Err(_) => Ok(None),
+                }
+            }
+            Self::Raw { .. } => bail!("the raw baseline does not wait"),
+        }
+    }
+
+    /// Releases `held`; returns when the release reply arrived.
+    pub async fn release(&self, held: Held) -> Result<()> {
+        match (self, held) {
+            (Self::Baton { .. }, Held::Baton(guard)) => {
+                guard.release().await?;
+            }
+            (Self::Raw { conn, release, .. }, Held::Raw(key, token)) => {
+                let mut conn = conn.clone();
+                let _: i64 = match release {
+                    RawRelease::CheckAndDelete(sha) => {
+                        redis::cmd("EVALSHA")
+                            .arg(sha)
+                            .arg(1)
+                            .arg(&key)
+                            .arg(&token)
+                            .query_async(&mut conn)
+                            .await?
+                    }
+                    RawRelease::PlainDel => {
+                        redis::cmd("DEL").arg(&key).query_async(&mut conn).await?
+                    }
+                };
+            }
+            (Self::Redlock { .. }, Held::Redlock(lock)) => lock.release().await,
+            (c, h) => bail!("{} cannot release {h:?}", c.name()),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,35 @@
+//! baton-benches: how fast and how fair baton is, next to Redlock and to what
+//! Redis itself allows, measured on one machine in one run.
+//!
+//! The `baton-bench` binary (`src/bin/baton-bench.rs`) starts its own Redis
+//! servers, runs the workloads against every contender, prints the tables
+//! and writes `docs/BENCHMARKS.md` and `docs/benchmarks.json`:
+//!
+//! ```text
+//! cargo build --release -p baton-module
+//! cargo run --release -p baton-benches --bin baton-bench -- [--quick] [--out docs]
+//! ```
+//!
+//! `benches/cycle.rs` holds the criterion micro-benches (one acquire+release
+//! cycle per backend: `cargo bench -p baton-benches`).
+//!
+//! # Layout
+//!
+//! - [`setup`]: the servers of a run (through `baton_tests`), which module
+//!   build they load, the machine description.
+//! - [`contenders`]: [`Contender`](contenders::Contender): baton's backends,
+//!   Redlock (`rslock`) and the raw `SET NX PX` baseline behind one enum.
+//! - [`workloads`]: uncontended cycles, one contended key, hand-off latency,
+//!   the bus (Streams publish and consume),
+//!   and the [`Plan`](workloads::Plan) of durations.
+//! - [`stats`]: HDR latency histograms, Jain's fairness index, order
+//!   violations.
+//! - [`report`]: the goals (met / missed), the Markdown tables, the JSON.
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+pub mod contenders;
+pub mod report;
+pub mod setup;
+pub mod stats;
+pub mod workloads;

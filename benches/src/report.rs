@@ -1,0 +1,418 @@
+//! The results of a run: the goals (met / missed), the Markdown report
+//! (`docs/BENCHMARKS.md`) and the raw figures as JSON (`docs/benchmarks.json`).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::setup::Machine;
+use crate::workloads::bus::BusRun;
+use crate::workloads::contended::Contended;
+use crate::workloads::uncontended::Uncontended;
+use crate::workloads::Plan;
+
+/// Name of the baseline every uncontended ratio is taken against.
+pub const RAW: &str = "raw SET NX PX + check-and-delete";
+/// Name of baton's module backend.
+pub const MODULE: &str = "baton module";
+/// Prefix of the Redlock contenders on one instance.
+pub const REDLOCK_1: &str = "redlock x1";
+/// Prefix of the Redlock contenders on three instances.
+pub const REDLOCK_3: &str = "redlock x3";
+
+/// Everything one run measured, as written to the JSON file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// When (UTC).
+    pub date: String,
+    /// The command that produced it.
+    pub command: String,
+    /// Where.
+    pub machine: Machine,
+    /// Which module build the server loaded.
+    pub module: String,
+    /// Durations and shapes.
+    pub plan: Plan,
+    /// rslock's tuned retry delay, ms.
+    pub redlock_tuned_delay_ms: u64,
+    /// Workload 1.
+    pub uncontended: Vec<Uncontended>,
+    /// Workloads 2 and 3.
+    pub contended: Vec<Contended>,
+    /// Workload 5.
+    pub bus: Vec<BusRun>,
+    /// Runs that failed or hung, with the reason.
+    pub failures: Vec<String>,
+    /// The goals, judged.
+    pub goals: Vec<Goal>,
+}
+
+/// One goal of the issue, judged against this run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Goal {
+    /// What is measured.
+    pub what: String,
+    /// The target.
+    pub target: String,
+    /// What was measured.
+    pub measured: String,
+    /// Whether the target was met (`None`: a figure was missing).
+    pub met: Option<bool>,
+}
+
+impl Results {
+    fn unc(&self, name: &str, tasks: usize) -> Option<&Uncontended> {
+        self.uncontended
+            .iter()
+            .find(|u| u.contender == name && u.tasks == tasks)
+    }
+
+    fn con(&self, name: &str, tasks: usize, hold_us: u64) -> Option<&Contended> {
+        self.contended
+            .iter()
+            .find(|c| c.contender == name && c.tasks == tasks && c.hold_us == hold_us)
+    }
+
+    /// The Redlock runs (any retry setting) with `prefix` for a shape.
+    fn redlocks(&self, prefix: &str, tasks: usize, hold_us: u64) -> Vec<&Contended> {
+        self.contended
+            .iter()
+            .filter(|c| c.contender.starts_with(prefix) && c.tasks == tasks && c.hold_us == hold_us)
+            .collect()
+    }
+
+    /// Judges the goals of the issue; Redlock is always given its best
+    /// figure over its retry settings.
+    pub fn judge(&mut self) {
+        let mut goals = Vec::new();
+        for tasks in [1, 64] {
+            let (m, r) = (self.unc(MODULE, tasks), self.unc(RAW, tasks));
+            goals.push(ratio_goal(
+                format!("uncontended, {tasks} task(s): module cycles/s vs raw SET NX PX"),
+                m.zip(r).map(|(m, r)| m.cycles_per_sec / r.cycles_per_sec),
+                0.95,
+            ));
+        }
+        for tasks in [1, 64] {
+            let (m, r) = (self.unc(MODULE, tasks), self.unc(REDLOCK_1, tasks));
+            goals.push(ratio_goal(
+                format!("uncontended, {tasks} task(s): module cycles/s vs rslock on 1 instance"),
+                m.zip(r).map(|(m, r)| m.cycles_per_sec / r.cycles_per_sec),
+                2.0,
+            ));
+        }
+        let (tasks, hold) = (8, 1000);
+        let m = self.con(MODULE, tasks, hold);
+        let r3 = self.redlocks(REDLOCK_3, tasks, hold);
+        let best_rate = r3.iter().map(|c| c.acq_per_sec).fold(None, max_opt);
+        let best_max_wait = r3
+            .iter()
+            .map(|c| c.max_wait_us)
+            .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.min(b))));
+        let shape = "contended, 1 key, 8 tasks, hold 1 ms";
+        goals.push(ratio_goal(
+            format!("{shape}: module acquisitions/s vs 1/hold"),
+            m.and_then(|m| m.of_limit),
+            0.90,
+        ));
+        goals.push(ratio_goal(
+            format!("{shape}: module acquisitions/s vs Redlock x3 (best retry setting)"),
+            m.zip(best_rate).map(|(m, r)| m.acq_per_sec / r),
+            2.0,
+        ));
+        goals.push(Goal {
+            what: format!("{shape}: module max wait vs Redlock x3 (best retry setting)"),
+            target: "<= 1/50".into(),
+            measured: m.zip(best_max_wait).map_or("n/a".into(), |(m, r)| {
+                format!(
+                    "{} vs {} (1/{:.1})",
+                    us(m.max_wait_us),
+                    us(r),
+                    r / m.max_wait_us
+                )
+            }),
+            met: m.zip(best_max_wait).map(|(m, r)| m.max_wait_us * 50.0 <= r),
+        });
+        goals.push(Goal {
+            what: format!("{shape}: module Jain fairness index"),
+            target: ">= 0.99".into(),
+            measured: m.map_or("n/a".into(), |m| format!("{:.4}", m.jain)),
+            met: m.map(|m| m.jain >= 0.99),
+        });
+        goals.push(Goal {
+            what: format!("{shape}: module order violations"),
+            target: "0".into(),
+            measured: m.map_or("n/a".into(), |m| {
+                format!(
+                    "{} ({} with arrivals > 1 ms apart)",
+                    m.order_violations, m.order_violations_1ms
+                )
+            }),
+            met: m.map(|m| m.order_violations == 0),
+        });
+        goals.push(Goal {
+            what: format!("{shape}: module hand-off p99"),
+            target: "<= 1 ms".into(),
+            measured: m.map_or("n/a".into(), |m| us(m.handoff.latency.p99_us)),
+            met: m.map(|m| m.handoff.latency.samples > 0 && m.handoff.latency.p99_us <= 1000.0),
+        });
+        self.goals = goals;
+    }
+
+    /// The Markdown report.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let w = &mut s;
+        let _ = writeln!(w, "# baton benchmarks\n");
+        let _ = writeln!(
+            w,
+            "Measured {} on {} ({} CPUs, {}), {}. Module: {}.\n",
+            self.date,
+            self.machine.cpu,
+            self.machine.nproc,
+            self.machine.kernel,
+            self.machine.redis,
+            self.module
+        );
+        let _ = writeln!(w, "Command: `{}`\n", self.command);
+        if self.plan.quick {
+            let _ = writeln!(
+                w,
+                "**Quick mode**: short runs for a smoke check; run without `--quick` for figures to quote.\n"
+            );
+        }
+        let _ = writeln!(w, "{}", self.tables());
+        let _ = writeln!(w, "{}", self.method());
+        s
+    }
+
+    /// The goal, uncontended, contended and hand-off tables (also printed).
+    pub fn tables(&self) -> String {
+        let mut s = String::new();
+        let w = &mut s;
+        let _ = writeln!(w, "## Goals\n");
+        let _ = writeln!(w, "| goal | target | measured | result |");
+        let _ = writeln!(w, "| --- | --- | --- | --- |");
+        for g in &self.goals {
+            let verdict = match g.met {
+                Some(true) => "met",
+                Some(false) => "**missed**",
+                None => "not measured",
+            };
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {verdict} |",
+                g.what, g.target, g.measured
+            );
+        }
+
+        let _ = writeln!(
+            w,
+            "\n## Uncontended: acquire+release cycles, one key per task\n"
+        );
+        let _ = writeln!(
+            w,
+            "Ratio: cycles/s over `{RAW}` at the same concurrency, same run.\n"
+        );
+        let _ = writeln!(w, "| contender | tasks | x raw | cycles/s | p50 | p99 |");
+        let _ = writeln!(w, "| --- | ---: | ---: | ---: | ---: | ---: |");
+        for u in &self.uncontended {
+            let ratio = self.unc(RAW, u.tasks).map_or("n/a".into(), |r| {
+                format!("{:.2}", u.cycles_per_sec / r.cycles_per_sec)
+            });
+            let _ = writeln!(
+                w,
+                "| {} | {} | {ratio} | {:.0} | {} | {} |",
+                u.contender,
+                u.tasks,
+                u.cycles_per_sec,
+                us(u.latency.p50_us),
+                us(u.latency.p99_us)
+            );
+        }
+
+        let _ = writeln!(w, "\n## Contended: one key, fixed time\n");
+        let _ = writeln!(
+            w,
+            "Ratios: acquisitions/s over the physical limit 1/hold, and over the best Redlock x3 \
+             run of the same shape. Wait: from the start of the acquire call to the grant; max \
+             counts waits still open at the end. Order violations: later arrival granted first \
+             (all pairs / arrivals more than 1 ms apart).\n"
+        );
+        let _ = writeln!(
+            w,
+            "| contender | tasks | hold | of 1/hold | x redlock x3 | acq/s | wait p50 | wait p99 | wait max | Jain | order violations |"
+        );
+        let _ = writeln!(
+            w,
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        for c in &self.contended {
+            let limit = c
+                .of_limit
+                .map_or("-".into(), |f| format!("{:.0}%", f * 100.0));
+            let vs = self
+                .redlocks(REDLOCK_3, c.tasks, c.hold_us)
+                .iter()
+                .map(|r| r.acq_per_sec)
+                .fold(None, max_opt)
+                .filter(|r| *r > 0.0)
+                .map_or("n/a".into(), |r| format!("{:.2}", c.acq_per_sec / r));
+            let name = if c.stuck_tasks > 0 {
+                format!("{} ({} task(s) hung)", c.contender, c.stuck_tasks)
+            } else {
+                c.contender.clone()
+            };
+            let _ = writeln!(
+                w,
+                "| {name} | {} | {} | {limit} | {vs} | {:.0} | {} | {} | {} | {:.3} | {} / {} |",
+                c.tasks,
+                hold(c.hold_us),
+                c.acq_per_sec,
+                us(c.wait.p50_us),
+                us(c.wait.p99_us),
+                us(c.max_wait_us),
+                c.jain,
+                c.order_violations,
+                c.order_violations_1ms
+            );
+        }
+
+        let _ = writeln!(
+            w,
+            "\n## Hand-off: holder's release reply to the next waiter's grant\n"
+        );
+        let _ = writeln!(
+            w,
+            "Only hand-offs to a task already waiting count. `early`: the waiter saw its grant \
+             before the holder saw its release reply (counted as 0).\n"
+        );
+        let _ = writeln!(
+            w,
+            "| contender | tasks | hold | p50 | p99 | hand-offs | early |"
+        );
+        let _ = writeln!(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        for c in &self.contended {
+            let h = &c.handoff;
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                c.contender,
+                c.tasks,
+                hold(c.hold_us),
+                us(h.latency.p50_us),
+                us(h.latency.p99_us),
+                h.latency.samples,
+                h.early
+            );
+        }
+        let _ = writeln!(w, "\n## Bus: publish, one work-queue consumer (ack each)\n");
+        if self.bus.is_empty() {
+            let _ = writeln!(w, "Not measured in this run.");
+        } else {
+            let _ = writeln!(
+                w,
+                "| publishers | pace | published/s | publish p50 | publish p99 | end-to-end p50 | end-to-end p99 | delivered / published |"
+            );
+            let _ = writeln!(
+                w,
+                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            );
+            for b in &self.bus {
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {:.0} | {} | {} | {} | {} | {} / {} |",
+                    b.publishers,
+                    b.rate.map_or("flat out".into(), |r| format!("{r}/s")),
+                    b.published_per_sec,
+                    us(b.publish.p50_us),
+                    us(b.publish.p99_us),
+                    us(b.end_to_end.p50_us),
+                    us(b.end_to_end.p99_us),
+                    b.delivered,
+                    b.published
+                );
+            }
+        }
+        if !self.failures.is_empty() {
+            let _ = writeln!(w, "\n## Failed or hung runs\n");
+            for f in &self.failures {
+                let _ = writeln!(w, "- {f}");
+            }
+        }
+        s
+    }
+
+    fn method(&self) -> String {
+        format!(
+            "## How it was measured\n\n\
+             - One process, one tokio runtime (multi-thread, 2 workers); every server is a \
+             `redis-server` on 127.0.0.1 started by the benchmark (`baton_tests`), no \
+             persistence. Warmup {warm:?} before each run, then {unc:?} per uncontended run \
+             and {con:?} per contended run.\n\
+             - `{RAW}`: `SET key token NX PX 10000`, then EVALSHA of \
+             `if GET == token then DEL` (a correct single-instance lock), on one multiplexed \
+             connection shared by all tasks. `raw SET NX PX + DEL` releases with a plain `DEL` \
+             (not a safe release; the floor of two commands).\n\
+             - baton: `baton_client` with `Backend::Module` or `Backend::Lua` on the same server, \
+             ttl 10 s, watchdog off (no contender has one). Uncontended: `try_lock` (no wait); \
+             contended: `lock` with a wait up to the end of the run (the module blocks the \
+             waiter on the server; Lua waits for a pub/sub wake-up).\n\
+             - Redlock: `rslock` 0.10 `LockManager::lock`, ttl 10 s, on 1 instance (the baton \
+             server) and on 3 (the baton server and two plain ones), quorum 2 of 3. `default`: \
+             rslock's defaults (3 tries, random 0..200 ms between them), called again until \
+             granted; `tuned`: endless tries with a random 0..{tuned} ms delay (chosen by a \
+             sweep of 2, 5, 10, 20 ms as Redlock x3's best rate at 8 tasks / hold 1 ms). \
+             Goals compare with Redlock's best figure over both settings. The wait counts \
+             from the first try.\n\
+             - Contended hold: a precise blocking pause of the holder (sleep + spin in \
+             `block_in_place`). Arrival: the start of the acquire call; order violations count \
+             pairs (a, b) with a arriving before b and b granted before a.\n\
+             - Latencies are HDR histograms (3 significant digits) per task, merged. p50 / p99 \
+             / max in µs or ms.\n\
+             - Bus: `baton_client` `Client::bus()` on the baton server, one topic \
+             (unbounded), 1 task calling `publish` in a loop, flat out or paced at 1000/s for the contended run time, one consumer \
+             (`consume(..).block(50 ms)`) acking each message; end-to-end is from the start of \
+             the `publish` call to the consumer's receipt; the consumer gets {grace:?} after the \
+             end to catch up.\n\
+             - Scale (1M locks, memory per lock, expiry stalls) is measured by `cargo xtask \
+             bench`.\n\
+             - Raw figures: `benchmarks.json` next to this file.\n",
+            warm = self.plan.warmup,
+            unc = self.plan.uncontended,
+            con = self.plan.contended,
+            tuned = self.redlock_tuned_delay_ms,
+            grace = crate::contenders::GRACE,
+        )
+    }
+}
+
+fn ratio_goal(what: String, ratio: Option<f64>, min: f64) -> Goal {
+    Goal {
+        what,
+        target: format!(">= {min}x"),
+        measured: ratio.map_or("n/a".into(), |r| format!("{r:.2}x")),
+        met: ratio.map(|r| r >= min),
+    }
+}
+
+fn max_opt(a: Option<f64>, b: f64) -> Option<f64> {
+    Some(a.map_or(b, |a| a.max(b)))
+}
+
+/// Microseconds, shown in µs below 10 ms and in ms above.
+fn us(v: f64) -> String {
+    if v < 10_000.0 {
+        format!("{v:.0} µs")
+    } else {
+        format!("{:.1} ms", v / 1000.0)
+    }
+}
+
+fn hold(hold_us: u64) -> String {
+    if hold_us == 0 {
+        "0".into()
+    } else {
+        format!("{} ms", hold_us as f64 / 1000.0)
+    }
+}

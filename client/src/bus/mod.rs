@@ -130,7 +130,9 @@ impl Bus<Json> {
     }
 
     pub(crate) fn streams(conns: Conns) -> Self {
-        Self::from_transport(Transport::Streams(Box::new(streams::StreamsTransport::new(conns))))
+        Self::from_transport(Transport::Streams(Box::new(
+            streams::StreamsTransport::new(conns),
+        )))
     }
 
     fn from_transport(transport: Transport) -> Self {

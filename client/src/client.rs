@@ -28,17 +28,15 @@ impl Runtime {
         }
     }
 
-    /// Spawns on the client's runtime; never panics, even outside one (the
-    /// task is then dropped with a warning, and the ttl frees the lock).
+    /// Spawns short background work on the client's runtime, tracked so
+    /// that [`Client::flush`] waits for it; never panics, even outside a
+    /// runtime (the task is then dropped with a warning, and the ttl frees
+    /// the lock).
     pub(crate) fn spawn<F>(&self, fut: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let handle = self
-            .handle
-            .clone()
-            .or_else(|| tokio::runtime::Handle::try_current().ok());
-        match handle {
+        match self.handle() {
             Some(h) => {
                 self.tracker.spawn_on(fut, &h);
             }
@@ -46,6 +44,28 @@ impl Runtime {
                 "no tokio runtime: background lock work skipped; the ttl will free the lock"
             ),
         }
+    }
+
+    /// Spawns a long-lived task (the Lua pub/sub reader) on the client's
+    /// runtime, outside the tracker: [`Client::flush`] must not wait for it,
+    /// it ends only with its connection. `false` without a runtime.
+    pub(crate) fn spawn_untracked<F>(&self, fut: F) -> bool
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match self.handle() {
+            Some(h) => {
+                h.spawn(fut);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.handle
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok())
     }
 }
 
@@ -201,8 +221,9 @@ impl Client {
     /// # Cancel safety
     ///
     /// Cancelling the call makes you lose your place in the queue: the wait
-    /// is withdrawn (the module's waiting connection is closed on the
-    /// server, the Lua queue entry removed), and a grant that raced with the
+    /// is withdrawn (the module's waiting connection is killed on the
+    /// server and never reused, the Lua queue entry removed), and a grant
+    /// that raced with the
     /// cancellation is released in the background. No lock is left behind
     /// beyond, at worst, a dropped background release, which the ttl ends.
     ///
@@ -346,13 +367,15 @@ impl Client {
     }
 
     /// Waits for the background work (drop releases, cleanups) that is
-    /// under way; watchdogs of live guards are not waited for.
+    /// under way; watchdogs of live guards and the Lua backend's pub/sub
+    /// reader are not waited for.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: the work goes on.
     pub async fn flush(&self) {
-        // Watchdogs run outside the tracker, so this ends.
+        // Watchdogs and the pub/sub reader run outside the tracker, so
+        // this ends.
         self.inner.rt.tracker.close();
         self.inner.rt.tracker.wait().await;
         self.inner.rt.tracker.reopen();

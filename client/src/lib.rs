@@ -41,8 +41,10 @@
 //! - `backend`: [`Backend`] and the three implementations: `module`
 //!   (`LOCK.*`), `lua` (the scripts of `lua/`, pub/sub wake-ups) and `memory`
 //!   (`baton-core` in-process); `backend::conns`: connections to one node or
-//!   a Redis Cluster (the pool, cluster detection, the slot table, dedicated
-//!   connections to a key's node that follow `MOVED`/`ASK`).
+//!   a Redis Cluster (the pool of shared multiplexed connections with a
+//!   manager that recycles without a ping, cluster detection, the slot
+//!   table, wait connections to a key's node that follow `MOVED`/`ASK`,
+//!   with a per-node cache of idle ones).
 //! - [`bus`]: the message bus on Redis Streams ([`Bus`]: publish,
 //!   broadcast subscribe, consumer-group work queue, dead letters) and its
 //!   in-memory twin; see its own layout.

@@ -1,23 +1,33 @@
 //! Connections to Redis: one node, or a Redis Cluster found from one seed.
 //!
-//! - Short commands go through a pool ([`Conns::get`]): deadpool-redis of
-//!   single-node connections, or of cluster connections (`redis`
+//! - Short commands go through a deadpool pool ([`Conns::get`]) of
+//!   multiplexed single-node connections, or of cluster connections (`redis`
 //!   `cluster-async`) that route each command by its first key, follow
 //!   `MOVED`/`ASK` and learn the topology. `EVALSHA` routes by its first key
-//!   (every key of one lock shares a slot); `LOCK.*` by the lock key.
+//!   (every key of one lock shares a slot); `LOCK.*` by the lock key. The
+//!   pool's manager ([`NoPing`]) opens connections with deadpool-redis's
+//!   and recycles them with no round trip (deadpool-redis pings on every
+//!   checkout); a connection that failed with a connection error is
+//!   dropped at its next checkout. A checkout hands out a clone of the
+//!   connection and returns it at once, so concurrent commands pipeline on
+//!   the pool's connections.
 //! - Waits that block on the server (`LOCK.ACQUIRE .. WAIT`, `WAIT`) need a
 //!   dedicated connection with no response timeout, opened on the node that
 //!   serves the key ([`Conns::owner`], a slot table read from
 //!   `CLUSTER SLOTS` and corrected by `MOVED`): a `MOVED slot host:port`
 //!   reply reconnects there and retries, an `ASK` retries there once after
-//!   `ASKING`, at most [`MAX_REDIRECTS`] times ([`Conns::redirect`]).
+//!   `ASKING`, at most [`MAX_REDIRECTS`] times ([`Conns::redirect`]). Each
+//!   node keeps up to [`IDLE_WAIT_CONNS`] idle wait connections with their
+//!   `CLIENT ID` ([`Node::wait_conn`], [`Node::put_back`]).
 //!
 //! Cluster mode is chosen by [`Mode`]: detected from `INFO cluster`
 //! (`cluster_enabled:1`) on the seed by default.
 
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use deadpool::managed;
 use redis::aio::ConnectionLike;
 use redis::{ConnectionAddr, RedisError, Value};
 
@@ -32,6 +42,9 @@ const SLOTS: usize = 16384;
 /// How long opening a connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How many idle wait connections a client keeps per node.
+pub(crate) const IDLE_WAIT_CONNS: usize = 16;
+
 /// Whether the client talks to one node or to a Redis Cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -43,23 +56,111 @@ pub(crate) enum Mode {
     Cluster,
 }
 
-#[derive(Clone)]
-enum Pool {
-    Single(deadpool_redis::Pool),
-    Cluster(deadpool_redis::cluster::Pool),
+/// Creates connections with deadpool-redis's manager (`M`) and recycles
+/// them without a round trip.
+///
+/// deadpool-redis pings (`UNWATCH` + `PING`) on every checkout: one more
+/// round trip per command. A multiplexed connection (single node or
+/// cluster) needs no such check: it is shared (see [`Conns::get`]), never
+/// left inside a `WATCH`/`MULTI` (only short commands run on it), and a
+/// connection whose command failed with a connection error is marked
+/// ([`Pooled::broken`]), which makes its next recycle fail, so the pool
+/// drops it and opens another.
+struct NoPing<M>(M);
+
+impl<M> std::fmt::Debug for NoPing<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NoPing")
+    }
 }
 
-/// A pooled connection: to the one node, or a cluster connection.
+impl<M> managed::Manager for NoPing<M>
+where
+    M: managed::Manager + Send + Sync,
+    M::Type: Clone,
+{
+    type Type = Pooled<M::Type>;
+    type Error = M::Error;
+
+    async fn create(&self) -> std::result::Result<Self::Type, Self::Error> {
+        Ok(Pooled {
+            conn: self.0.create().await?,
+            broken: Arc::default(),
+        })
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut Self::Type,
+        _: &managed::Metrics,
+    ) -> managed::RecycleResult<Self::Error> {
+        if conn.broken.load(Ordering::Acquire) {
+            return Err(managed::RecycleError::message(
+                "a command failed with a connection error",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A multiplexed connection of the pool and whether it is known broken.
+#[derive(Clone)]
+pub(crate) struct Pooled<C> {
+    conn: C,
+    /// Set when a command on it failed with a connection error: the pool
+    /// drops it at its next checkout.
+    broken: Arc<AtomicBool>,
+}
+
+type SinglePool = managed::Pool<NoPing<deadpool_redis::Manager>>;
+type ClusterPool = managed::Pool<NoPing<deadpool_redis::cluster::Manager>>;
+
+#[derive(Clone)]
+enum Pool {
+    Single(SinglePool),
+    Cluster(ClusterPool),
+}
+
+/// A connection for short commands: a clone of a pooled multiplexed
+/// connection (single node, or a cluster connection), shared with other
+/// concurrent commands, which it pipelines with.
 pub(crate) enum Conn {
-    Single(deadpool_redis::Connection),
-    Cluster(deadpool_redis::cluster::Connection),
+    Single(Pooled<redis::aio::MultiplexedConnection>),
+    Cluster(Pooled<redis::cluster_async::ClusterConnection>),
+}
+
+/// True when `e` means the connection it came from cannot be used again. A
+/// response timeout does not: a multiplexed connection matches a late
+/// reply to its (abandoned) request.
+pub(crate) fn is_connection_error(e: &RedisError) -> bool {
+    e.is_unrecoverable_error() || e.is_connection_dropped() || (e.is_io_error() && !e.is_timeout())
+}
+
+/// Marks `broken` when `fut` fails with a connection error.
+fn watch_errors<'a, T: Send + 'a>(
+    fut: redis::RedisFuture<'a, T>,
+    broken: &'a AtomicBool,
+) -> redis::RedisFuture<'a, T> {
+    Box::pin(async move {
+        let reply = fut.await;
+        if let Err(e) = &reply {
+            if is_connection_error(e) {
+                broken.store(true, Ordering::Release);
+            }
+        }
+        reply
+    })
 }
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
         match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Single(Pooled { conn, broken }) => {
+                watch_errors(conn.req_packed_command(cmd), broken)
+            }
+            Conn::Cluster(Pooled { conn, broken }) => {
+                watch_errors(conn.req_packed_command(cmd), broken)
+            }
         }
     }
 
@@ -70,24 +171,39 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> redis::RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Single(Pooled { conn, broken }) => {
+                watch_errors(conn.req_packed_commands(cmd, offset, count), broken)
+            }
+            Conn::Cluster(Pooled { conn, broken }) => {
+                watch_errors(conn.req_packed_commands(cmd, offset, count), broken)
+            }
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
+            Conn::Single(c) => c.conn.get_db(),
+            Conn::Cluster(c) => c.conn.get_db(),
         }
     }
 }
 
+/// An idle connection for server-side waits, and its `CLIENT ID`.
+pub(crate) struct WaitConn {
+    pub(crate) conn: redis::aio::MultiplexedConnection,
+    pub(crate) id: i64,
+    /// True when it comes from the idle cache (it may have died there).
+    pub(crate) reused: bool,
+}
+
 /// One Redis node, for connections of its own (blocking waits, `CLIENT
-/// KILL` of such a wait).
+/// KILL` of such a wait), with a small cache of idle wait connections.
 #[derive(Clone)]
 pub(crate) struct Node {
     client: redis::Client,
+    /// Idle wait connections (no response timeout) and their `CLIENT ID`,
+    /// shared by the clones of this node; at most [`IDLE_WAIT_CONNS`].
+    idle: Arc<Mutex<Vec<(redis::aio::MultiplexedConnection, i64)>>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -97,6 +213,60 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
+    fn new(client: redis::Client) -> Self {
+        Self {
+            client,
+            idle: Arc::default(),
+        }
+    }
+
+    /// A connection for a server-side wait and its `CLIENT ID`: an idle one
+    /// of the cache, else a new [`Node::dedicated`] one.
+    pub(crate) async fn wait_conn(&self) -> Result<WaitConn> {
+        let idle = self
+            .idle
+            .lock()
+            .expect("idle wait connections poisoned")
+            .pop();
+        if let Some((conn, id)) = idle {
+            return Ok(WaitConn {
+                conn,
+                id,
+                reused: true,
+            });
+        }
+        let mut conn = self.dedicated().await?;
+        let id: i64 = redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut conn)
+            .await?;
+        Ok(WaitConn {
+            conn,
+            id,
+            reused: false,
+        })
+    }
+
+    /// Drops every idle wait connection (one of them was found dead: the
+    /// others likely are too).
+    pub(crate) fn clear_idle(&self) {
+        self.idle
+            .lock()
+            .expect("idle wait connections poisoned")
+            .clear();
+    }
+
+    /// Gives back a wait connection whose last command got a reply that
+    /// left it idle (granted, timed out): it is kept for the next wait
+    /// unless the cache is full. Never call this for a connection whose
+    /// wait was cancelled or failed.
+    pub(crate) fn put_back(&self, conn: WaitConn) {
+        let mut idle = self.idle.lock().expect("idle wait connections poisoned");
+        if idle.len() < IDLE_WAIT_CONNS {
+            idle.push((conn.conn, conn.id));
+        }
+    }
+
     /// A new connection whose replies never time out: for server-side
     /// waits (`LOCK.ACQUIRE .. WAIT`, `WAIT`), which the default 500 ms
     /// response timeout would cut short.
@@ -160,6 +330,8 @@ pub(crate) struct Conns {
     /// The seed node (the URL given): the pub/sub connection and the first
     /// guess for a slot this client knows nothing about.
     pub(crate) client: redis::Client,
+    /// The seed as a [`Node`], with its cache of idle wait connections.
+    seed: Node,
     /// `Some` in cluster mode.
     slots: Option<Arc<RwLock<SlotTable>>>,
 }
@@ -179,11 +351,12 @@ impl Conns {
     /// Connections to one node (no cluster detection).
     pub(crate) fn new(url: &str) -> Result<Self> {
         let client = redis::Client::open(url)?;
-        let pool = deadpool_redis::Config::from_url(url)
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        let manager = NoPing(deadpool_redis::Manager::new(url)?);
+        let pool = build_pool(manager)
             .map_err(|e| Error::InvalidOptions(format!("cannot build pool for {url:?}: {e}")))?;
         Ok(Self {
             pool: Pool::Single(pool),
+            seed: Node::new(client.clone()),
             client,
             slots: None,
         })
@@ -201,13 +374,13 @@ impl Conns {
         if !cluster {
             return Self::new(url);
         }
-        let pool = deadpool_redis::cluster::Config::from_urls(vec![url.to_owned()])
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .map_err(|e| {
-                Error::InvalidOptions(format!("cannot build cluster pool for {url:?}: {e}"))
-            })?;
+        let manager = NoPing(deadpool_redis::cluster::Manager::new(vec![url], false)?);
+        let pool = build_pool(manager).map_err(|e| {
+            Error::InvalidOptions(format!("cannot build cluster pool for {url:?}: {e}"))
+        })?;
         let conns = Self {
             pool: Pool::Cluster(pool),
+            seed: Node::new(client.clone()),
             client,
             slots: Some(Arc::new(RwLock::new(SlotTable {
                 nodes: Vec::new(),
@@ -223,18 +396,24 @@ impl Conns {
         self.slots.is_some()
     }
 
-    /// A pooled connection for short commands.
+    /// A connection for short commands (never for blocking ones: they
+    /// would hold up the commands that share it).
+    ///
+    /// The pool hands out one of its multiplexed connections, which goes
+    /// back at once: the caller keeps a clone, and concurrent commands
+    /// share (pipeline on) the pool's connections instead of queueing for
+    /// one each. The pool opens connections as checkouts overlap, up to
+    /// its size, and replaces one after a connection error (see
+    /// [`NoPing`]).
     pub(crate) async fn get(&self) -> Result<Conn> {
         Ok(match &self.pool {
-            Pool::Single(p) => Conn::Single(p.get().await?),
-            Pool::Cluster(p) => Conn::Cluster(p.get().await.map_err(cluster_pool_error)?),
+            Pool::Single(p) => Conn::Single(p.get().await?.clone()),
+            Pool::Cluster(p) => Conn::Cluster(p.get().await?.clone()),
         })
     }
 
     fn seed(&self) -> Node {
-        Node {
-            client: self.client.clone(),
-        }
+        self.seed.clone()
     }
 
     /// The node that serves `key` as far as this client knows: the seed for
@@ -298,9 +477,10 @@ impl Conns {
             },
             _ => ConnectionAddr::Tcp(host.to_owned(), port),
         };
-        let client =
-            redis::Client::open(info.set_addr(addr)).unwrap_or_else(|_| self.client.clone());
-        Node { client }
+        match redis::Client::open(info.set_addr(addr)) {
+            Ok(client) => Node::new(client),
+            Err(_) => self.seed(),
+        }
     }
 
     /// Reads the slot table (`CLUSTER SLOTS`) through the cluster pool.
@@ -348,20 +528,22 @@ impl Conns {
     pub(crate) async fn on_primaries(&self, cmd: &redis::Cmd) -> Result<Vec<(String, Value)>> {
         use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
         match self.get().await? {
-            Conn::Single(mut c) => {
+            mut c @ Conn::Single(_) => {
                 let v: Value = cmd.query_async(&mut c).await?;
                 Ok(vec![(
                     self.client.get_connection_info().addr().to_string(),
                     v,
                 )])
             }
-            Conn::Cluster(mut c) => {
-                let v = c
-                    .route_command(
+            Conn::Cluster(Pooled { mut conn, broken }) => {
+                let v = watch_errors(
+                    Box::pin(conn.route_command(
                         cmd.clone(),
                         RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
-                    )
-                    .await?;
+                    )),
+                    &broken,
+                )
+                .await?;
                 let pairs = match v {
                     Value::Map(m) => m,
                     other => {
@@ -423,11 +605,18 @@ pub(crate) fn too_many_redirects(key: &[u8]) -> Error {
     ))
 }
 
-fn cluster_pool_error(e: deadpool_redis::cluster::PoolError) -> Error {
-    match e {
-        deadpool_redis::cluster::PoolError::Backend(e) => Error::Redis(e),
-        other => Error::Pool(other.to_string()),
-    }
+/// A pool of `manager`'s connections, with deadpool-redis's default size.
+fn build_pool<M>(
+    manager: NoPing<M>,
+) -> std::result::Result<managed::Pool<NoPing<M>>, managed::BuildError>
+where
+    M: managed::Manager + Send + Sync,
+    M::Type: Clone,
+{
+    managed::Pool::builder(manager)
+        .config(deadpool_redis::PoolConfig::default())
+        .runtime(deadpool_redis::Runtime::Tokio1)
+        .build()
 }
 
 fn seed_host(client: &redis::Client) -> String {

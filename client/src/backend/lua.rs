@@ -380,7 +380,9 @@ impl Hub {
         let channels: Channels = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
         let (map, flag) = (channels.clone(), dead.clone());
-        rt.spawn(async move {
+        // Outside the tracker: it lives as long as the connection, and
+        // `Client::flush` must not wait for it.
+        let spawned = rt.spawn_untracked(async move {
             while let Some(msg) = stream.next().await {
                 let map = map.lock().expect("hub map poisoned");
                 if let Some((tx, _)) = map.get(msg.get_channel_name()) {
@@ -396,6 +398,11 @@ impl Hub {
                 tx.send_replace(None);
             }
         });
+        if !spawned {
+            return Err(Error::BackendUnavailable(
+                "no tokio runtime for the pub/sub reader of Lua waits".into(),
+            ));
+        }
         Ok(Self {
             sink: Arc::new(tokio::sync::Mutex::new(sink)),
             channels,

@@ -1,11 +1,15 @@
 //! The module backend: `LOCK.*` commands (SPEC §2).
 //!
 //! Short commands go through the pool. A wait (`LOCK.ACQUIRE .. WAIT t`)
-//! blocks on the server, so it runs on a dedicated connection with no
-//! response timeout, opened for that wait alone on the node that serves the
-//! key (in a Redis Cluster: following `MOVED`/`ASK`, see
-//! [`Conns::redirect`]). Cancelling such a wait kills that connection on
-//! that node (`CLIENT KILL ID`).
+//! blocks on the server, so it runs on a connection of its own with no
+//! response timeout, on the node that serves the key (in a Redis Cluster:
+//! following `MOVED`/`ASK`, see [`Conns::redirect`]). Such connections and
+//! their `CLIENT ID` are cached per node ([`Node::wait_conn`]): one whose
+//! wait got a reply (granted or timed out) is reused by a later wait.
+//! Cancelling a wait kills its connection on that node (`CLIENT KILL ID`)
+//! and releases a raced grant; that connection is never reused, nor is
+//! one that failed. A cached connection that turns out dead is withdrawn
+//! the same way before the wait is retried once on a new connection.
 //!
 //! On a Redis Cluster, [`ModuleBackend::stats`] sums `LOCK.STATS` over every
 //! primary, and the module counts as present only when every primary has it.
@@ -48,33 +52,47 @@ impl Drop for WaitCleanup<'_> {
             self.waiting.take(),
         );
         self.rt.spawn(async move {
-            if let Some((node, id)) = waiting {
-                let killed = match node.short().await {
-                    Ok(mut conn) => redis::cmd("CLIENT")
-                        .arg("KILL")
-                        .arg("ID")
-                        .arg(id)
-                        .query_async::<i64>(&mut conn)
-                        .await
-                        .map_err(crate::error::Error::from),
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = killed {
-                    tracing::debug!(%key, ?node, error = %e, "CLIENT KILL of a cancelled wait failed");
-                }
-            }
-            if let Ok(mut conn) = conns.get().await {
-                let released: redis::RedisResult<i64> = redis::cmd("LOCK.RELEASE")
-                    .arg(&key)
-                    .arg(&token)
-                    .query_async(&mut conn)
-                    .await;
-                if let Err(e) = released {
-                    tracing::warn!(%key, error = %e, "release after a cancelled wait failed; the ttl will free the lock");
-                }
-            }
+            let _ = withdraw(&conns, waiting, &key, &token).await;
         });
     }
+}
+
+/// Withdraws a wait whose outcome is unknown: kills the waiting connection
+/// on its node (`CLIENT KILL ID`, which takes it out of the queue,
+/// synchronously), then releases in case the grant raced. `Err` when the
+/// release could not be sent.
+async fn withdraw(
+    conns: &Conns,
+    waiting: Option<(Node, i64)>,
+    key: &str,
+    token: &str,
+) -> Result<()> {
+    if let Some((node, id)) = waiting {
+        let killed = match node.short().await {
+            Ok(mut conn) => redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("ID")
+                .arg(id)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(crate::error::Error::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = killed {
+            tracing::debug!(%key, ?node, error = %e, "CLIENT KILL of a cancelled wait failed");
+        }
+    }
+    let mut conn = conns.get().await?;
+    let released: redis::RedisResult<i64> = redis::cmd("LOCK.RELEASE")
+        .arg(key)
+        .arg(token)
+        .query_async(&mut conn)
+        .await;
+    if let Err(e) = released {
+        tracing::warn!(%key, error = %e, "release after a cancelled wait failed; the ttl will free the lock");
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 impl ModuleBackend {
@@ -113,26 +131,39 @@ impl ModuleBackend {
         };
         let mut node = self.conns.owner(key.as_bytes());
         let mut asking = false;
-        for _ in 0..=MAX_REDIRECTS {
-            let mut conn = node.dedicated().await?;
-            let id: i64 = redis::cmd("CLIENT")
-                .arg("ID")
-                .query_async(&mut conn)
-                .await?;
-            guard.waiting = Some((node.clone(), id));
+        let mut redirects = 0;
+        while redirects <= MAX_REDIRECTS {
+            let mut wait = node.wait_conn().await?;
+            guard.waiting = Some((node.clone(), wait.id));
             guard.armed = true;
             if asking {
-                let _: redis::Value = redis::cmd("ASKING").query_async(&mut conn).await?;
+                let _: redis::Value = redis::cmd("ASKING").query_async(&mut wait.conn).await?;
             }
-            let reply: redis::RedisResult<Option<u64>> = cmd.query_async(&mut conn).await;
+            let reply: redis::RedisResult<Option<u64>> = cmd.query_async(&mut wait.conn).await;
             // A reply (fence, null or error) is definitive: nothing to clean
             // up. A broken connection leaves the outcome unknown: clean up.
-            guard.armed = matches!(&reply, Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout());
-            if let Err(e) = &reply {
-                // Another node serves the key: wait there instead.
-                if let Some(r) = self.conns.redirect(key.as_bytes(), e) {
-                    (node, asking) = (r.node, r.asking);
+            let broken = matches!(&reply, Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout());
+            guard.armed = broken;
+            match &reply {
+                Ok(_) => node.put_back(wait),
+                Err(_) if broken && wait.reused => {
+                    // The cached connection died while idle (server
+                    // restart, idle timeout): withdraw this attempt now,
+                    // then wait again on a new connection. Dropped midway,
+                    // the armed guard withdraws again.
+                    node.clear_idle();
+                    withdraw(&self.conns, guard.waiting.clone(), key, token).await?;
+                    guard.armed = false;
+                    redirects += 1;
                     continue;
+                }
+                Err(e) => {
+                    // Another node serves the key: wait there instead.
+                    if let Some(r) = self.conns.redirect(key.as_bytes(), e) {
+                        (node, asking) = (r.node, r.asking);
+                        redirects += 1;
+                        continue;
+                    }
                 }
             }
             return Ok(reply?);

@@ -12,7 +12,7 @@ use crate::lock_type::{Blocked, LockValue};
 use crate::node::KeyRef;
 use crate::{expiry, ffi, node, stats, waiting};
 use baton_core::Grant;
-use redis_module::raw;
+use redis_module::{raw, Context, RedisError, RedisString};
 
 /// A holder as (fence, expiry): enough to tell whether it changed.
 pub type Mark = Option<(u64, u64)>;
@@ -97,6 +97,43 @@ pub fn settle(scope: &Scope<'_>, key: &LockKey, before: Mark, grants: Vec<Grant<
     for grant in grants {
         stats::GRANTS.incr();
         waiting::wake(scope.ctx, grant);
+    }
+}
+
+/// A write command's change to one lock, from open to settle: the key opened
+/// for writing, the holder marked, and the holder expired first if its time
+/// has passed (the lazy check every write command makes).
+pub struct Change<'a> {
+    pub key: LockKey,
+    pub scope: Scope<'a>,
+    pub now: u64,
+    /// True when the lazy check expired the holder.
+    pub expired: bool,
+    /// Waiters that became holders; woken by `finish`.
+    pub grants: Vec<Grant<Blocked>>,
+    before: Mark,
+}
+
+impl<'a> Change<'a> {
+    /// Opens the lock under `name` (WRONGTYPE when the key holds another type).
+    pub fn begin(ctx: &Context, name: &'a RedisString) -> Result<Self, RedisError> {
+        let key = LockKey::open(ctx, name)?;
+        let now = ffi::now_ms();
+        let before = mark(key.lock().as_deref());
+        let expiry = expire_if_due(key.lock(), now);
+        Ok(Self {
+            scope: Scope::local(ctx.get_raw(), name.as_slice()),
+            now,
+            expired: expiry.is_some(),
+            grants: expiry.flatten().into_iter().collect(),
+            before,
+            key,
+        })
+    }
+
+    /// Settles what changed (see [`settle`]).
+    pub fn finish(self) {
+        settle(&self.scope, &self.key, self.before, self.grants);
     }
 }
 

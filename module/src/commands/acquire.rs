@@ -2,11 +2,10 @@
 //! queue the caller and block it on the server.
 
 use super::{arg_error, bytes};
-use crate::effects::{self, Scope};
-use crate::keyspace::LockKey;
+use crate::effects::Change;
 use crate::lock_type::LockValue;
 use crate::node::KeyRef;
-use crate::{ffi, node, stats, waiting};
+use crate::{node, stats, waiting};
 use baton_core::{args, Acquire};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
@@ -19,18 +18,12 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let ttl = args::ttl_ms(ttl).map_err(arg_error)?;
     let wait = args::wait_option(rest).map_err(arg_error)?;
 
-    let key = LockKey::open(ctx, &args[1])?;
-    let scope = Scope::local(ctx.get_raw(), name);
-    let now = ffi::now_ms();
-    let before = effects::mark(key.lock().as_deref());
-    let grants: Vec<_> = effects::expire_if_due(key.lock(), now)
-        .flatten()
-        .into_iter()
-        .collect();
-    let lock = match key.lock() {
+    let change = Change::begin(ctx, &args[1])?;
+    let lock = match change.key.lock() {
         Some(lock) => lock,
-        None => key.create(LockValue::new())?,
+        None => change.key.create(LockValue::new())?,
     };
+    let now = change.now;
     let outcome = node::with(|node| lock.acquire(token, ttl, now, &mut node.fences));
     let reply = match outcome {
         Acquire::Granted { fence } => {
@@ -44,14 +37,14 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         Acquire::Busy if wait == 0 || waiting::cannot_block(ctx.get_raw()) => Ok(RedisValue::Null),
         Acquire::Busy => {
             let lock_ref = KeyRef {
-                db: scope.db,
+                db: change.scope.db,
                 key: (*name).into(),
             };
-            waiting::block(ctx, lock_ref, &key, token, ttl, wait);
+            waiting::block(ctx, lock_ref, &change.key, token, ttl, wait);
             Ok(RedisValue::NoReply)
         }
     };
-    effects::settle(&scope, &key, before, grants);
+    change.finish();
     reply
 }
 

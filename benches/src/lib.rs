@@ -10,6 +10,10 @@
 //! cargo run --release -p baton-benches --bin baton-bench -- [--quick] [--out docs]
 //! ```
 //!
+//! `cargo xtask bench [--quick]` builds it, measures the module against raw
+//! Redis first ([`scale`]) and runs it with those figures, so that one
+//! report holds both.
+//!
 //! `benches/cycle.rs` holds the criterion micro-benches (one acquire+release
 //! cycle per backend: `cargo bench -p baton-benches`).
 //!
@@ -25,11 +29,17 @@
 //! - [`stats`]: HDR latency histograms, Jain's fairness index, order
 //!   violations.
 //! - [`report`]: the goals (met / missed), the Markdown tables, the JSON.
+//! - [`scale`]: the module-vs-raw-Redis, memory and expiry-stall figures
+//!   that `cargo xtask bench` measures and hands over (`--scale FILE`).
+//! - [`demo`]: the short contended side-by-side of `cargo xtask demo`
+//!   (`baton-bench --demo SECS`).
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod contenders;
+pub mod demo;
 pub mod report;
+pub mod scale;
 pub mod setup;
 pub mod stats;
 pub mod workloads;

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::scale::{self, Scale};
 use crate::setup::Machine;
 use crate::workloads::bus::BusRun;
 use crate::workloads::contended::Contended;
@@ -41,6 +42,9 @@ pub struct Results {
     pub contended: Vec<Contended>,
     /// Workload 5.
     pub bus: Vec<BusRun>,
+    /// Module vs raw Redis, memory and expiry stall, from `cargo xtask
+    /// bench` (`baton-bench --scale FILE`); none when run on its own.
+    pub scale: Option<Scale>,
     /// Runs that failed or hung, with the reason.
     pub failures: Vec<String>,
     /// The goals, judged.
@@ -85,6 +89,16 @@ impl Results {
     /// figure over its retry settings.
     pub fn judge(&mut self) {
         let mut goals = Vec::new();
+        if let Some(scale) = &self.scale {
+            for (what, target, measured, met) in scale::goals(scale) {
+                goals.push(Goal {
+                    what,
+                    target,
+                    measured,
+                    met: Some(met),
+                });
+            }
+        }
         for tasks in [1, 64] {
             let (m, r) = (self.unc(MODULE, tasks), self.unc(RAW, tasks));
             goals.push(ratio_goal(
@@ -204,6 +218,19 @@ impl Results {
                 "| {} | {} | {} | {verdict} |",
                 g.what, g.target, g.measured
             );
+        }
+
+        let _ = writeln!(w, "\n## Module vs raw Redis, memory, and expiry stall\n");
+        match &self.scale {
+            Some(scale) => {
+                let _ = write!(w, "{}", scale::section(scale));
+            }
+            None => {
+                let _ = writeln!(
+                    w,
+                    "Not measured in this run: `cargo xtask bench` measures it and runs the rest."
+                );
+            }
         }
 
         let _ = writeln!(
@@ -375,8 +402,8 @@ impl Results {
              (`consume(..).block(50 ms)`) acking each message; end-to-end is from the start of \
              the `publish` call to the consumer's receipt; the consumer gets {grace:?} after the \
              end to catch up.\n\
-             - Scale (1M locks, memory per lock, expiry stalls) is measured by `cargo xtask \
-             bench`.\n\
+             - Module vs raw Redis, memory and expiry stall: measured by `cargo xtask bench` \
+             on a server of its own before the workloads (the method is with its table).\n\
              - Raw figures: `benchmarks.json` next to this file.\n",
             warm = self.plan.warmup,
             unc = self.plan.uncontended,

@@ -62,3 +62,36 @@ pub fn build_module(release: bool) -> Result<PathBuf> {
     }
     Ok(path)
 }
+
+/// What one `cargo build --release -p baton-module -p baton-benches` gives.
+pub struct ReleaseBuild {
+    /// `libbaton.so`.
+    pub module: PathBuf,
+    /// The `baton-bench` load generator.
+    pub bench: PathBuf,
+}
+
+/// Builds the module and `baton-bench` in release, in one cargo run.
+pub fn build_release() -> Result<ReleaseBuild> {
+    run(
+        "build release",
+        &mut cargo(&[
+            "build",
+            "--release",
+            "-p",
+            "baton-module",
+            "-p",
+            "baton-benches",
+        ]),
+    )?;
+    let built = ReleaseBuild {
+        module: module_artifact(true),
+        bench: target_dir().join("release").join("baton-bench"),
+    };
+    for path in [&built.module, &built.bench] {
+        if !path.is_file() {
+            bail!("step 'build release': {} was not produced", path.display());
+        }
+    }
+    Ok(built)
+}

@@ -4,9 +4,12 @@
 //! - `deps`   makes sure `redis-server` 7.x and libclang are installed
 //! - `cargo`  workspace paths and running child processes as named steps
 //! - `test`   fmt, clippy, module build, then every test (what CI runs)
-//! - `demo`   a short transcript of grants, refusals, FIFO hand-offs, expiry
-//! - `bench`  the module against raw Redis: throughput, memory, expiry stall
-//! - `reply`  small readers for `LOCK.INFO` / `LOCK.STATS` / `INFO` replies
+//! - `demo`   a short transcript of baton_client at work (grants, refusals,
+//!   FIFO hand-offs, expiry, watchdog, lost signal), then a short
+//!   contended run against Redlock
+//! - `bench`  every benchmark: the module against raw Redis (throughput,
+//!   memory, expiry stall), then `baton-bench`; one report
+//! - `reply`  small readers for `LOCK.STATS` / `INFO` replies (bench)
 
 mod bench;
 mod cargo;
@@ -23,9 +26,15 @@ usage: cargo xtask <command>
 commands:
   test    install redis-server/libclang if missing, then fmt, clippy,
           build the module and run every test (what CI runs)
-  demo    build the module (release) and show it at work on a local server
-  bench   compare the module with raw Redis: throughput, memory, expiry stall
-          options: --rounds N (5)  --requests N (200000)  --locks N (1000000)
+  demo    build the module and baton-bench (release), show the client at work
+          on a local server, then 8 tasks on one key against Redlock (~25 s)
+  bench   build in release, compare the module with raw Redis (throughput,
+          memory, expiry stall), run baton-bench (workloads vs Redlock), and
+          write docs/BENCHMARKS.md and docs/benchmarks.json
+          options: --quick (under 3 minutes: 3 rounds, 100k requests over
+                   200k keys, 100k locks, baton-bench --quick)
+                   --rounds N (5)  --requests N (200000)  --locks N (1000000)
+                   --keyspace N (1000000)
 ";
 
 fn main() -> ExitCode {

@@ -1,5 +1,5 @@
-//! Small readers for the replies xtask inspects: the `LOCK.INFO` /
-//! `LOCK.STATS` maps (a RESP3 map or a flat RESP2 array) and `INFO` text.
+//! Small readers for the replies `cargo xtask bench` inspects: the
+//! `LOCK.STATS` map (a RESP3 map or a flat RESP2 array) and `INFO` text.
 
 use anyhow::{bail, Context, Result};
 use redis::{Connection, Value};
@@ -33,12 +33,6 @@ fn text(value: &Value) -> Option<String> {
         Value::SimpleString(s) => Some(s.clone()),
         _ => None,
     }
-}
-
-/// `LOCK.INFO key` field, e.g. `waiters`.
-pub fn lock_info(con: &mut Connection, key: &str, field: &str) -> Result<i64> {
-    let reply: Value = redis::cmd("LOCK.INFO").arg(key).query(con)?;
-    map_int(&reply, field)
 }
 
 /// `LOCK.STATS` counter, e.g. `held`.

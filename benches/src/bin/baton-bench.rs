@@ -5,6 +5,10 @@
 //! ```text
 //! cargo run --release -p baton-benches --bin baton-bench -- [--quick] [--out DIR]
 //! ```
+//!
+//! `cargo xtask bench` runs it with `--scale FILE` (its own module-vs-raw
+//! figures, put into the same report) and `--command` (itself, for the
+//! report's header); `cargo xtask demo` runs `--demo SECS`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -12,6 +16,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use baton_benches::contenders::{Kind, Retry, Spec, GRACE, REDLOCK_TUNED_DELAY};
 use baton_benches::report::{Results, MODULE, RAW, REDLOCK_1, REDLOCK_3};
+use baton_benches::scale::Scale;
 use baton_benches::setup::{bench_module, now_utc, Machine, Servers};
 use baton_benches::workloads::{bus, contended, uncontended, Plan};
 use baton_client::Backend;
@@ -22,13 +27,22 @@ const USAGE: &str = "usage: baton-bench [--quick] [--out DIR] [--redlock-delay-m
   --out DIR             where BENCHMARKS.md and benchmarks.json go (default: docs)
   --redlock-delay-ms N  rslock's tuned retry delay (default 5; at least 2)
   --only TEXT           run only the contenders whose name contains TEXT
-                        (the goals then lack figures: for exploring only)";
+                        (the goals then lack figures: for exploring only)
+  --scale FILE          module-vs-raw, memory and expiry figures (JSON) from
+                        cargo xtask bench, to put into the same report
+  --command TEXT        the command to name in the report (default: this one)
+  --demo SECS           only workload 2 at 8 tasks / hold 1 ms, SECS seconds for
+                        the module and for Redlock x3, as a small table (for
+                        cargo xtask demo; writes nothing)";
 
 struct Args {
     quick: bool,
     out: PathBuf,
     redlock_delay_ms: u64,
     only: Option<String>,
+    scale: Option<PathBuf>,
+    command: Option<String>,
+    demo: Option<u64>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -37,6 +51,9 @@ fn parse_args() -> Result<Args> {
         out: PathBuf::from("docs"),
         redlock_delay_ms: REDLOCK_TUNED_DELAY.as_millis() as u64,
         only: None,
+        scale: None,
+        command: None,
+        demo: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -54,6 +71,19 @@ fn parse_args() -> Result<Args> {
                 }
             }
             "--only" => args.only = Some(it.next().context("--only needs a name")?),
+            "--scale" => args.scale = Some(it.next().context("--scale needs a file")?.into()),
+            "--command" => args.command = Some(it.next().context("--command needs a text")?),
+            "--demo" => {
+                let secs: u64 = it
+                    .next()
+                    .context("--demo needs seconds")?
+                    .parse()
+                    .context("--demo needs an integer")?;
+                if secs == 0 {
+                    bail!("--demo needs at least 1 second");
+                }
+                args.demo = Some(secs);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -66,16 +96,28 @@ fn parse_args() -> Result<Args> {
 
 fn main() -> Result<()> {
     let args = parse_args()?;
+    if let Some(secs) = args.demo {
+        return demo(secs);
+    }
+    let scale: Option<Scale> = match &args.scale {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("read {}", path.display()))?;
+            Some(serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?)
+        }
+        None => None,
+    };
     let plan = if args.quick {
         Plan::quick()
     } else {
         Plan::full()
     };
-    let command =
+    let command = args.command.clone().unwrap_or_else(|| {
         std::iter::once("cargo run --release -p baton-benches --bin baton-bench --".into())
             .chain(std::env::args().skip(1))
             .collect::<Vec<String>>()
-            .join(" ");
+            .join(" ")
+    });
     let started = Instant::now();
     let (module, module_note) = bench_module();
     eprintln!("starting redis-server x3 (module: {})", module.display());
@@ -100,6 +142,7 @@ fn main() -> Result<()> {
     results.command = command;
     results.machine = machine;
     results.module = module_note;
+    results.scale = scale;
     results.judge();
 
     println!("\n{}", results.tables());
@@ -115,6 +158,24 @@ fn main() -> Result<()> {
         json.display(),
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// `--demo SECS`: the contended side-by-side of `cargo xtask demo`, on
+/// servers of its own (the module's and two plain ones for Redlock x3).
+fn demo(secs: u64) -> Result<()> {
+    let (module, _) = bench_module();
+    let servers = Servers::start(&module);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let rows = rt.block_on(baton_benches::demo::demo_contended(
+        &servers,
+        std::time::Duration::from_secs(secs),
+    ))?;
+    drop(servers);
+    print!("{}", baton_benches::demo::demo_table(&rows));
     Ok(())
 }
 
@@ -259,6 +320,7 @@ async fn run_all(
         uncontended: unc,
         contended: con,
         bus: bus_runs,
+        scale: None,
         failures,
         goals: Vec::new(),
     })

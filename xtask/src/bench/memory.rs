@@ -4,6 +4,7 @@
 use super::load;
 use crate::reply;
 use anyhow::{ensure, Result};
+use baton_benches::scale;
 use baton_tests::RedisServer;
 use redis::Connection;
 use std::time::Duration;
@@ -23,6 +24,16 @@ impl Memory {
     /// Bytes per held lock over bytes per string key with PX.
     pub fn ratio(&self) -> f64 {
         self.lock_bytes / self.string_bytes
+    }
+
+    /// The figures for the report.
+    pub fn to_scale(&self) -> scale::Memory {
+        scale::Memory {
+            keys: self.keys,
+            ttl_ms: TTL_MS,
+            string_bytes: self.string_bytes,
+            lock_bytes: self.lock_bytes,
+        }
     }
 
     pub fn print(&self) {

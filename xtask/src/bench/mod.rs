@@ -1,44 +1,79 @@
-//! `cargo xtask bench`: the module against raw Redis, on one server in one
-//! run, for the performance goals:
+//! `cargo xtask bench [--quick]`: every benchmark, one report.
 //!
-//! - `throughput`: `LOCK.ACQUIRE` vs `SET NX PX`, `LOCK.RELEASE` vs `DEL`,
-//!   with redis-benchmark at 50 clients (ratio module/raw, goal >= 0.95);
-//! - `memory`: bytes per held lock vs per string key with PX (goal <= 2x);
-//! - `stall`: the longest event-loop stall while 1M locks expire at once
-//!   (goal <= 5 ms), measured with a PING probe, with raw Redis' own
-//!   expiry of as many PX keys alongside for comparison.
+//! 1. Builds the module and `baton-bench` in release, once.
+//! 2. On one server of its own, the module against raw Redis, for the
+//!    issue's performance goals:
+//!    - `throughput`: `LOCK.ACQUIRE` vs `SET NX PX`, `LOCK.RELEASE` vs `DEL`,
+//!      with redis-benchmark at 50 clients (ratio module/raw, goal >= 0.95);
+//!    - `memory`: bytes per held lock vs per string key with PX (goal <= 2x);
+//!    - `stall`: the longest event-loop stall while N locks expire at once
+//!      (goal <= 5 ms), measured with a PING probe, with raw Redis' own
+//!      expiry of as many PX keys alongside for comparison.
 //!
-//! `load` fills the keyspace with pipelined commands for all three.
+//!    `load` fills the keyspace with pipelined commands for all three.
+//! 3. Runs `baton-bench` (workloads 1, 2, 3, 5 against Redlock and raw
+//!    Redis, on servers of its own) and hands it the figures of step 2
+//!    (`--scale FILE`, a [`baton_benches::scale::Scale`] as JSON): it writes
+//!    both into `docs/BENCHMARKS.md` (machine, command, date, goals, ratios
+//!    first, then absolutes) and `docs/benchmarks.json`.
+//!
+//! `--quick` shrinks step 2 (100k locks, 3 rounds of 100k requests over
+//! 200k keys) and passes `--quick` to `baton-bench`: under 3 minutes after
+//! the build.
 
 mod load;
 mod memory;
 mod stall;
 mod throughput;
 
-use crate::cargo::{build_module, header};
+use crate::cargo::{build_release, header, run as run_step, target_dir, workspace_root};
 use crate::deps;
 use anyhow::{bail, Context, Result};
+use baton_benches::scale::Scale;
 use baton_tests::RedisServer;
+use std::process::Command;
+use std::time::Instant;
 
 /// Command-line options of `cargo xtask bench`.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// Short runs (`--quick`), here and in `baton-bench`.
+    quick: bool,
+    /// The arguments as given, for the report's command line.
+    args: Vec<String>,
     /// redis-benchmark rounds per command (the median is kept).
     rounds: usize,
     /// Requests per redis-benchmark run.
     requests: u64,
     /// Keys/locks for the memory and expiry measurements.
     locks: u64,
+    /// redis-benchmark's `-r` (and the keys held before a release run).
+    keyspace: u64,
 }
 
 impl Options {
     pub fn parse(args: &[String]) -> Result<Self> {
-        let mut opts = Options {
-            rounds: 5,
-            requests: 200_000,
-            locks: 1_000_000,
+        let quick = args.iter().any(|a| a == "--quick");
+        let mut opts = if quick {
+            Options {
+                quick,
+                args: args.to_vec(),
+                rounds: 3,
+                requests: 100_000,
+                locks: 100_000,
+                keyspace: 200_000,
+            }
+        } else {
+            Options {
+                quick,
+                args: args.to_vec(),
+                rounds: 5,
+                requests: 200_000,
+                locks: 1_000_000,
+                keyspace: 1_000_000,
+            }
         };
-        let mut args = args.iter();
+        let mut args = args.iter().filter(|a| *a != "--quick");
         while let Some(flag) = args.next() {
             let value = args
                 .next()
@@ -52,6 +87,7 @@ impl Options {
                 "--rounds" => opts.rounds = number as usize,
                 "--requests" => opts.requests = number,
                 "--locks" => opts.locks = number,
+                "--keyspace" => opts.keyspace = number,
                 _ => bail!("unknown option '{flag}' (see cargo xtask help)"),
             }
         }
@@ -62,19 +98,66 @@ impl Options {
 pub fn run(opts: Options) -> Result<()> {
     header("system dependencies: redis-server 7.x, libclang");
     deps::ensure()?;
-    header("cargo build --release -p baton-module");
-    let module = build_module(true)?;
-    let server = RedisServer::builder().module(&module).start();
+    header("cargo build --release -p baton-module -p baton-benches");
+    let built = build_release()?;
+    let started = Instant::now();
+
+    let scale = measure_scale(&built.module, &opts)?;
+    let scale_file = target_dir().join("xtask-bench").join("scale.json");
+    std::fs::create_dir_all(scale_file.parent().context("scale file dir")?)?;
+    std::fs::write(&scale_file, serde_json::to_string_pretty(&scale)? + "\n")
+        .with_context(|| format!("write {}", scale_file.display()))?;
+    let scale_secs = started.elapsed().as_secs_f64();
+
+    header(&format!(
+        "[2/2] baton-bench{}: workloads 1, 2, 3, 5 against Redlock and raw Redis",
+        if opts.quick { " --quick" } else { "" }
+    ));
+    let command = std::iter::once("cargo xtask bench".to_string())
+        .chain(opts.args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut bench = Command::new(&built.bench);
+    if opts.quick {
+        bench.arg("--quick");
+    }
+    bench
+        .arg("--out")
+        .arg("docs")
+        .arg("--scale")
+        .arg(&scale_file)
+        .args(["--command", &command])
+        .current_dir(workspace_root());
+    run_step("baton-bench", &mut bench)?;
+    println!(
+        "cargo xtask bench: done in {:.0} s after the build (module vs raw Redis {:.0} s, baton-bench {:.0} s)",
+        started.elapsed().as_secs_f64(),
+        scale_secs,
+        started.elapsed().as_secs_f64() - scale_secs
+    );
+    Ok(())
+}
+
+/// Step 2: the module against raw Redis on a server of its own; prints
+/// the results (ratios first, absolutes second) and returns them.
+fn measure_scale(module: &std::path::Path, opts: &Options) -> Result<Scale> {
+    let server = RedisServer::builder().module(module).start();
     let version = crate::reply::info_field(&mut server.connection(), "server", "redis_version")?;
     header(&format!(
-        "bench: redis-server {version} on port {} with {}",
+        "[1/2] module vs raw Redis: redis-server {version} on port {} with {}",
         server.port(),
         module.display()
     ));
 
-    let tp = throughput::measure(&server, opts.rounds, opts.requests)?;
+    let shape = throughput::Shape {
+        rounds: opts.rounds,
+        requests: opts.requests,
+        keyspace: opts.keyspace,
+    };
+    let tp = throughput::measure(&server, shape)?;
     let mem = memory::measure(&server, opts.locks)?;
     let waves = stall::measure(&server, opts.locks, mem.lock_load)?;
+    drop(server);
 
     header("results: ratios (module / raw Redis; throughput: median of per-round ratios)");
     let rows = [
@@ -112,13 +195,18 @@ pub fn run(opts: Options) -> Result<()> {
 
     header("results: absolutes");
     println!(
-        "throughput: redis-benchmark -c 50 -n {} -r 1000000 -P 1, median of {} rounds (requests/s)",
-        opts.requests, opts.rounds
+        "throughput: redis-benchmark -c 50 -n {} -r {} -P 1, median of {} rounds (requests/s)",
+        opts.requests, opts.keyspace, opts.rounds
     );
     tp.print();
     mem.print();
     waves.print();
-    Ok(())
+
+    Ok(Scale {
+        throughput: tp.to_scale(shape),
+        memory: mem.to_scale(),
+        expiry: waves.to_scale(),
+    })
 }
 
 fn yes_no(met: bool) -> &'static str {

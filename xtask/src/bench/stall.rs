@@ -18,6 +18,7 @@
 use super::load;
 use crate::reply;
 use anyhow::{bail, ensure, Result};
+use baton_benches::scale;
 use baton_tests::RedisServer;
 use redis::{Connection, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,6 +59,16 @@ impl Wave {
         self.max_rtt.as_secs_f64() * 1e3
     }
 
+    fn to_scale(&self) -> scale::Wave {
+        scale::Wave {
+            pings: self.pings,
+            max_rtt_ms: self.max_rtt_ms(),
+            p99_rtt_ms: self.p99_rtt.as_secs_f64() * 1e3,
+            drained_ms: self.drained.map(|d| d.as_secs_f64() * 1e3),
+            longest_batch_ms: self.longest_batch_ms,
+        }
+    }
+
     fn print(&self, label: &str) {
         let mut drained = match self.drained {
             Some(d) => format!(", all gone {} ms after the hold", d.as_millis()),
@@ -84,6 +95,17 @@ pub struct Waves {
 }
 
 impl Waves {
+    /// The figures for the report.
+    pub fn to_scale(&self) -> scale::Expiry {
+        scale::Expiry {
+            keys: self.keys,
+            ttl_ms: self.ttl_ms,
+            idle: self.idle.to_scale(),
+            raw: self.raw.to_scale(),
+            module: self.module.to_scale(),
+        }
+    }
+
     pub fn print(&self) {
         println!(
             "expiry: {} keys/locks with ttl {} ms, all made due at once; PING RTT on another connection",

@@ -3,18 +3,27 @@
 //! the median, so drift and noise hit both sides alike.
 //!
 //! Fairness: each acquire run starts from an empty keyspace; each release
-//! run starts from the same 1M held keys (`lock:000000000000` ..), filled
-//! for that side, so both mostly hit an existing key (about 90% with the
-//! default 200k random requests over 1M keys).
+//! run starts from the same held keys (`lock:000000000000` ..), the whole
+//! keyspace, filled for that side, so both mostly hit an existing key
+//! (about 90% with the default 200k random requests over 1M keys; about
+//! 80% with `--quick`'s 100k over 200k).
 
 use super::{load, median};
 use anyhow::{bail, Context, Result};
+use baton_benches::scale;
 use baton_tests::RedisServer;
 use redis::{Connection, Value};
 use std::process::Command;
 
-/// `-r` of redis-benchmark: `__rand_int__` is a 12-digit number below this.
-const KEYSPACE: u64 = 1_000_000;
+/// The keyspace for one measurement: `-r` of redis-benchmark
+/// (`__rand_int__` is a 12-digit number below it), and how many keys each
+/// release run starts with.
+#[derive(Clone, Copy)]
+pub struct Shape {
+    pub rounds: usize,
+    pub requests: u64,
+    pub keyspace: u64,
+}
 const CLIENTS: u32 = 50;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -67,6 +76,16 @@ impl Pair {
         median(&ratios)
     }
 
+    fn to_scale(&self) -> scale::Pair {
+        scale::Pair {
+            raw_cmd: self.raw_cmd.into(),
+            module_cmd: self.module_cmd.into(),
+            raw_rps: self.raw.clone(),
+            module_rps: self.module.clone(),
+            ratio: self.ratio(),
+        }
+    }
+
     fn print(&self) {
         for (cmd, runs) in [(self.raw_cmd, &self.raw), (self.module_cmd, &self.module)] {
             let rounds: Vec<String> = runs.iter().map(|r| format!("{r:.0}")).collect();
@@ -89,9 +108,25 @@ impl Throughput {
         self.acquire.print();
         self.release.print();
     }
+
+    /// The figures for the report.
+    pub fn to_scale(&self, shape: Shape) -> scale::Throughput {
+        scale::Throughput {
+            clients: CLIENTS,
+            requests: shape.requests,
+            keyspace: shape.keyspace,
+            rounds: shape.rounds,
+            pairs: vec![self.acquire.to_scale(), self.release.to_scale()],
+        }
+    }
 }
 
-pub fn measure(server: &RedisServer, rounds: usize, requests: u64) -> Result<Throughput> {
+pub fn measure(server: &RedisServer, shape: Shape) -> Result<Throughput> {
+    let Shape {
+        rounds,
+        requests,
+        keyspace,
+    } = shape;
     let mut con = server.connection();
     sanity_check(&mut con)?;
     let mut tp = Throughput {
@@ -105,7 +140,7 @@ pub fn measure(server: &RedisServer, rounds: usize, requests: u64) -> Result<Thr
         ),
     };
     println!(
-        "throughput: {rounds} rounds of {requests} requests, {CLIENTS} clients, keys drawn from {KEYSPACE}"
+        "throughput: {rounds} rounds of {requests} requests, {CLIENTS} clients, keys drawn from {keyspace}"
     );
     for round in 0..rounds {
         // Swap who goes first every round.
@@ -117,14 +152,14 @@ pub fn measure(server: &RedisServer, rounds: usize, requests: u64) -> Result<Thr
         let mut line = Vec::new();
         for side in order {
             load::flushall(&mut con)?;
-            let rps = redis_benchmark(server.port(), requests, tp.acquire.command(side))?;
+            let rps = redis_benchmark(server.port(), shape, tp.acquire.command(side))?;
             tp.acquire.record(side, rps);
             line.push(format!("{} {rps:.0}", first_word(tp.acquire.command(side))));
         }
         for side in order {
             load::flushall(&mut con)?;
-            fill(&mut con, side)?;
-            let rps = redis_benchmark(server.port(), requests, tp.release.command(side))?;
+            fill(&mut con, side, keyspace)?;
+            let rps = redis_benchmark(server.port(), shape, tp.release.command(side))?;
             tp.release.record(side, rps);
             line.push(format!("{} {rps:.0}", first_word(tp.release.command(side))));
         }
@@ -165,8 +200,8 @@ fn sanity_check(con: &mut Connection) -> Result<()> {
 }
 
 /// Holds every key of the benchmark's keyspace with token `tok`.
-fn fill(con: &mut Connection, side: Side) -> Result<()> {
-    load::pipelined(con, KEYSPACE, |i| {
+fn fill(con: &mut Connection, side: Side, keyspace: u64) -> Result<()> {
+    load::pipelined(con, keyspace, |i| {
         let key = format!("lock:{i:012}");
         match side {
             Side::Raw => redis::cmd("SET")
@@ -186,11 +221,16 @@ fn fill(con: &mut Connection, side: Side) -> Result<()> {
 }
 
 /// Runs redis-benchmark on `command` and returns its requests per second.
-fn redis_benchmark(port: u16, requests: u64, command: &str) -> Result<f64> {
+fn redis_benchmark(port: u16, shape: Shape, command: &str) -> Result<f64> {
     let out = Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-c", &CLIENTS.to_string(), "-n", &requests.to_string()])
-        .args(["-r", &KEYSPACE.to_string(), "-P", "1", "--csv"])
+        .args([
+            "-c",
+            &CLIENTS.to_string(),
+            "-n",
+            &shape.requests.to_string(),
+        ])
+        .args(["-r", &shape.keyspace.to_string(), "-P", "1", "--csv"])
         .args(command.split(' '))
         .output()
         .context("could not run redis-benchmark")?;

@@ -26,7 +26,14 @@ pub fn parse_info_field(text: &str, field: &str) -> Option<String> {
 }
 
 /// Waits until `replica` has its link to `primary` up and has processed
-/// everything the primary had written when this was called.
+/// everything the primary had written when this was called, and until the
+/// primary streams new writes to it.
+///
+/// The offset alone is not enough right after a diskless full sync: the
+/// replica has the RDB, but Redis 7.0 holds the command stream until the
+/// replica's first `REPLCONF ACK`, which replicas send once a second. So the
+/// primary is also asked `WAIT 1`, which returns once the replica has
+/// acknowledged every write so far (the primary asks for that ACK at once).
 ///
 /// # Panics
 ///
@@ -43,9 +50,18 @@ pub fn wait_for_sync(primary: &RedisServer, replica: &RedisServer) {
             .unwrap_or(-1);
         link_up && offset >= target
     });
+    let acked: i64 = if synced {
+        redis::cmd("WAIT")
+            .arg(1)
+            .arg(SYNC_TIMEOUT.as_millis() as u64)
+            .query(&mut primary.connection())
+            .expect("WAIT")
+    } else {
+        0
+    };
     assert!(
-        synced,
-        "replica on port {} did not reach offset {target} of primary {} within {SYNC_TIMEOUT:?}\n\
+        synced && acked >= 1,
+        "replica on port {} did not reach offset {target} of primary {} (or acknowledge it) within {SYNC_TIMEOUT:?}\n\
          primary log:\n{}\nreplica log:\n{}",
         replica.port(),
         primary.port(),

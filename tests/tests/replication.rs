@@ -61,9 +61,19 @@ fn release_forcerelease_and_expiry_remove_the_key_on_the_replica() {
     acquire(&mut p, b"a", b"t", 60_000).unwrap();
     acquire(&mut p, b"b", b"t", 60_000).unwrap();
     acquire(&mut p, b"c", b"t", 1_000).unwrap();
+    let granted = std::time::Instant::now();
     wait_for_sync(&primary, &replica);
     let mut r = replica.connection();
-    assert!(exists(&mut r, b"a") && exists(&mut r, b"b") && exists(&mut r, b"c"));
+    let present: Vec<bool> = [b"a", b"b", b"c"]
+        .iter()
+        .map(|k| exists(&mut r, *k))
+        .collect();
+    assert_eq!(
+        present,
+        [true; 3],
+        "a, b, c on the replica {:?} after the grant of c",
+        granted.elapsed()
+    );
     release(&mut p, b"a", b"t");
     force_release(&mut p, b"b");
     wait_for_sync(&primary, &replica);

@@ -13,7 +13,7 @@ use baton_client::{Backend, Client};
 use baton_tests::{RedisCluster, RedisServer};
 use common::{eventually, opts};
 use futures_util::future::join_all;
-use tokio::time::{timeout, Instant};
+use tokio::time::timeout;
 
 mod common;
 
@@ -175,20 +175,7 @@ async fn fifo_hand_off(env: &Env) {
 async fn expiry_hands_off(env: &Env) {
     let keys = env.spread("expiry");
     env.on_each(&keys, async |c, k| {
-        let holder = c.lock(k, opts(300).watchdog(false)).await.unwrap();
-        let started = Instant::now();
-        let g = c
-            .lock(k, opts(10_000).wait(Duration::from_secs(10)))
-            .await
-            .unwrap();
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{k}: hand-off soon after the ttl"
-        );
-        assert!(g.fence() > holder.fence());
-        timeout(Duration::from_millis(200), holder.lost())
-            .await
-            .expect("the expired lock is lost");
+        let g = common::expiry_hands_off(c, k, Duration::from_millis(200)).await;
         assert!(g.release().await.unwrap());
     })
     .await;

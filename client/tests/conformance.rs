@@ -169,20 +169,7 @@ async fn force_release_hands_off_and_signals_lost(kind: Backend) {
 
 async fn expiry_hands_off_to_the_waiter(kind: Backend) {
     let (_s, c) = setup(kind).await;
-    let holder = c.lock("e", opts(300).watchdog(false)).await.unwrap();
-    let started = Instant::now();
-    let g = c
-        .lock("e", opts(10_000).wait(Duration::from_secs(10)))
-        .await
-        .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "hand-off soon after the ttl"
-    );
-    assert!(g.fence() > holder.fence());
-    timeout(Duration::from_millis(100), holder.lost())
-        .await
-        .expect("expired lock is lost");
+    let _g = common::expiry_hands_off(&c, "e", Duration::from_millis(100)).await;
 }
 
 async fn watchdog_keeps_the_lock(kind: Backend) {

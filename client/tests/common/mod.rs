@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use baton_client::LockOptions;
-use tokio::time::Instant;
+use baton_client::{Client, LockGuard, LockOptions};
+use tokio::time::{timeout, Instant};
 
 /// Polls an async condition until a deadline.
 pub async fn eventually<F, Fut>(within: Duration, what: &str, mut cond: F)
@@ -23,4 +23,25 @@ where
 /// Lock options with a ttl of `ttl_ms`.
 pub fn opts(ttl_ms: u64) -> LockOptions {
     LockOptions::new().ttl(Duration::from_millis(ttl_ms))
+}
+
+/// A holder without watchdog expires at its ttl of 300 ms; a waiter on `key`
+/// gets the lock soon after with a larger fence, and the holder's `lost()`
+/// fires within `lost_within`. Returns the waiter's guard.
+pub async fn expiry_hands_off(c: &Client, key: &str, lost_within: Duration) -> LockGuard {
+    let holder = c.lock(key, opts(300).watchdog(false)).await.unwrap();
+    let started = Instant::now();
+    let g = c
+        .lock(key, opts(10_000).wait(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{key}: hand-off soon after the ttl"
+    );
+    assert!(g.fence() > holder.fence());
+    timeout(lost_within, holder.lost())
+        .await
+        .expect("the expired lock is lost");
+    g
 }

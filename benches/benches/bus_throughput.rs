@@ -13,6 +13,7 @@
 //! per-round ratios, so the machine's load of the moment hits both alike.
 
 use anyhow::{ensure, Context, Result};
+use baton_benches::stats::median;
 use baton_client::bus::{Bus, StartAt, TopicOptions};
 use baton_client::{Backend, Client};
 use baton_tests::RedisServer;
@@ -63,13 +64,9 @@ impl Row {
     }
 
     fn ratio(&self) -> f64 {
-        median(self.raw.iter().zip(&self.bus).map(|(r, b)| b / r).collect())
+        let ratios: Vec<f64> = self.raw.iter().zip(&self.bus).map(|(r, b)| b / r).collect();
+        median(&ratios)
     }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn main() -> Result<()> {
@@ -143,8 +140,8 @@ async fn run() -> Result<()> {
         println!(
             "{:<40} {ratio:>8.3} {goal:>8}  {met:<4} {:>12.0} {:>12.0}",
             row.name,
-            median(row.raw.clone()),
-            median(row.bus.clone())
+            median(&row.raw),
+            median(&row.bus)
         );
     }
     Ok(())

@@ -12,6 +12,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::stats::median;
+
 /// Everything `cargo xtask bench` measured against raw Redis.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Scale {
@@ -270,16 +272,6 @@ fn raw_name(cmd: &str) -> String {
         }
         Some(w) => (*w).to_owned(),
         None => String::new(),
-    }
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Statistics over what the workloads record: latency histograms, Jain's
-//! fairness index, and order violations (inversions of arrival and grant).
+//! fairness index, order violations (inversions of arrival and grant), and
+//! the median used for ratios of repeated rounds.
 
 use std::time::Duration;
 
@@ -140,6 +141,18 @@ impl Fenwick {
     }
 }
 
+/// The median of `values` (the mean of the middle two for an even count;
+/// NaN for none).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,5 +214,12 @@ mod tests {
         assert_eq!(s.samples, 100);
         assert!((s.p50_us - 50.0).abs() < 0.1, "{s:?}");
         assert!((s.max_us - 100.0).abs() < 0.1, "{s:?}");
+    }
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
     }
 }

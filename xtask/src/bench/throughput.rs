@@ -8,9 +8,10 @@
 //! (about 90% with the default 200k random requests over 1M keys; about
 //! 80% with `--quick`'s 100k over 200k).
 
-use super::{load, median};
+use super::load;
 use anyhow::{bail, Context, Result};
 use baton_benches::scale;
+use baton_benches::stats::median;
 use baton_tests::RedisServer;
 use redis::{Connection, Value};
 use std::process::Command;

@@ -21,7 +21,7 @@ pub mod queue;
 pub mod schedule;
 
 pub use args::ArgError;
-pub use fence::FenceCounter;
+pub use fence::{FenceCounter, MAX_FENCE};
 pub use lock::{Acquire, Enqueue, Grant, Holder, Lock, Release};
 pub use queue::{AlreadyWaiting, WaitQueue, Waiter};
 pub use schedule::ExpirySchedule;

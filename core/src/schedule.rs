@@ -55,6 +55,12 @@ impl<K> ExpirySchedule<K> {
         (deadline <= now).then(|| (deadline, fence, entry.remove()))
     }
 
+    /// Lets `f` rewrite every entry's key in place (a database swap moves
+    /// locks without touching their deadlines).
+    pub fn for_each_key_mut(&mut self, f: impl FnMut(&mut K)) {
+        self.entries.values_mut().for_each(f);
+    }
+
     /// Drops every entry.
     pub fn clear(&mut self) {
         self.entries.clear();
@@ -84,5 +90,15 @@ mod tests {
         schedule.insert(10, 1, "a");
         assert_eq!(schedule.remove(10, 1), Some("a"));
         assert_eq!(schedule.pop_due(u64::MAX), None);
+    }
+
+    #[test]
+    fn keys_can_be_rewritten_in_place() {
+        let mut schedule = ExpirySchedule::default();
+        schedule.insert(10, 1, 0);
+        schedule.insert(20, 2, 1);
+        schedule.for_each_key_mut(|db| *db = 1 - *db);
+        assert_eq!(schedule.pop_due(20), Some((10, 1, 1)));
+        assert_eq!(schedule.pop_due(20), Some((20, 2, 0)));
     }
 }

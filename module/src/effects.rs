@@ -8,10 +8,10 @@
 //! a relative ttl.
 
 use crate::keyspace::LockKey;
-use crate::lock_type::{Blocked, LockValue};
+use crate::lock_type::{LockGrant, LockValue};
 use crate::node::KeyRef;
-use crate::{expiry, ffi, node, stats, waiting};
-use baton_core::Grant;
+use crate::{expiry, external, ffi, node, stats, waiting};
+use baton_core::Release;
 use redis_module::{raw, Context, RedisError, RedisString};
 
 /// A holder as (fence, expiry): enough to tell whether it changed.
@@ -33,6 +33,9 @@ pub struct Scope<'a> {
     pub replicate: bool,
     /// Keep the expiry schedule (a primary that is not loading).
     pub schedule: bool,
+    /// This node is a primary, or it applies its primary's stream or an AOF
+    /// (where a replica's writes come from).
+    pub primary: bool,
 }
 
 impl<'a> Scope<'a> {
@@ -49,10 +52,11 @@ impl<'a> Scope<'a> {
             key,
             replicate: primary && !applying,
             schedule: primary && flags & raw::REDISMODULE_CTX_FLAGS_LOADING == 0,
+            primary: primary || applying,
         }
     }
 
-    fn key_ref(&self) -> KeyRef {
+    pub fn key_ref(&self) -> KeyRef {
         KeyRef {
             db: self.db,
             key: self.key.into(),
@@ -62,7 +66,8 @@ impl<'a> Scope<'a> {
 
 /// Brings everything in line with the lock's new state. `before` is the mark
 /// taken before the change; `grants` are waiters that became holders.
-pub fn settle(scope: &Scope<'_>, key: &LockKey, before: Mark, grants: Vec<Grant<Blocked>>) {
+pub fn settle(scope: &Scope<'_>, key: &LockKey, before: Mark, grants: Vec<LockGrant>) {
+    let grants = deliverable(key, grants);
     let lock = key.lock();
     let after = mark(lock.as_deref());
     if before != after {
@@ -94,10 +99,37 @@ pub fn settle(scope: &Scope<'_>, key: &LockKey, before: Mark, grants: Vec<Grant<
     if lock.is_some_and(|lock| lock.is_idle()) {
         key.delete();
     }
-    for grant in grants {
+    for grant in &grants {
         stats::GRANTS.incr();
         waiting::wake(scope.ctx, grant);
     }
+}
+
+/// The grants whose waiters still wait. A grant made for a waiter that is
+/// gone is taken back and the lock passes on to the next waiter, before
+/// anything is propagated, so a grant only ever reaches the waiter it was
+/// made for. (Every path that ends a wait also leaves the queue, so this is
+/// the backstop, not the rule.)
+fn deliverable(key: &LockKey, mut grants: Vec<LockGrant>) -> Vec<LockGrant> {
+    let mut i = 0;
+    while i < grants.len() {
+        if waiting::is_waiting(grants[i].id) {
+            i += 1;
+            continue;
+        }
+        let ghost = grants.remove(i);
+        let Some(lock) = key.lock() else { continue };
+        if lock.holder().map(|h| h.fence) != Some(ghost.fence) {
+            continue;
+        }
+        let now = ffi::now_ms();
+        if let Release::Released { handoff } =
+            node::with(|node| lock.force_release(now, node.fences()))
+        {
+            grants.extend(handoff);
+        }
+    }
+    grants
 }
 
 /// A write command's change to one lock, from open to settle: the key opened
@@ -110,19 +142,31 @@ pub struct Change<'a> {
     /// True when the lazy check expired the holder.
     pub expired: bool,
     /// Waiters that became holders; woken by `finish`.
-    pub grants: Vec<Grant<Blocked>>,
+    pub grants: Vec<LockGrant>,
     before: Mark,
 }
 
 impl<'a> Change<'a> {
-    /// Opens the lock under `name` (WRONGTYPE when the key holds another type).
+    /// Opens the lock under `name`: READONLY on a replica (also one with
+    /// `replica-read-only no`: only the primary grants, expires and numbers
+    /// fences), WRONGTYPE when the key holds another type. A held lock that
+    /// eviction took is put back first (see `external`).
     pub fn begin(ctx: &Context, name: &'a RedisString) -> Result<Self, RedisError> {
+        let scope = Scope::local(ctx.get_raw(), name.as_slice());
+        if !scope.primary {
+            return Err(RedisError::Str(
+                "READONLY You can't write against a read only replica.",
+            ));
+        }
         let key = LockKey::open(ctx, name)?;
         let now = ffi::now_ms();
         let before = mark(key.lock().as_deref());
+        if key.lock().is_none() {
+            external::restore_evicted(&key, &scope.key_ref(), now)?;
+        }
         let expiry = expire_if_due(key.lock(), now);
         Ok(Self {
-            scope: Scope::local(ctx.get_raw(), name.as_slice()),
+            scope,
             now,
             expired: expiry.is_some(),
             grants: expiry.flatten().into_iter().collect(),
@@ -139,9 +183,9 @@ impl<'a> Change<'a> {
 
 /// Expires the holder if its time has passed (the lazy check every write
 /// command makes first). `Some` when it expired, with the hand-off if any.
-pub fn expire_if_due(lock: Option<&mut LockValue>, now: u64) -> Option<Option<Grant<Blocked>>> {
+pub fn expire_if_due(lock: Option<&mut LockValue>, now: u64) -> Option<Option<LockGrant>> {
     let lock = lock?;
-    let (_, grant) = node::with(|node| lock.expire_due(now, &mut node.fences))?;
+    let (_, grant) = node::with(|node| lock.expire_due(now, node.fences()))?;
     stats::EXPIRATIONS.incr();
     Some(grant)
 }

@@ -13,7 +13,7 @@
 use crate::effects::{self, Scope};
 use crate::keyspace::LockKey;
 use crate::node::KeyRef;
-use crate::{ffi, node};
+use crate::{external, ffi, node};
 use redis_module::{Context, RedisString};
 use std::ffi::c_void;
 
@@ -21,6 +21,9 @@ use std::ffi::c_void;
 const BATCH_BUDGET_US: u64 = 1000;
 /// How many expiries between two looks at the clock.
 const CLOCK_EVERY: u32 = 8;
+/// While writes are paused, how often the timer looks whether the pause is
+/// over (expiry resumes within this much of its end).
+const PAUSE_POLL_MS: u64 = 5;
 
 /// Arms the timer for the earliest deadline, unless one is armed for it or
 /// earlier, or a batch is running (it re-arms when it ends).
@@ -54,12 +57,18 @@ fn arm(ctx: ffi::Ctx, deadline: u64, delay_ms: u64) {
 }
 
 unsafe extern "C" fn on_timer(ctx: ffi::Ctx, _data: *mut c_void) {
-    // This timer is done (Redis frees it after we return), and no other may be
-    // armed until the batch ends: one timer per batch, never a cascade.
-    node::with(|node| {
-        node.armed = None;
-        node.expiring = true;
-    });
+    // This timer is done (Redis frees it after we return).
+    node::with(|node| node.armed = None);
+    if ffi::writes_paused() {
+        // CLIENT PAUSE, FAILOVER: expire nothing, hand nothing off and
+        // propagate nothing until writes resume (Redis asserts that nothing
+        // is propagated meanwhile), as Redis does with its own expiry.
+        arm(ctx, 0, PAUSE_POLL_MS);
+        return;
+    }
+    // No other timer may be armed until the batch ends: one timer per batch,
+    // never a cascade.
+    node::with(|node| node.expiring = true);
     let started = ffi::monotonic_us();
     let more = ffi::is_primary(ctx) && run_batch(ctx, started);
     node::with(|node| node.expiring = false);
@@ -105,11 +114,8 @@ fn expire(ctx: ffi::Ctx, lock_ref: &KeyRef, fence: u64, now: u64) {
     let scope = Scope::local(ctx, &lock_ref.key);
     let before = effects::mark(key.lock().as_deref());
     match before {
-        // A lock left without holder or waiters: forget it.
-        None if key.lock().is_some_and(|lock| lock.is_idle()) => {
-            key.delete();
-            ffi::replicate_del(ctx, &lock_ref.key);
-        }
+        // The key is gone; eviction may have kept its holder until now.
+        None if key.lock().is_none() => external::forget_evicted(lock_ref, fence),
         // The grant this entry was for is gone (released, renewed): stale.
         Some((current, _)) if current == fence => {
             match effects::expire_if_due(key.lock(), now) {

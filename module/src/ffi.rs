@@ -37,6 +37,14 @@ pub fn now_ms() -> u64 {
     )
 }
 
+/// Wall-clock unix time in µs: the floor of every fence (see
+/// `baton_core::fence`).
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// A monotonic clock in µs, for bounding the work of one batch.
 pub fn monotonic_us() -> u64 {
     api!(RedisModule_MonotonicMicroseconds()).unwrap_or(0)
@@ -50,6 +58,36 @@ pub fn context_flags(ctx: Ctx) -> u32 {
 /// True on a primary (not a replica).
 pub fn is_primary(ctx: Ctx) -> bool {
     context_flags(ctx) & raw::REDISMODULE_CTX_FLAGS_SLAVE == 0
+}
+
+/// True while `CLIENT PAUSE`, `FAILOVER` or a Cluster manual failover holds
+/// writes back: the module must then change nothing and propagate nothing,
+/// as Redis suspends its own expiry (`RM_AvoidReplicaTraffic`).
+pub fn writes_paused() -> bool {
+    api!(RedisModule_AvoidReplicaTraffic()).is_some_and(|paused| paused != 0)
+}
+
+/// Sets module options (`REDISMODULE_OPTIONS_*`).
+pub fn set_module_options(ctx: Ctx, options: u32) {
+    api!(RedisModule_SetModuleOptions(ctx, options as c_int));
+}
+
+/// A context of the module that outlives any callback, for the API calls
+/// that need one where Redis hands us none (a type's unlink callback).
+/// Made once at load; null before.
+pub fn module_ctx() -> Ctx {
+    MODULE_CTX.load(std::sync::atomic::Ordering::Acquire)
+}
+
+static MODULE_CTX: std::sync::atomic::AtomicPtr<raw::RedisModuleCtx> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// Makes [`module_ctx`] (at module load).
+pub fn init_module_ctx(ctx: Ctx) -> bool {
+    let detached =
+        api!(RedisModule_GetDetachedThreadSafeContext(ctx)).unwrap_or(std::ptr::null_mut());
+    MODULE_CTX.store(detached, std::sync::atomic::Ordering::Release);
+    !detached.is_null()
 }
 
 /// Blocks the calling client with no server-side timeout (ours are module
@@ -258,6 +296,28 @@ pub fn key_module_value(key: *mut raw::RedisModuleKey) -> *mut c_void {
     api!(RedisModule_ModuleTypeGetValue(key)).unwrap_or(std::ptr::null_mut())
 }
 
+/// Subscribes to keyspace events of the given classes
+/// (`REDISMODULE_NOTIFY_*`), whatever `notify-keyspace-events` says.
+pub fn subscribe_keyspace_events(
+    ctx: Ctx,
+    classes: c_int,
+    callback: raw::RedisModuleNotificationFunc,
+) -> bool {
+    api!(RedisModule_SubscribeToKeyspaceEvents(
+        ctx, classes, callback
+    )) == Some(raw::REDISMODULE_OK as c_int)
+}
+
+/// The database and key name of a type callback's key context.
+pub fn opt_ctx_key<'a>(ctx: *mut raw::RedisModuleKeyOptCtx) -> Option<(i32, &'a [u8])> {
+    if ctx.is_null() {
+        return None;
+    }
+    let db = api!(RedisModule_GetDbIdFromOptCtx(ctx))?;
+    let name = api!(RedisModule_GetKeyNameFromOptCtx(ctx)).filter(|name| !name.is_null())?;
+    Some((db, redis_module::RedisString::string_as_slice(name)))
+}
+
 /// Subscribes to a server event (`REDISMODULE_EVENT_*`).
 pub fn subscribe_server_event(ctx: Ctx, id: u64, callback: raw::RedisModuleEventCallback) -> bool {
     let event = raw::RedisModuleEvent { id, dataver: 1 };
@@ -287,6 +347,11 @@ pub fn info_field(ictx: *mut raw::RedisModuleInfoCtx, name: &CStr, value: u64) {
 /// Replies with an integer.
 pub fn reply_integer(ctx: Ctx, value: u64) {
     api!(RedisModule_ReplyWithLongLong(ctx, ll(value)));
+}
+
+/// Replies with an error line (`CODE message`).
+pub fn reply_error(ctx: Ctx, line: &CStr) {
+    api!(RedisModule_ReplyWithError(ctx, line.as_ptr()));
 }
 
 /// Replies with null.

@@ -2,6 +2,8 @@
 //! deletion, so commands never touch raw key handles.
 
 use crate::lock_type::{count_new, LockValue, LOCK_TYPE};
+use crate::node::KeyRef;
+use crate::{external, ffi, node};
 use redis_module::key::{RedisKey, RedisKeyWritable};
 use redis_module::{Context, RedisError, RedisString};
 use std::cell::Cell;
@@ -59,7 +61,8 @@ impl LockKey {
 }
 
 /// Reads the lock under `name` without opening it for writing; WRONGTYPE when
-/// the key holds another type.
+/// the key holds another type. A held lock that eviction took is read as the
+/// lock it was (see `external`).
 pub fn read<R>(
     ctx: &Context,
     name: &RedisString,
@@ -69,5 +72,14 @@ pub fn read<R>(
     let lock = key
         .get_value::<LockValue>(&LOCK_TYPE)
         .map_err(|_| RedisError::WrongType)?;
-    Ok(f(lock))
+    if lock.is_some() {
+        return Ok(f(lock));
+    }
+    let at = KeyRef {
+        db: ffi::selected_db(ctx.get_raw()),
+        key: name.as_slice().into(),
+    };
+    let evicted = external::evicted_holder(&at)
+        .map(|holder| node::with(|node| LockValue::held_by(holder, node.fences())));
+    Ok(f(evicted.as_ref()))
 }

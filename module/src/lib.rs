@@ -13,15 +13,19 @@
 //! - `effects`: what follows a change: schedule, replication, key deletion,
 //!   counters, waking granted waiters.
 //! - `waiting`: blocked waiters: block, wake, timeout, disconnect.
-//! - `expiry`: the expiry timer, in batches.
+//! - `expiry`: the expiry timer, in batches; idle while writes are paused.
+//! - `external`: what DEL, RENAME, MOVE, SWAPDB, FLUSH*, RESTORE and
+//!   eviction do to locks and their waiters.
 //! - `sweep`: schedule rebuild after load and promotion; backstop sweep.
-//! - `node`: node-wide state (fence counter, schedule, waiters).
+//! - `node`: node-wide state (fence counter, schedule, waiters, evicted
+//!   holders).
 //! - `stats`: counters for `LOCK.STATS` and `INFO baton`.
 //! - `ffi`: wrappers over the raw module API; none can panic.
 
 mod commands;
 mod effects;
 mod expiry;
+mod external;
 mod ffi;
 mod keyspace;
 mod lock_type;
@@ -35,13 +39,18 @@ use redis_module::{raw, redis_module, Context, RedisString, Status};
 
 fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     let raw_ctx = ctx.get_raw();
+    // A malformed RDB value (RESTORE) is then an error for rdb_load to see,
+    // not a panic of Redis.
+    ffi::set_module_options(raw_ctx, raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS);
     ffi::register_info_function(raw_ctx, Some(on_info));
-    let subscribed =
-        ffi::subscribe_server_event(
+    let subscribed = ffi::init_module_ctx(raw_ctx)
+        && ffi::subscribe_server_event(
             raw_ctx,
             raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
             Some(on_role_changed),
-        ) && ffi::subscribe_server_event(raw_ctx, raw::REDISMODULE_EVENT_LOADING, Some(on_loading));
+        )
+        && ffi::subscribe_server_event(raw_ctx, raw::REDISMODULE_EVENT_LOADING, Some(on_loading))
+        && external::subscribe(raw_ctx);
     if !subscribed {
         return Status::Err;
     }
@@ -55,7 +64,9 @@ unsafe extern "C" fn on_role_changed(
     _subevent: u64,
     _data: *mut std::ffi::c_void,
 ) {
-    // A new primary takes over expiry; a new replica drops its schedule.
+    // A new primary takes over expiry; a new replica drops its schedule and
+    // what eviction took (its primary decides now).
+    external::forget_all_evicted();
     sweep::rebuild(ctx);
 }
 

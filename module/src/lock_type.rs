@@ -2,11 +2,12 @@
 //! save/load, AOF rewrite, memory usage and free.
 //!
 //! Only the holder is persisted (token, fence, absolute expiry): waiters are
-//! connections, and no connection survives a restart. The node's fence counter
+//! connections, and no connection survives a restart. Loading checks every
+//! field (RESTORE hands us whatever a client sent). The node's fence counter
 //! is saved as aux data before the keyspace, so fences of deleted locks are not
 //! reissued after a restart.
 
-use crate::{ffi, node, stats};
+use crate::{external, ffi, node, stats};
 use baton_core::{Holder, Lock};
 use redis_module::native_types::RedisType;
 use redis_module::raw;
@@ -16,16 +17,12 @@ use std::os::raw::c_int;
 /// The encoding version of the RDB format below.
 const ENCODING_VERSION: i32 = 1;
 
-/// How a blocked waiter is woken: its blocked-client handle and the timer that
-/// times it out.
-#[derive(Debug, Clone, Copy)]
-pub struct Blocked {
-    pub bc: usize,
-    pub timer: u64,
-}
+/// A lock as stored in the keyspace. Its queue holds waiter ids only: how to
+/// wake each (handle, timer) is in the node's registry (`waiting`).
+pub type LockValue = Lock<()>;
 
-/// A lock as stored in the keyspace.
-pub type LockValue = Lock<Blocked>;
+/// Core's grant, as the module receives it.
+pub type LockGrant = baton_core::Grant<()>;
 
 pub static LOCK_TYPE: RedisType = RedisType::new(
     "baton-lck",
@@ -49,7 +46,7 @@ pub static LOCK_TYPE: RedisType = RedisType::new(
         copy2: None,
         free_effort2: None,
         mem_usage2: None,
-        unlink2: None,
+        unlink2: Some(unlink),
     },
 );
 
@@ -76,30 +73,39 @@ unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) 
 }
 
 unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
-    if encver != ENCODING_VERSION {
-        return std::ptr::null_mut();
+    // Every read is checked: with REDISMODULE_OPTIONS_HANDLE_IO_ERRORS set at
+    // load, a short or malformed payload (RESTORE) is an error we see here,
+    // not a panic of Redis. Null makes RESTORE reply an error.
+    match load_holder(rdb, encver) {
+        Some(holder) => {
+            let lock = node::with(|node| LockValue::held_by(holder, node.fences()));
+            count_new(&lock);
+            Box::into_raw(Box::new(lock)).cast()
+        }
+        None => std::ptr::null_mut(),
     }
-    let Ok(fence) = raw::load_unsigned(rdb) else {
-        return std::ptr::null_mut();
-    };
-    let Ok(expires_at) = raw::load_unsigned(rdb) else {
-        return std::ptr::null_mut();
-    };
-    let Ok(token) = raw::load_string_buffer(rdb) else {
-        return std::ptr::null_mut();
-    };
-    let lock = if fence == 0 || token.as_ref().is_empty() {
-        LockValue::new()
-    } else {
-        let holder = Holder {
-            token: token.as_ref().into(),
-            fence,
-            expires_at,
-        };
-        node::with(|node| LockValue::held_by(holder, &mut node.fences))
-    };
-    count_new(&lock);
-    Box::into_raw(Box::new(lock)).cast()
+}
+
+/// Reads and checks one saved holder: a valid value always has one (a free
+/// lock has no key), its token is 1 to 256 bytes, and its fence is in range
+/// (`FenceCounter::accepts`), so a forged payload cannot push the node's
+/// counter out of the range fences live in.
+fn load_holder(rdb: *mut raw::RedisModuleIO, encver: c_int) -> Option<Holder> {
+    if encver != ENCODING_VERSION {
+        return None;
+    }
+    let fence = raw::load_unsigned(rdb).ok()?;
+    let expires_at = raw::load_unsigned(rdb).ok()?;
+    let token = raw::load_string_buffer(rdb).ok()?;
+    let token = baton_core::args::token(token.as_ref()).ok()?;
+    if expires_at > baton_core::MAX_FENCE || !node::with(|node| node.accepts_fence(fence)) {
+        return None;
+    }
+    Some(Holder {
+        token: token.into(),
+        fence,
+        expires_at,
+    })
 }
 
 unsafe extern "C" fn aof_rewrite(
@@ -123,7 +129,7 @@ unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
     };
     let token = lock.holder().map_or(0, |h| h.token.len());
     // A waiter costs its entry in the queue's deque and two maps.
-    let per_waiter = std::mem::size_of::<baton_core::Waiter<Blocked>>() + 64;
+    let per_waiter = std::mem::size_of::<baton_core::Waiter<()>>() + 64;
     std::mem::size_of::<LockValue>() + token + lock.waiters() * per_waiter
 }
 
@@ -140,7 +146,7 @@ unsafe extern "C" fn free(value: *mut c_void) {
 }
 
 unsafe extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, _when: c_int) {
-    raw::save_unsigned(rdb, node::with(|node| node.fences.last()));
+    raw::save_unsigned(rdb, node::with(|node| node.fences().last()));
 }
 
 unsafe extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, _when: c_int) -> c_int {
@@ -148,10 +154,21 @@ unsafe extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, _when
         return raw::REDISMODULE_ERR as c_int;
     }
     match raw::load_unsigned(rdb) {
-        Ok(last) => {
-            node::with(|node| node.fences.observe(last));
+        // 0: no fence issued yet. Anything out of range is refused like a
+        // forged value (see `load_holder`).
+        Ok(last) if last == 0 || node::with(|node| node.accepts_fence(last)) => {
+            node::with(|node| node.fences().observe(last));
             raw::REDISMODULE_OK as c_int
         }
-        Err(_) => raw::REDISMODULE_ERR as c_int,
+        _ => raw::REDISMODULE_ERR as c_int,
     }
+}
+
+unsafe extern "C" fn unlink(ctx: *mut raw::RedisModuleKeyOptCtx, value: *const c_void) {
+    // SAFETY: Redis passes a value of this type, made by us and still alive
+    // (it leaves the keyspace; it is freed, if at all, after this returns).
+    let Some(lock) = (unsafe { value.cast::<LockValue>().cast_mut().as_mut() }) else {
+        return;
+    };
+    external::unlinked(ffi::opt_ctx_key(ctx), lock);
 }

@@ -1,43 +1,70 @@
-//! Node-wide state: the fence counter, the expiry schedule and the blocked
-//! waiters. It lives on Redis' main thread, where every command, timer and
-//! callback that touches it runs.
+//! Node-wide state: the fence counter, the expiry schedule, the blocked
+//! waiters and the holders of evicted locks. It lives on Redis' main thread,
+//! where every command, timer and callback that touches it runs.
 //!
 //! `free` of a lock value may run on a lazy-free thread (FLUSHALL ASYNC), so it
-//! never touches this state; waiters of a freed lock are answered by their own
-//! timeout timers.
+//! never touches this state.
 
-use baton_core::{ExpirySchedule, FenceCounter};
+use crate::ffi;
+use baton_core::{ExpirySchedule, FenceCounter, Holder};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// Where a lock lives: database and key name.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyRef {
     pub db: i32,
     pub key: Box<[u8]>,
 }
 
-/// A blocked waiter, found by its blocked-client handle (disconnects and
-/// timeouts only know the handle).
+/// A blocked waiter: how to wake it and the lock it queued for.
 #[derive(Debug)]
 pub struct Waiting {
-    pub id: u64,
+    /// Its blocked-client handle.
+    pub bc: usize,
+    /// Its timeout timer.
+    pub timer: u64,
     pub lock: KeyRef,
 }
 
 /// The module's state on this node.
 #[derive(Debug, Default)]
 pub struct Node {
-    pub fences: FenceCounter,
+    fences: FenceCounter,
     pub schedule: ExpirySchedule<KeyRef>,
     /// The expiry timer in flight: (deadline it was armed for, timer id).
     pub armed: Option<(u64, u64)>,
     /// True while the expiry timer runs a batch: it re-arms itself at the end,
     /// so nothing else may arm one meanwhile.
     pub expiring: bool,
-    /// Blocked waiters by blocked-client handle address.
-    pub waiting: HashMap<usize, Waiting>,
+    /// Blocked waiters by waiter id. A grant names its waiter by id, never
+    /// by handle: Redis reuses the addresses of freed handles.
+    pub waiting: HashMap<u64, Waiting>,
+    /// Waiter id by blocked-client address, for the callbacks that only know
+    /// the handle (disconnect, CLIENT UNBLOCK). An address is in here exactly
+    /// while its client is blocked by us, so it is never stale.
+    pub waiter_of: HashMap<usize, u64>,
     pub next_waiter_id: u64,
+    /// Holders of held locks that eviction took, until their expiry: the
+    /// next command on the key puts the lock back (see `external`).
+    pub evicted: HashMap<KeyRef, Holder>,
+    /// The last held lock a key removal took from the keyspace, for the
+    /// `evicted` event that may follow it.
+    pub unlinked: Option<(KeyRef, Holder)>,
+}
+
+impl Node {
+    /// The fence counter, its clock floor brought up to now.
+    pub fn fences(&mut self) -> &mut FenceCounter {
+        self.fences.tick(ffi::now_us());
+        &mut self.fences
+    }
+
+    /// True when a fence from outside (RDB, RESTORE, replication) is in
+    /// range (see `FenceCounter::accepts`).
+    pub fn accepts_fence(&mut self, fence: u64) -> bool {
+        self.fences().accepts(fence)
+    }
 }
 
 thread_local! {

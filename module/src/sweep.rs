@@ -99,11 +99,10 @@ unsafe extern "C" fn on_step(ctx: ffi::Ctx, _data: *mut c_void) {
         schedule_step(ctx, SWEEP_INTERVAL_MS);
         return;
     }
-    let now = ffi::now_ms();
     let started = ffi::monotonic_us();
     let mut more = true;
     while more && ffi::monotonic_us().saturating_sub(started) < STEP_BUDGET_US {
-        more = cursor.step(ctx, &mut |name, key| visit(db, now, name, key));
+        more = cursor.step(ctx, &mut |name, key| visit(db, name, key));
     }
     expiry::ensure_armed(ctx);
     SCANNER.with(|s| {
@@ -124,7 +123,7 @@ unsafe extern "C" fn on_step(ctx: ffi::Ctx, _data: *mut c_void) {
     );
 }
 
-fn visit(db: i32, now: u64, name: &[u8], key: *mut redis_module::raw::RedisModuleKey) {
+fn visit(db: i32, name: &[u8], key: *mut redis_module::raw::RedisModuleKey) {
     if ffi::key_module_type(key) != *LOCK_TYPE.raw_type.borrow() {
         return;
     }
@@ -132,17 +131,16 @@ fn visit(db: i32, now: u64, name: &[u8], key: *mut redis_module::raw::RedisModul
     let Some(lock) = (unsafe { ffi::key_module_value(key).cast::<LockValue>().as_ref() }) else {
         return;
     };
-    let lock_ref = || KeyRef {
-        db,
-        key: name.into(),
-    };
-    match lock.holder() {
-        Some(holder) => node::with(|node| {
+    // Every stored lock has a holder: a free one has no key, and loading
+    // refuses a value without one.
+    if let Some(holder) = lock.holder() {
+        let lock_ref = KeyRef {
+            db,
+            key: name.into(),
+        };
+        node::with(|node| {
             node.schedule
-                .insert(holder.expires_at, holder.fence, lock_ref())
-        }),
-        // Neither held nor awaited: schedule its removal now.
-        None if lock.is_idle() => node::with(|node| node.schedule.insert(now, 0, lock_ref())),
-        None => {}
+                .insert(holder.expires_at, holder.fence, lock_ref)
+        });
     }
 }

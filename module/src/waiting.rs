@@ -1,31 +1,33 @@
 //! Server-side FIFO waiting: a client that asks to WAIT on a held lock is
 //! blocked by the server (`RM_BlockClient`) until the lock passes to it, its
-//! timeout timer fires, or it disconnects.
+//! timeout timer fires, it disconnects, or its lock's key is taken away
+//! (DEL, RENAME, MOVE, SWAPDB, FLUSH*, eviction: see `external`).
 //!
-//! Every blocked client is unblocked exactly once. The `node` registry of
-//! waiting clients is the proof of that: whoever removes a client from it
-//! (grant, timeout, disconnect) is the one that calls `RM_UnblockClient`, and
-//! a path that finds it gone does nothing.
+//! The node's registry of waiters (id → handle, timer, lock) is the one
+//! truth about who waits; a lock's queue holds only ids, in order. Every
+//! blocked client is unblocked exactly once: whoever takes a waiter out of
+//! the registry (grant, timeout, disconnect, key removal) is the one that
+//! calls `RM_UnblockClient`, and a path that finds it gone does nothing.
+//! Waiters are named by id, never by handle address: Redis reuses those.
 
 use crate::keyspace::LockKey;
-use crate::lock_type::Blocked;
+use crate::lock_type::{LockGrant, LockValue};
 use crate::node::{KeyRef, Waiting};
 use crate::{ffi, node, stats};
-use baton_core::{Grant, Waiter};
+use baton_core::Waiter;
 use redis_module::{raw, Context, RedisString};
 use std::ffi::c_void;
 use std::os::raw::c_int;
+
+/// The reply to a waiter whose lock's key was taken away while it waited.
+const KEY_REMOVED: &std::ffi::CStr =
+    c"UNBLOCKED the lock's key was deleted, renamed, moved or flushed while waiting";
 
 /// How a wait ended; the reply callback turns it into the reply.
 enum Outcome {
     Granted(u64),
     TimedOut,
-}
-
-/// The data of a waiter's timeout timer.
-struct WaitTimer {
-    bc: usize,
-    id: u64,
+    KeyRemoved,
 }
 
 /// True when the calling context cannot block (MULTI, Lua, the replication
@@ -53,41 +55,87 @@ pub fn block(ctx: &Context, lock: KeyRef, key: &LockKey, token: &[u8], ttl: u64,
         return;
     };
     ffi::set_disconnect_callback(bc, Some(on_disconnect));
+    let bc = bc as usize;
     let id = node::with(|node| {
         node.next_waiter_id += 1;
         node.next_waiter_id
     });
-    let timer_data = Box::into_raw(Box::new(WaitTimer {
-        bc: bc as usize,
-        id,
-    }));
+    // The timer carries the waiter's id, boxed (a timer's data is a pointer).
+    let timer_data = Box::into_raw(Box::new(id));
     let timer = ffi::create_timer(raw_ctx, wait_ms, Some(on_wait_timer), timer_data.cast());
     let waiter = Waiter {
         id,
         token: token.into(),
         ttl,
-        payload: Blocked {
-            bc: bc as usize,
-            timer,
-        },
+        payload: (),
     };
-    let queued = key.lock().map(|l| l.enqueue(waiter));
-    if let Some(Ok(())) = queued {
+    if let Some(Ok(())) = key.lock().map(|l| l.enqueue(waiter)) {
         stats::WAITERS.incr();
-        node::with(|node| node.waiting.insert(bc as usize, Waiting { id, lock }));
+        node::with(|node| {
+            node.waiting.insert(id, Waiting { bc, timer, lock });
+            node.waiter_of.insert(bc, id);
+        });
     } else {
         // Cannot happen after a Busy acquire; answer null rather than hang.
         drop_timer(raw_ctx, timer);
-        unblock(bc as usize, Outcome::TimedOut);
+        unblock(bc, Outcome::TimedOut);
     }
 }
 
-/// Wakes a waiter that became the holder.
-pub fn wake(ctx: ffi::Ctx, grant: Grant<Blocked>) {
-    drop_timer(ctx, grant.payload.timer);
-    if forget(grant.payload.bc).is_some() {
-        unblock(grant.payload.bc, Outcome::Granted(grant.fence));
+/// True while waiter `id` is blocked, so a grant made for it can reach it.
+pub fn is_waiting(id: u64) -> bool {
+    node::with(|node| node.waiting.contains_key(&id))
+}
+
+/// Wakes the waiter a grant was made for. False when that waiter is gone
+/// (the caller must then pass the lock on).
+pub fn wake(ctx: ffi::Ctx, grant: &LockGrant) -> bool {
+    answer(ctx, grant.id, Outcome::Granted(grant.fence))
+}
+
+/// Answers waiters taken out of a lock whose key is going away: they get
+/// [`KEY_REMOVED`] at once and hold nothing. Runs where Redis may hand us no
+/// context (a type's unlink callback), so timers are stopped through the
+/// module's own.
+pub fn dismiss(waiters: Vec<Waiter<()>>) {
+    for waiter in waiters {
+        answer(ffi::module_ctx(), waiter.id, Outcome::KeyRemoved);
     }
+}
+
+/// Answers every waiter whose lock was in a database for which `moved_to`
+/// says where that lock is now (the same database for a flush, the other one
+/// for a swap), taking it out of that lock's queue first.
+pub fn dismiss_where(ctx: ffi::Ctx, moved_to: impl Fn(i32) -> Option<i32>) {
+    let affected: Vec<(u64, KeyRef)> = node::with(|node| {
+        node.waiting
+            .iter()
+            .filter_map(|(id, w)| {
+                let db = moved_to(w.lock.db)?;
+                let key = w.lock.key.clone();
+                Some((*id, KeyRef { db, key }))
+            })
+            .collect()
+    });
+    let selected = ffi::selected_db(ctx);
+    for (id, lock) in affected {
+        // Answered already with an earlier waiter of the same lock, or not.
+        let drained = with_lock(ctx, &lock, LockValue::drain_waiters);
+        dismiss(drained.unwrap_or_default());
+        answer(ctx, id, Outcome::KeyRemoved);
+    }
+    ffi::select_db(ctx, selected);
+}
+
+/// Takes waiter `id` out of the registry, stops its timer and unblocks it
+/// with `outcome`. False when it was not waiting.
+fn answer(ctx: ffi::Ctx, id: u64, outcome: Outcome) -> bool {
+    let Some(waiting) = take(id) else {
+        return false;
+    };
+    drop_timer(ctx, waiting.timer);
+    unblock(waiting.bc, outcome);
+    true
 }
 
 fn unblock(bc: usize, outcome: Outcome) {
@@ -95,42 +143,48 @@ fn unblock(bc: usize, outcome: Outcome) {
     ffi::unblock_client(bc as ffi::BlockedClient, privdata.cast());
 }
 
-/// Removes a waiter from the registry; the caller owns its unblocking.
-fn forget(bc: usize) -> Option<Waiting> {
-    let waiting = node::with(|node| node.waiting.remove(&bc))?;
+/// Takes waiter `id` out of the registry; the caller owns its unblocking.
+fn take(id: u64) -> Option<Waiting> {
+    let waiting = node::with(|node| {
+        let waiting = node.waiting.remove(&id)?;
+        node.waiter_of.remove(&waiting.bc);
+        Some(waiting)
+    })?;
     stats::WAITERS.decr();
     Some(waiting)
+}
+
+/// Takes the waiter blocked on handle `bc` out of the registry.
+fn take_client(bc: usize) -> Option<(u64, Waiting)> {
+    let id = node::with(|node| node.waiter_of.get(&bc).copied())?;
+    take(id).map(|waiting| (id, waiting))
 }
 
 /// Stops a waiter's timeout timer and frees its data.
 fn drop_timer(ctx: ffi::Ctx, timer: u64) {
     if let Some(data) = ffi::stop_timer(ctx, timer) {
         if !data.is_null() {
-            // SAFETY: every waiter timer carries a Box<WaitTimer>.
-            drop(unsafe { Box::from_raw(data.cast::<WaitTimer>()) });
+            // SAFETY: every waiter timer carries a Box<u64>.
+            drop(unsafe { Box::from_raw(data.cast::<u64>()) });
         }
     }
 }
 
-/// Takes a waiter out of its lock's queue, if the lock is still there, and
-/// returns its timeout timer.
-fn leave_queue(ctx: ffi::Ctx, waiting: &Waiting) -> Option<u64> {
-    if !ffi::select_db(ctx, waiting.lock.db) {
+/// Runs `f` on the lock stored at `lock`, if there is one; leaves `lock.db`
+/// selected.
+fn with_lock<R>(ctx: ffi::Ctx, lock: &KeyRef, f: impl FnOnce(&mut LockValue) -> R) -> Option<R> {
+    if !ffi::select_db(ctx, lock.db) {
         return None;
     }
     let context = Context::new(ctx);
-    let name = RedisString::create_from_slice(ctx, &waiting.lock.key);
+    let name = RedisString::create_from_slice(ctx, &lock.key);
     let key = LockKey::open(&context, &name).ok()?;
-    let waiter = key.lock()?.remove_waiter(waiting.id)?;
-    Some(waiter.payload.timer)
+    key.lock().map(f)
 }
 
-/// Ends a wait that did not end by its own timer: leaves the queue and stops
-/// the timer.
-fn abandon(ctx: ffi::Ctx, waiting: &Waiting) {
-    if let Some(timer) = leave_queue(ctx, waiting) {
-        drop_timer(ctx, timer);
-    }
+/// Takes waiter `id` out of its lock's queue, if the lock is still there.
+fn leave_queue(ctx: ffi::Ctx, id: u64, waiting: &Waiting) {
+    let _ = with_lock(ctx, &waiting.lock, |lock| lock.remove_waiter(id));
 }
 
 unsafe extern "C" fn on_wait_timer(ctx: ffi::Ctx, data: *mut c_void) {
@@ -138,27 +192,21 @@ unsafe extern "C" fn on_wait_timer(ctx: ffi::Ctx, data: *mut c_void) {
         return;
     }
     // SAFETY: made by Box::into_raw in `block`; a fired timer is never stopped.
-    let timer = unsafe { Box::from_raw(data.cast::<WaitTimer>()) };
-    let Some(waiting) = node::with(|node| {
-        let same = node
-            .waiting
-            .get(&timer.bc)
-            .is_some_and(|w| w.id == timer.id);
-        same.then(|| node.waiting.remove(&timer.bc)).flatten()
-    }) else {
+    let id = *unsafe { Box::from_raw(data.cast::<u64>()) };
+    // Not `answer`: Redis frees this timer after we return, so stopping it
+    // here would free it twice.
+    let Some(waiting) = take(id) else {
         return;
     };
-    stats::WAITERS.decr();
     stats::WAIT_TIMEOUTS.incr();
-    // Not `abandon`: Redis frees this timer after we return, so stopping it
-    // here would free it twice.
-    let _ = leave_queue(ctx, &waiting);
-    unblock(timer.bc, Outcome::TimedOut);
+    leave_queue(ctx, id, &waiting);
+    unblock(waiting.bc, Outcome::TimedOut);
 }
 
 unsafe extern "C" fn on_disconnect(ctx: ffi::Ctx, bc: ffi::BlockedClient) {
-    if let Some(waiting) = forget(bc as usize) {
-        abandon(ctx, &waiting);
+    if let Some((id, waiting)) = take_client(bc as usize) {
+        leave_queue(ctx, id, &waiting);
+        drop_timer(ctx, waiting.timer);
         ffi::unblock_client(bc, std::ptr::null_mut());
     }
 }
@@ -170,9 +218,10 @@ unsafe extern "C" fn on_timeout(
     _argc: c_int,
 ) -> c_int {
     let bc = ffi::blocked_client_handle(ctx);
-    if let Some(waiting) = forget(bc as usize) {
+    if let Some((id, waiting)) = take_client(bc as usize) {
         stats::WAIT_TIMEOUTS.incr();
-        abandon(ctx, &waiting);
+        leave_queue(ctx, id, &waiting);
+        drop_timer(ctx, waiting.timer);
         ffi::unblock_client(bc, std::ptr::null_mut());
     }
     ffi::reply_null(ctx);
@@ -189,6 +238,7 @@ unsafe extern "C" fn on_reply(
     // only by `free_outcome` after this callback.
     match unsafe { outcome.as_ref() } {
         Some(Outcome::Granted(fence)) => ffi::reply_integer(ctx, *fence),
+        Some(Outcome::KeyRemoved) => ffi::reply_error(ctx, KEY_REMOVED),
         Some(Outcome::TimedOut) | None => ffi::reply_null(ctx),
     }
     raw::REDISMODULE_OK as c_int

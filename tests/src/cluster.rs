@@ -1,8 +1,10 @@
-//! A small Redis Cluster of primaries with the baton module loaded.
+//! A small Redis Cluster of primaries with the baton module loaded, and
+//! replicas added on demand.
 //!
 //! Slots are split evenly with `CLUSTER ADDSLOTSRANGE`, the nodes meet through
 //! the first one, and [`RedisCluster::start`] returns once every node reports
-//! `cluster_state:ok` and knows every other node.
+//! `cluster_state:ok` and knows every other node. [`RedisCluster::add_replica`]
+//! returns once the new replica streams from its primary.
 
 use std::time::Duration;
 
@@ -14,10 +16,12 @@ pub const SLOTS: u16 = 16384;
 /// How long the cluster may take to form.
 const FORM_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `n` primaries that together serve every slot; killed on drop.
+/// `n` primaries that together serve every slot, and their replicas; killed
+/// on drop.
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    replicas: Vec<RedisServer>,
 }
 
 impl RedisCluster {
@@ -53,7 +57,10 @@ impl RedisCluster {
                 .query(&mut first)
                 .expect("CLUSTER MEET");
         }
-        let cluster = RedisCluster { nodes };
+        let cluster = RedisCluster {
+            nodes,
+            replicas: Vec::new(),
+        };
         let formed = wait_until(FORM_TIMEOUT, || cluster.is_formed());
         assert!(
             formed,
@@ -63,16 +70,80 @@ impl RedisCluster {
         cluster
     }
 
-    /// Every node says `cluster_state:ok` and lists all `n` nodes.
+    /// Every node says `cluster_state:ok` and lists every other node.
     fn is_formed(&self) -> bool {
-        self.nodes.iter().all(|node| {
+        let all = self.nodes.len() + self.replicas.len();
+        self.nodes.iter().chain(&self.replicas).all(|node| {
             let ok = info_field_cluster(node).as_deref() == Some("ok");
             let known: String = redis::cmd("CLUSTER")
                 .arg("NODES")
                 .query(&mut node.connection())
                 .unwrap_or_default();
-            ok && known.lines().count() == self.nodes.len()
+            ok && known.lines().count() == all
         })
+    }
+
+    /// Starts a replica of primary `of` (an index into [`RedisCluster::nodes`])
+    /// and returns it once it streams from that primary.
+    ///
+    /// # Panics
+    ///
+    /// When it does not within the cluster's forming timeout.
+    pub fn add_replica(&mut self, of: usize) -> &RedisServer {
+        let replica = RedisServer::builder().cluster(true).start();
+        let primary = &self.nodes[of];
+        let _: () = redis::cmd("CLUSTER")
+            .arg("MEET")
+            .arg("127.0.0.1")
+            .arg(primary.port())
+            .arg(primary.bus_port().expect("cluster node has a bus port"))
+            .query(&mut replica.connection())
+            .expect("CLUSTER MEET");
+        let primary_id: String = redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut primary.connection())
+            .expect("CLUSTER MYID");
+        self.replicas.push(replica);
+        assert!(
+            wait_until(FORM_TIMEOUT, || self.is_formed()),
+            "the new replica did not join the cluster"
+        );
+        let replica = self.replicas.last().expect("just pushed");
+        let _: () = redis::cmd("CLUSTER")
+            .arg("REPLICATE")
+            .arg(&primary_id)
+            .query(&mut replica.connection())
+            .expect("CLUSTER REPLICATE");
+        crate::replication::wait_for_sync(primary, replica);
+        // A manual failover needs the primary to know its replica, which it
+        // learns by gossip, after the replication link is up.
+        let replica_id: String = redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut replica.connection())
+            .expect("CLUSTER MYID");
+        let known = wait_until(FORM_TIMEOUT, || {
+            self.nodes.iter().chain(&self.replicas).all(|node| {
+                let nodes: String = redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query(&mut node.connection())
+                    .unwrap_or_default();
+                // `<id> <addr> <flags> <primary id> ...`
+                nodes.lines().any(|line| {
+                    let fields: Vec<&str> = line.split(' ').collect();
+                    fields.len() > 3
+                        && fields[0] == replica_id
+                        && fields[2].split(',').any(|flag| flag == "slave")
+                        && fields[3] == primary_id
+                })
+            })
+        });
+        assert!(known, "not every node sees the new replica of {primary_id}");
+        replica
+    }
+
+    /// The replicas added with [`RedisCluster::add_replica`].
+    pub fn replicas(&self) -> &[RedisServer] {
+        &self.replicas
     }
 
     /// The nodes, in the order their slot ranges go.

@@ -15,6 +15,8 @@
 //!   and extra config; clean and crash restarts.
 //! - [`replication`]: wait for a replica to catch up, promote it.
 //! - [`cluster`]: [`RedisCluster`], n primaries with every slot assigned.
+//! - [`dump`]: DUMP payloads of lock keys, crafted and checksummed, for
+//!   RESTORE tests.
 //! - [`lock`]: typed wrappers for the `LOCK.*` commands, [`LockInfo`],
 //!   [`Stats`] and exact error texts.
 //! - [`resp`]: a raw RESP2 connection that reads replies byte for byte, for
@@ -25,6 +27,7 @@
 //!   sleeping and hoping.
 
 pub mod cluster;
+pub mod dump;
 pub mod lock;
 pub mod paths;
 pub mod poll;

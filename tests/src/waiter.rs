@@ -8,7 +8,8 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::lock::try_acquire_wait;
+use crate::lock::{info, try_acquire_wait};
+use crate::poll::assert_eventually;
 use crate::server::RedisServer;
 
 /// What a waiter's ACQUIRE replied, and how long it blocked.
@@ -43,6 +44,19 @@ impl Waiter {
         Waiter { client_id, handle }
     }
 
+    /// [`Waiter::start`], then waits until the server counts it in the
+    /// queue of `key`, so waiters join in a known order.
+    #[track_caller]
+    pub fn queued(server: &RedisServer, key: &[u8], token: &[u8], ttl: u64, wait: u64) -> Waiter {
+        let mut con = server.connection();
+        let before = info(&mut con, key).waiters;
+        let w = Waiter::start(server, key, token, ttl, wait);
+        assert_eventually(Duration::from_secs(5), "the waiter is queued", || {
+            info(&mut con, key).waiters == before + 1
+        });
+        w
+    }
+
     /// The server-side id of its connection.
     pub fn client_id(&self) -> i64 {
         self.client_id
@@ -56,6 +70,15 @@ impl Waiter {
     /// Waits for the reply.
     pub fn join(self) -> WaitOutcome {
         self.handle.join().expect("waiter thread panicked")
+    }
+
+    /// Waits for the reply, which must be an error; returns its text.
+    #[track_caller]
+    pub fn error(self) -> String {
+        match self.join().0 {
+            Ok(reply) => panic!("waiter expected an error, got {reply:?}"),
+            Err(e) => crate::lock::err_text(&e),
+        }
     }
 
     /// Waits for the reply and returns the fence or `None`, panicking on an

@@ -169,14 +169,34 @@ fn aof_rewrite_keeps_the_fence_counter() {
 }
 
 #[test]
-fn without_persistence_a_restart_starts_counting_again() {
-    // DESIGN states this limit plainly; the test pins it so a change is seen.
+fn without_persistence_a_restart_still_issues_larger_fences() {
+    // Nothing is saved: the clock floor alone keeps fences from going back.
     let mut server = RedisServer::start();
-    burn_fences(&mut server.connection(), 3);
+    let burned = burn_fences(&mut server.connection(), 3);
     server.restart();
-    assert_eq!(
-        acquire(&mut server.connection(), b"k", b"t", 1_000),
-        Some(1)
+    let f = acquire(&mut server.connection(), b"k", b"t", 1_000).unwrap();
+    assert!(
+        f > burned,
+        "fence {f} after restart, {burned} was issued before"
+    );
+}
+
+#[test]
+fn a_crash_with_rdb_only_never_sends_fences_back() {
+    // Issue: `--save 3600 1`, grants, SAVE, more grants, SIGKILL: the RDB
+    // has an older counter than the last grants.
+    let mut server = RedisServer::builder()
+        .rdb(true)
+        .config("save", "3600 1")
+        .start();
+    burn_fences(&mut server.connection(), 3);
+    let _: () = redis::cmd("SAVE").query(&mut server.connection()).unwrap();
+    let last = burn_fences(&mut server.connection(), 3);
+    server.crash_restart();
+    let f = acquire(&mut server.connection(), b"k", b"t", 1_000).unwrap();
+    assert!(
+        f > last,
+        "fence {f} after the crash, {last} was issued before"
     );
 }
 

@@ -282,3 +282,38 @@ fn a_primary_turned_replica_unblocks_its_waiters() {
     );
     assert!(elapsed < Duration::from_secs(10));
 }
+
+#[test]
+fn a_writable_replica_refuses_every_lock_write() {
+    // `replica-read-only no` lets plain writes through; lock writes must not:
+    // a replica would grant from its own counter and never expire.
+    let primary = RedisServer::start();
+    let replica = RedisServer::builder()
+        .replica_of(&primary)
+        .config("replica-read-only", "no")
+        .start();
+    wait_for_sync(&primary, &replica);
+    let mut p = primary.connection();
+    acquire(&mut p, b"held", b"t", 60_000).unwrap();
+    wait_for_sync(&primary, &replica);
+    let mut r = replica.connection();
+    let _: () = redis::cmd("SET")
+        .arg("plain")
+        .arg("v")
+        .query(&mut r)
+        .unwrap();
+    for args in [
+        &[&b"LOCK.ACQUIRE"[..], b"free", b"t", b"1000"][..],
+        &[b"LOCK.ACQUIRE", b"held", b"t", b"1000"],
+        &[b"LOCK.ACQUIRE", b"held", b"u", b"1000", b"WAIT", b"100"],
+        &[b"LOCK.EXTEND", b"held", b"t", b"1000"],
+        &[b"LOCK.RELEASE", b"held", b"t"],
+        &[b"LOCK.FORCERELEASE", b"held"],
+    ] {
+        let e = expect_err(&mut r, args);
+        assert!(e.starts_with("READONLY"), "{e}");
+    }
+    assert!(!exists(&mut r, b"free"));
+    assert!(info(&mut r, b"held").held);
+    assert_eq!(baton_tests::lock::stats(&mut r)["waiters"], 0);
+}

@@ -11,18 +11,6 @@ use baton_tests::{assert_eventually, RedisServer, Waiter};
 
 const SECOND: Duration = Duration::from_secs(1);
 
-/// Starts a waiter and returns once the server counts it in the queue, so
-/// waiters join in a known order.
-fn queue_waiter(server: &RedisServer, key: &[u8], token: &[u8], ttl: u64, wait: u64) -> Waiter {
-    let mut con = server.connection();
-    let before = info(&mut con, key).waiters;
-    let w = Waiter::start(server, key, token, ttl, wait);
-    assert_eventually(SECOND * 5, "the waiter is queued", || {
-        info(&mut con, key).waiters == before + 1
-    });
-    w
-}
-
 #[test]
 fn waiters_are_granted_in_fifo_order() {
     let server = RedisServer::start();
@@ -31,7 +19,7 @@ fn waiters_are_granted_in_fifo_order() {
     let tokens: Vec<String> = (0..10).map(|i| format!("w{i}")).collect();
     let mut waiters: Vec<Waiter> = tokens
         .iter()
-        .map(|t| queue_waiter(&server, b"k", t.as_bytes(), 30_000, 20_000))
+        .map(|t| Waiter::queued(&server, b"k", t.as_bytes(), 30_000, 20_000))
         .collect();
     assert_eq!(info(&mut con, b"k").waiters, 10);
     let mut holder = "holder".to_string();
@@ -66,7 +54,7 @@ fn a_newcomer_without_wait_does_not_barge_past_waiters() {
     let server = RedisServer::start();
     let mut con = server.connection();
     acquire(&mut con, b"k", b"holder", 30_000).unwrap();
-    let w = queue_waiter(&server, b"k", b"waiter", 30_000, 20_000);
+    let w = Waiter::queued(&server, b"k", b"waiter", 30_000, 20_000);
     assert_eq!(acquire(&mut con, b"k", b"newcomer", 30_000), None);
     assert_eq!(acquire_wait(&mut con, b"k", b"newcomer", 30_000, 0), None);
     assert_eq!(release(&mut con, b"k", b"holder"), 1);
@@ -87,8 +75,8 @@ fn a_newcomer_with_wait_queues_behind_earlier_waiters() {
     let server = RedisServer::start();
     let mut con = server.connection();
     acquire(&mut con, b"k", b"holder", 30_000).unwrap();
-    let first = queue_waiter(&server, b"k", b"first", 30_000, 20_000);
-    let second = queue_waiter(&server, b"k", b"second", 30_000, 20_000);
+    let first = Waiter::queued(&server, b"k", b"first", 30_000, 20_000);
+    let second = Waiter::queued(&server, b"k", b"second", 30_000, 20_000);
     release(&mut con, b"k", b"holder");
     let f1 = first.fence().expect("first granted");
     assert!(!second.is_finished());
@@ -102,7 +90,7 @@ fn the_granted_waiter_holds_with_its_own_ttl() {
     let server = RedisServer::start();
     let mut con = server.connection();
     acquire(&mut con, b"k", b"holder", 30_000).unwrap();
-    let w = queue_waiter(&server, b"k", b"waiter", 5_000, 20_000);
+    let w = Waiter::queued(&server, b"k", b"waiter", 5_000, 20_000);
     release(&mut con, b"k", b"holder");
     w.fence().expect("granted");
     let pttl = info(&mut con, b"k").pttl;
@@ -118,7 +106,7 @@ fn a_waiter_times_out_with_null_and_leaves_the_queue() {
     let mut con = server.connection();
     acquire(&mut con, b"k", b"holder", 30_000).unwrap();
     let before = stats(&mut con);
-    let w = queue_waiter(&server, b"k", b"waiter", 30_000, 200);
+    let w = Waiter::queued(&server, b"k", b"waiter", 30_000, 200);
     let (reply, elapsed) = w.join();
     assert_eq!(reply.map_err(|e| err_text(&e)), Ok(None));
     assert!(
@@ -165,8 +153,8 @@ fn a_disconnected_waiter_is_skipped_and_never_granted() {
     let server = RedisServer::start();
     let mut con = server.connection();
     acquire(&mut con, b"k", b"holder", 30_000).unwrap();
-    let dead = queue_waiter(&server, b"k", b"dead", 30_000, 20_000);
-    let live = queue_waiter(&server, b"k", b"live", 30_000, 20_000);
+    let dead = Waiter::queued(&server, b"k", b"dead", 30_000, 20_000);
+    let live = Waiter::queued(&server, b"k", b"live", 30_000, 20_000);
     let killed: i64 = redis::cmd("CLIENT")
         .arg("KILL")
         .arg("ID")
@@ -194,7 +182,7 @@ fn a_lone_disconnected_waiter_leaves_the_lock_free_on_release() {
     let server = RedisServer::start();
     let mut con = server.connection();
     acquire(&mut con, b"k", b"holder", 30_000).unwrap();
-    let dead = queue_waiter(&server, b"k", b"dead", 30_000, 20_000);
+    let dead = Waiter::queued(&server, b"k", b"dead", 30_000, 20_000);
     let _: i64 = redis::cmd("CLIENT")
         .arg("KILL")
         .arg("ID")
@@ -215,7 +203,7 @@ fn forcerelease_hands_the_lock_to_the_head_of_the_queue() {
     let server = RedisServer::start();
     let mut con = server.connection();
     let f0 = acquire(&mut con, b"k", b"holder", 30_000).unwrap();
-    let w = queue_waiter(&server, b"k", b"waiter", 30_000, 20_000);
+    let w = Waiter::queued(&server, b"k", b"waiter", 30_000, 20_000);
     assert_eq!(force_release(&mut con, b"k"), 1);
     assert_eq!(
         acquire(&mut con, b"k", b"newcomer", 30_000),
@@ -232,7 +220,7 @@ fn the_same_token_may_wait_only_once_per_key() {
     let server = RedisServer::start();
     let mut con = server.connection();
     acquire(&mut con, b"k", b"holder", 30_000).unwrap();
-    let w = queue_waiter(&server, b"k", b"dup", 30_000, 20_000);
+    let w = Waiter::queued(&server, b"k", b"dup", 30_000, 20_000);
     let text = |r: redis::RedisResult<Option<i64>>| r.map_err(|e| err_text(&e));
     let want = Err("ERR token is already waiting for this lock".to_string());
     let mut other = server.connection();
@@ -326,23 +314,23 @@ fn wait_inside_a_lua_script_acts_as_wait_0() {
 }
 
 #[test]
-fn del_of_a_held_lock_frees_it_and_waiters_get_null_at_their_timeout() {
+fn del_of_a_held_lock_frees_it_and_answers_its_waiters_at_once() {
     let server = RedisServer::start();
     let mut con = server.connection();
     acquire(&mut con, b"k", b"holder", 30_000).unwrap();
-    let w = queue_waiter(&server, b"k", b"waiter", 30_000, 400);
+    let w = Waiter::queued(&server, b"k", b"waiter", 30_000, 20_000);
     let deleted: i64 = redis::cmd("DEL").arg("k").query(&mut con).unwrap();
     assert_eq!(deleted, 1);
     assert!(!info(&mut con, b"k").held);
     let (reply, elapsed) = w.join();
-    assert_eq!(
-        reply.map_err(|e| err_text(&e)),
-        Ok(None),
-        "a waiter of a deleted lock gets null"
+    let reply = reply.map_err(|e| err_text(&e));
+    assert!(
+        matches!(&reply, Err(e) if e.starts_with("UNBLOCKED ")),
+        "a waiter of a deleted lock is told at once: {reply:?}"
     );
     assert!(
-        elapsed >= Duration::from_millis(390),
-        "answered after {elapsed:?}, before its timeout"
+        elapsed < Duration::from_secs(10),
+        "answered after {elapsed:?}"
     );
     assert_eq!(stats(&mut con)["waiters"], 0);
     assert!(
@@ -356,7 +344,7 @@ fn hand_offs_count_as_grants_and_leave_waiters_at_zero() {
     let server = RedisServer::start();
     let mut con = server.connection();
     acquire(&mut con, b"k", b"holder", 30_000).unwrap();
-    let w = queue_waiter(&server, b"k", b"waiter", 30_000, 20_000);
+    let w = Waiter::queued(&server, b"k", b"waiter", 30_000, 20_000);
     let before = stats(&mut con);
     assert_eq!(before["waiters"], 1);
     release(&mut con, b"k", b"holder");

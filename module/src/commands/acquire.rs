@@ -24,7 +24,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         None => change.key.create(LockValue::new())?,
     };
     let now = change.now;
-    let outcome = node::with(|node| lock.acquire(token, ttl, now, &mut node.fences));
+    let outcome = node::with(|node| lock.acquire(token, ttl, now, node.fences()));
     let reply = match outcome {
         Acquire::Granted { fence } => {
             stats::GRANTS.incr();

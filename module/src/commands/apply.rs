@@ -24,8 +24,10 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     let token = args::token(token).map_err(arg_error)?;
     let fence = parse_u64(fence)
-        .filter(|&f| f > 0)
-        .ok_or(RedisError::Str("ERR fence must be a positive integer"))?;
+        .filter(|&f| node::with(|node| node.accepts_fence(f)))
+        .ok_or(RedisError::Str(
+            "ERR fence must be a positive integer, below 2^53 and not far ahead of this node's clock",
+        ))?;
     let expires_at = parse_u64(expires_at).ok_or(RedisError::Str(
         "ERR expire-at-ms must be a non-negative integer",
     ))?;
@@ -42,7 +44,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         fence,
         expires_at,
     };
-    node::with(|node| lock.apply(holder, &mut node.fences));
+    node::with(|node| lock.apply(holder, node.fences()));
     effects::settle(&scope, &key, before, Vec::new());
     Ok(RedisValue::SimpleStringStatic("OK"))
 }

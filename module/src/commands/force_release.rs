@@ -17,7 +17,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let outcome = (!change.expired)
         .then(|| change.key.lock())
         .flatten()
-        .map(|lock| node::with(|node| lock.force_release(now, &mut node.fences)));
+        .map(|lock| node::with(|node| lock.force_release(now, node.fences())));
     let removed = match outcome {
         Some(Release::Released { handoff }) => {
             stats::FORCE_RELEASES.incr();

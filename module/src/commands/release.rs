@@ -19,7 +19,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let outcome = change
         .key
         .lock()
-        .map(|lock| node::with(|node| lock.release(token, now, &mut node.fences)));
+        .map(|lock| node::with(|node| lock.release(token, now, node.fences())));
     let released = match outcome {
         Some(Release::Released { handoff }) => {
             stats::RELEASES.incr();

@@ -1,0 +1,179 @@
+//! What happens to lock keys without a LOCK command: an operator's DEL,
+//! UNLINK, RENAME, MOVE, SWAPDB, FLUSHDB/FLUSHALL, RESTORE or SET, and
+//! Redis' own eviction. Each has one outcome:
+//!
+//! - **Waiters** of a key that is deleted, renamed, moved, overwritten,
+//!   evicted, swapped or flushed are answered at once with an `UNBLOCKED`
+//!   error and hold nothing (the type's unlink callback, the FLUSHDB and
+//!   SWAPDB server events).
+//! - **A held lock that moved** (RENAME, MOVE, RESTORE, SWAPDB) keeps its
+//!   holder under its new name and is scheduled there at once, so it still
+//!   expires on time (keyspace events `rename_to`, `move_to`, `restore`).
+//! - **A held lock that eviction took** is not lost: its holder is kept
+//!   here until its expiry, and the next LOCK command on the key puts the lock
+//!   back (and propagates it), so nobody else is granted it meanwhile and its
+//!   holder's extends keep working. Reads answer from the kept holder.
+//!   Redis offers no way to exempt a key from eviction; this is the next best.
+
+use crate::keyspace::{self, LockKey};
+use crate::lock_type::LockValue;
+use crate::node::KeyRef;
+use crate::{expiry, ffi, node, waiting};
+use baton_core::Holder;
+use redis_module::{raw, Context, RedisError, RedisString};
+use std::ffi::{c_void, CStr};
+use std::os::raw::{c_char, c_int};
+
+/// Subscribes to the events above (at module load).
+pub fn subscribe(ctx: ffi::Ctx) -> bool {
+    let classes = raw::REDISMODULE_NOTIFY_GENERIC | raw::REDISMODULE_NOTIFY_EVICTED;
+    ffi::subscribe_keyspace_events(ctx, classes, Some(on_keyspace_event))
+        && ffi::subscribe_server_event(ctx, raw::REDISMODULE_EVENT_FLUSHDB, Some(on_flush))
+        && ffi::subscribe_server_event(ctx, raw::REDISMODULE_EVENT_SWAPDB, Some(on_swapdb))
+}
+
+/// A lock value is leaving the keyspace under `at` (the type's unlink
+/// callback: DEL, UNLINK, RENAME, MOVE, overwrite, expiry of a Redis TTL,
+/// eviction). Its waiters are answered; its holder is remembered for an
+/// `evicted` event that may follow.
+pub fn unlinked(at: Option<(i32, &[u8])>, lock: &mut LockValue) {
+    waiting::dismiss(lock.drain_waiters());
+    let kept = at.zip(lock.holder()).map(|((db, key), holder)| {
+        let at = KeyRef {
+            db,
+            key: key.into(),
+        };
+        (at, holder.clone())
+    });
+    node::with(|node| node.unlinked = kept);
+}
+
+/// Puts back the held lock that eviction took from `at`, unless its time has
+/// passed. `key` is `at`, open and empty.
+pub fn restore_evicted(key: &LockKey, at: &KeyRef, now: u64) -> Result<(), RedisError> {
+    let Some(holder) = node::with(|node| node.evicted.remove(at)) else {
+        return Ok(());
+    };
+    if holder.is_expired(now) {
+        return Ok(());
+    }
+    let lock = key.create(LockValue::new())?;
+    node::with(|node| lock.apply(holder, node.fences()));
+    Ok(())
+}
+
+/// The holder that eviction took from `at`, for reads (which cannot put the
+/// lock back).
+pub fn evicted_holder(at: &KeyRef) -> Option<Holder> {
+    node::with(|node| node.evicted.get(at).cloned())
+}
+
+/// Forgets what eviction took from `at` once grant `fence` expires.
+pub fn forget_evicted(at: &KeyRef, fence: u64) {
+    node::with(|node| {
+        if node.evicted.get(at).is_some_and(|h| h.fence == fence) {
+            node.evicted.remove(at);
+        }
+    });
+}
+
+/// Forgets every evicted holder (this node became a replica).
+pub fn forget_all_evicted() {
+    node::with(|node| node.evicted.clear());
+}
+
+unsafe extern "C" fn on_keyspace_event(
+    ctx: ffi::Ctx,
+    _class: c_int,
+    event: *const c_char,
+    key: *mut raw::RedisModuleString,
+) -> c_int {
+    if event.is_null() || key.is_null() || !ffi::is_primary(ctx) {
+        return 0;
+    }
+    // SAFETY: Redis passes the event name as a NUL-terminated C string.
+    let event = unsafe { CStr::from_ptr(event) }.to_bytes();
+    let name = redis_module::RedisString::string_as_slice(key);
+    let at = KeyRef {
+        db: ffi::selected_db(ctx),
+        key: name.into(),
+    };
+    match event {
+        b"rename_to" | b"move_to" | b"restore" => schedule_moved(ctx, at),
+        b"evicted" => node::with(|node| {
+            if let Some((unlinked, holder)) = node.unlinked.take() {
+                if unlinked == at {
+                    node.evicted.insert(at, holder);
+                }
+            }
+        }),
+        _ => {}
+    }
+    0
+}
+
+/// Schedules the holder of a lock that arrived under `at` without a LOCK
+/// command (the backstop sweep would find it too, but later).
+fn schedule_moved(ctx: ffi::Ctx, at: KeyRef) {
+    let context = Context::new(ctx);
+    let name = RedisString::create_from_slice(ctx, &at.key);
+    let holder = keyspace::read(&context, &name, |lock| {
+        lock.and_then(|lock| lock.holder())
+            .map(|h| (h.expires_at, h.fence))
+    });
+    if let Ok(Some((expires_at, fence))) = holder {
+        node::with(|node| node.schedule.insert(expires_at, fence, at));
+        expiry::ensure_armed(ctx);
+    }
+}
+
+unsafe extern "C" fn on_flush(
+    ctx: ffi::Ctx,
+    _event: raw::RedisModuleEvent,
+    subevent: u64,
+    data: *mut c_void,
+) {
+    if subevent != raw::REDISMODULE_SUBEVENT_FLUSHDB_START {
+        return;
+    }
+    // SAFETY: Redis passes a RedisModuleFlushInfo with this event.
+    let Some(info) = (unsafe { data.cast::<raw::RedisModuleFlushInfo>().as_ref() }) else {
+        return;
+    };
+    let flushed = |db: i32| info.dbnum == -1 || info.dbnum == db;
+    waiting::dismiss_where(ctx, |db| flushed(db).then_some(db));
+    node::with(|node| node.evicted.retain(|at, _| !flushed(at.db)));
+}
+
+unsafe extern "C" fn on_swapdb(
+    ctx: ffi::Ctx,
+    _event: raw::RedisModuleEvent,
+    _subevent: u64,
+    data: *mut c_void,
+) {
+    // SAFETY: Redis passes a RedisModuleSwapDbInfo with this event.
+    let Some(info) = (unsafe { data.cast::<raw::RedisModuleSwapDbInfo>().as_ref() }) else {
+        return;
+    };
+    let (a, b) = (info.dbnum_first, info.dbnum_second);
+    let swapped = |db: i32| match db {
+        _ if db == a => Some(b),
+        _ if db == b => Some(a),
+        _ => None,
+    };
+    waiting::dismiss_where(ctx, swapped);
+    node::with(|node| {
+        node.schedule.for_each_key_mut(|at| {
+            if let Some(db) = swapped(at.db) {
+                at.db = db;
+            }
+        });
+        node.evicted = std::mem::take(&mut node.evicted)
+            .into_iter()
+            .map(|(mut at, holder)| {
+                at.db = swapped(at.db).unwrap_or(at.db);
+                (at, holder)
+            })
+            .collect();
+    });
+}

@@ -235,3 +235,17 @@ fn copy_of_a_lock_is_refused() {
     assert!(!exists(&mut con, b"b"));
     assert!(info(&mut con, b"a").held);
 }
+
+#[test]
+fn debug_reload_answers_the_waiters_and_keeps_the_holder() {
+    // DEBUG RELOAD empties the keyspace (a flush) and loads it back.
+    let server = RedisServer::builder().rdb(true).start();
+    let mut con = server.connection();
+    let fence = acquire(&mut con, b"k", b"holder", 60_000).unwrap();
+    let w = Waiter::queued(&server, b"k", b"w", 30_000, 20_000);
+    let _: () = redis::cmd("DEBUG").arg("RELOAD").query(&mut con).unwrap();
+    assert_dismissed(w);
+    let reloaded = info(&mut con, b"k");
+    assert!(reloaded.held && reloaded.fence == fence && reloaded.waiters == 0);
+    assert_eq!(stats(&mut con)["waiters"], 0);
+}

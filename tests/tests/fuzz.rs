@@ -2,7 +2,8 @@
 //! LOCK.* command on a live server. After each, the server must still answer
 //! PING and the reply must be an error or a well-formed value of the
 //! command's reply type. Seeded, so a failure replays with the same seed
-//! (`BATON_FUZZ_SEED`). Replies are read raw (RESP2, byte for byte), so an
+//! (`BATON_FUZZ_SEED`); `BATON_FUZZ_ROUNDS` sets the rounds (`cargo xtask fuzz`
+//! runs more). Replies are read raw (RESP2, byte for byte), so an
 //! error line with binary bytes is still seen as the error it is.
 
 use std::time::Duration;
@@ -23,7 +24,7 @@ const COMMANDS: [&str; 8] = [
     "LOCK.STATS",
     "LOCK.APPLY",
 ];
-const ROUNDS: usize = 4_000;
+const DEFAULT_ROUNDS: usize = 4_000;
 
 /// SplitMix64: small, seedable, good enough to pick test inputs.
 struct Rng(u64);
@@ -183,7 +184,11 @@ fn random_arguments_never_crash_the_server_or_garble_a_reply() {
     let mut con = RawConnection::connect(server.port(), Duration::from_secs(5)).unwrap();
     con.call(&[b"SET", b"str", b"v"]).unwrap();
     let (mut ok, mut errors) = (0, 0);
-    for round in 0..ROUNDS {
+    let rounds = std::env::var("BATON_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_ROUNDS);
+    for round in 0..rounds {
         let args = command(&mut rng);
         let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         let name = std::str::from_utf8(&args[0]).unwrap();
@@ -220,7 +225,7 @@ fn random_arguments_never_crash_the_server_or_garble_a_reply() {
     }
     // Both paths were exercised, and the node's counters are consistent.
     assert!(
-        ok > ROUNDS / 20 && errors > ROUNDS / 20,
+        ok > rounds / 20 && errors > rounds / 20,
         "ok {ok}, errors {errors}"
     );
     let mut check = server.connection();

@@ -7,6 +7,7 @@
 //! - `demo`   a short transcript of baton_client at work (grants, refusals,
 //!   FIFO hand-offs, expiry, watchdog, lost signal), then a short
 //!   contended run against Redlock
+//! - `fuzz`   the server fuzz tests (arguments, RESTORE payloads), long
 //! - `bench`  every benchmark: the module against raw Redis (throughput,
 //!   memory, expiry stall), then `baton-bench`; one report
 //! - `reply`  small readers for `LOCK.STATS` / `INFO` replies (bench)
@@ -15,6 +16,7 @@ mod bench;
 mod cargo;
 mod demo;
 mod deps;
+mod fuzz;
 mod reply;
 mod test;
 
@@ -28,6 +30,9 @@ commands:
           build the module and run every test (what CI runs)
   demo    build the module and baton-bench (release), show the client at work
           on a local server, then 8 tasks on one key against Redlock (~25 s)
+  fuzz    the server fuzz tests for longer: random arguments at every LOCK
+          command and mutated DUMP payloads at RESTORE, 200000 rounds each
+          options: --rounds N
   bench   build in release, compare the module with raw Redis (throughput,
           memory, expiry stall), run baton-bench (workloads vs Redlock), and
           write docs/BENCHMARKS.md and docs/benchmarks.json
@@ -42,6 +47,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") if args.len() == 1 => test::run_all(),
         Some("demo") if args.len() == 1 => demo::run(),
+        Some("fuzz") => fuzz::run_fuzz(&args[1..]),
         Some("bench") => bench::Options::parse(&args[1..]).and_then(bench::run),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");

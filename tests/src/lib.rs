@@ -14,7 +14,10 @@
 //!   a temp dir, killed in `Drop`; [`ServerBuilder`] for persistence, replicas
 //!   and extra config; clean and crash restarts.
 //! - [`replication`]: wait for a replica to catch up, promote it.
-//! - [`cluster`]: [`RedisCluster`], n primaries with every slot assigned.
+//! - [`cluster`]: [`RedisCluster`], n primaries with every slot assigned,
+//!   and replicas added to them.
+//! - [`sentinel`]: [`SentinelGroup`], a primary and replicas under three
+//!   Sentinels.
 //! - [`dump`]: DUMP payloads of lock keys, crafted and checksummed, for
 //!   RESTORE tests.
 //! - [`lock`]: typed wrappers for the `LOCK.*` commands, [`LockInfo`],
@@ -34,6 +37,7 @@ pub mod poll;
 mod port;
 pub mod replication;
 pub mod resp;
+pub mod sentinel;
 pub mod server;
 pub mod waiter;
 
@@ -42,5 +46,6 @@ pub use lock::{err_text, LockInfo, Stats};
 pub use paths::{module_path, redis_server_bin};
 pub use poll::{assert_eventually, wait_until};
 pub use replication::{promote, wait_for_sync};
+pub use sentinel::SentinelGroup;
 pub use server::{RedisServer, ServerBuilder};
 pub use waiter::Waiter;

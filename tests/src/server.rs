@@ -33,7 +33,16 @@ pub struct ServerBuilder {
     rdb: bool,
     replica_of: Option<u16>,
     cluster: bool,
+    sentinel: Option<Monitor>,
     config: Vec<(String, String)>,
+}
+
+/// What a Sentinel watches: `sentinel monitor <name> 127.0.0.1 <port> <quorum>`.
+#[derive(Debug, Clone)]
+struct Monitor {
+    name: String,
+    primary_port: u16,
+    quorum: u32,
 }
 
 /// Which module to load; the default is resolved (and checked) only at start,
@@ -53,6 +62,7 @@ impl Default for ServerBuilder {
             rdb: false,
             replica_of: None,
             cluster: false,
+            sentinel: None,
             config: Vec::new(),
         }
     }
@@ -99,6 +109,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Starts a Sentinel (`redis-server <conf> --sentinel`) that monitors the
+    /// primary on `primary_port` as `name`, failing it over after 1 s down
+    /// when `quorum` Sentinels agree. No module, no persistence: only
+    /// [`ServerBuilder::config`] directives are added.
+    pub fn sentinel(mut self, name: &str, primary_port: u16, quorum: u32) -> Self {
+        self.sentinel = Some(Monitor {
+            name: name.to_string(),
+            primary_port,
+            quorum,
+        });
+        self
+    }
+
     /// Any extra redis.conf directive, passed as `--name value`.
     pub fn config(mut self, name: &str, value: &str) -> Self {
         self.config.push((name.to_string(), value.to_string()));
@@ -116,6 +139,7 @@ impl ServerBuilder {
             .tempdir()
             .expect("create a temp dir for redis-server");
         let module = match &self.module {
+            _ if self.sentinel.is_some() => None,
             Module::Default => Some(module_path()),
             Module::Path(p) => Some(p.clone()),
             Module::None => None,
@@ -153,6 +177,9 @@ impl ServerBuilder {
         dir: &Path,
         module: Option<&Path>,
     ) -> Vec<String> {
+        if let Some(monitor) = &self.sentinel {
+            return self.sentinel_args(monitor, port, dir);
+        }
         let mut args: Vec<String> = vec![
             "--port".into(),
             port.to_string(),
@@ -198,10 +225,47 @@ impl ServerBuilder {
                 "5000".into(),
             ]);
         }
+        self.push_config(&mut args);
+        args
+    }
+
+    fn push_config(&self, args: &mut Vec<String>) {
         for (name, value) in &self.config {
             args.push(format!("--{name}"));
             args.push(value.clone());
         }
+    }
+
+    /// A Sentinel's config file (it rewrites it as it learns) and arguments.
+    fn sentinel_args(&self, monitor: &Monitor, port: u16, dir: &Path) -> Vec<String> {
+        let conf = dir.join("sentinel.conf");
+        let Monitor {
+            name,
+            primary_port,
+            quorum,
+        } = monitor;
+        let text = format!(
+            "sentinel monitor {name} 127.0.0.1 {primary_port} {quorum}\n\
+             sentinel down-after-milliseconds {name} 1000\n\
+             sentinel failover-timeout {name} 10000\n\
+             sentinel parallel-syncs {name} 1\n"
+        );
+        fs::write(&conf, text).expect("write sentinel.conf");
+        let mut args: Vec<String> = vec![
+            conf.display().to_string(),
+            "--sentinel".into(),
+            "--port".into(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--dir".into(),
+            dir.display().to_string(),
+            "--daemonize".into(),
+            "no".into(),
+            "--logfile".into(),
+            String::new(),
+        ];
+        self.push_config(&mut args);
         args
     }
 }
@@ -332,6 +396,11 @@ impl RedisServer {
     pub fn crash_restart(&mut self) {
         self.kill();
         self.respawn();
+    }
+
+    /// True while the process runs (it may be frozen).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// SIGKILL the process and reap it. The server stays down until

@@ -138,3 +138,16 @@ fn cluster_forms_and_answers_moved() {
         .unwrap_err();
     assert_eq!(err.code(), Some("MOVED"), "{err:?}");
 }
+
+#[test]
+fn a_sentinel_group_forms_and_fails_over_a_killed_primary() {
+    let mut group = baton_tests::SentinelGroup::start(2);
+    let old = group.primary_index();
+    let old_port = group.servers()[old].port();
+    assert!(group.url().starts_with("redis+sentinel://127.0.0.1:"));
+    group.servers_mut()[old].kill();
+    let new = group.wait_for_new_primary(old_port);
+    assert_ne!(new, old);
+    let role = baton_tests::replication::info_field(&group.servers()[new], "replication", "role");
+    assert_eq!(role.as_deref(), Some("master"));
+}

@@ -64,7 +64,7 @@ fn sentinel_failover_after_sigkill_keeps_acknowledged_grants() {
 
 #[test]
 fn sentinel_failover_of_a_frozen_primary_demotes_it_and_unblocks_its_waiters() {
-    let mut group = SentinelGroup::start(1);
+    let group = SentinelGroup::start(1);
     let old = group.primary_index();
     let fence = durable_acquire(&group.servers()[old], b"k", b"holder", 60_000, 1);
     let waiter = Waiter::queued(&group.servers()[old], b"k", b"waiter", 60_000, 30_000);

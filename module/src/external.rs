@@ -16,7 +16,7 @@
 //!   Redis offers no way to exempt a key from eviction; this is the next best.
 
 use crate::keyspace::{self, LockKey};
-use crate::lock_type::LockValue;
+use crate::lock_type::{LockValue, LOCK_TYPE};
 use crate::node::KeyRef;
 use crate::{expiry, ffi, node, waiting};
 use baton_core::Holder;
@@ -25,9 +25,24 @@ use std::ffi::{c_void, CStr};
 use std::os::raw::{c_char, c_int};
 
 /// Subscribes to the events above (at module load).
+///
+/// Eviction is told by the key-removal server event where the server has it
+/// (Redis 7.2+, Valkey), else by the `evicted` keyspace event that follows
+/// the unlink (Redis 7.0). Valkey 8.1 leaves a client on the destination
+/// database after `MOVE` or `COPY ... DB` when any module subscribes to
+/// generic keyspace events (valkey-io/valkey#4024), so there moved locks are
+/// left to the backstop sweep instead.
 pub fn subscribe(ctx: ffi::Ctx) -> bool {
-    let classes = raw::REDISMODULE_NOTIFY_GENERIC | raw::REDISMODULE_NOTIFY_EVICTED;
-    ffi::subscribe_keyspace_events(ctx, classes, Some(on_keyspace_event))
+    let key_event =
+        ffi::subscribe_server_event(ctx, raw::REDISMODULE_EVENT_KEY, Some(on_key_removed));
+    let mut classes = 0;
+    if !ffi::server_is_valkey(ctx) {
+        classes |= raw::REDISMODULE_NOTIFY_GENERIC;
+    }
+    if !key_event {
+        classes |= raw::REDISMODULE_NOTIFY_EVICTED;
+    }
+    (classes == 0 || ffi::subscribe_keyspace_events(ctx, classes, Some(on_keyspace_event)))
         && ffi::subscribe_server_event(ctx, raw::REDISMODULE_EVENT_FLUSHDB, Some(on_flush))
         && ffi::subscribe_server_event(ctx, raw::REDISMODULE_EVENT_SWAPDB, Some(on_swapdb))
 }
@@ -110,6 +125,36 @@ unsafe extern "C" fn on_keyspace_event(
         _ => {}
     }
     0
+}
+
+/// Keeps the holder of a held lock that eviction is taking (the key-removal
+/// event, fired just before the type's unlink callback).
+unsafe extern "C" fn on_key_removed(
+    ctx: ffi::Ctx,
+    _event: raw::RedisModuleEvent,
+    subevent: u64,
+    data: *mut c_void,
+) {
+    if subevent != raw::REDISMODULE_SUBEVENT_KEY_EVICTED || !ffi::is_primary(ctx) {
+        return;
+    }
+    // SAFETY: Redis passes a RedisModuleKeyInfo with this event.
+    let Some(info) = (unsafe { data.cast::<raw::RedisModuleKeyInfo>().as_ref() }) else {
+        return;
+    };
+    if ffi::key_module_type(info.key) != *LOCK_TYPE.raw_type.borrow() {
+        return;
+    }
+    // SAFETY: a key of our type holds a LockValue made by us.
+    let lock = unsafe { ffi::key_module_value(info.key).cast::<LockValue>().as_ref() };
+    let holder = lock.and_then(|lock| lock.holder()).cloned();
+    if let (Some((db, name)), Some(holder)) = (ffi::module_key_name(info.key), holder) {
+        let at = KeyRef {
+            db,
+            key: name.into(),
+        };
+        node::with(|node| node.evicted.insert(at, holder));
+    }
 }
 
 /// Schedules the holder of a lock that arrived under `at` without a LOCK

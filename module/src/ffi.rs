@@ -318,6 +318,35 @@ pub fn opt_ctx_key<'a>(ctx: *mut raw::RedisModuleKeyOptCtx) -> Option<(i32, &'a 
     Some((db, redis_module::RedisString::string_as_slice(name)))
 }
 
+/// True when the server calls itself Valkey (`INFO server`: `server_name`).
+pub fn server_is_valkey(ctx: Ctx) -> bool {
+    let Some(info) = api!(RedisModule_GetServerInfo(ctx, c"server".as_ptr())) else {
+        return false;
+    };
+    if info.is_null() {
+        return false;
+    }
+    let name = api!(RedisModule_ServerInfoGetFieldC(
+        info,
+        c"server_name".as_ptr()
+    ))
+    .filter(|name| !name.is_null())
+    // SAFETY: a NUL-terminated string owned by `info`, read before it is freed.
+    .is_some_and(|name| unsafe { CStr::from_ptr(name) }.to_bytes() == b"valkey");
+    api!(RedisModule_FreeServerInfo(ctx, info));
+    name
+}
+
+/// The database and name of an open key.
+pub fn module_key_name<'a>(key: *mut raw::RedisModuleKey) -> Option<(i32, &'a [u8])> {
+    if key.is_null() {
+        return None;
+    }
+    let db = api!(RedisModule_GetDbIdFromModuleKey(key))?;
+    let name = api!(RedisModule_GetKeyNameFromModuleKey(key)).filter(|name| !name.is_null())?;
+    Some((db, redis_module::RedisString::string_as_slice(name)))
+}
+
 /// Subscribes to a server event (`REDISMODULE_EVENT_*`).
 pub fn subscribe_server_event(ctx: Ctx, id: u64, callback: raw::RedisModuleEventCallback) -> bool {
     let event = raw::RedisModuleEvent { id, dataver: 1 };

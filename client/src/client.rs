@@ -120,35 +120,31 @@ impl ClientBuilder {
     ///
     /// Cancel safe: nothing is left behind but a dropped connection.
     pub async fn build(self) -> Result<Client> {
-        if self.backend == Backend::Memory {
-            return Ok(Client::memory());
-        }
+        let wants_module = match self.backend {
+            Backend::Memory => return Ok(Client::memory()),
+            Backend::Lua => false,
+            Backend::Module | Backend::Auto => true,
+        };
         let conns = Conns::connect(&self.url, self.mode).await?;
         let bus = Bus::streams(conns.clone());
-        let imp = match self.backend {
-            Backend::Module => match ModuleBackend::connect(conns).await? {
-                Some(b) => Imp::Module(b),
-                None => {
-                    return Err(Error::BackendUnavailable(
-                        "the server has no baton module (COMMAND INFO LOCK.ACQUIRE is empty): \
-                         load libbaton.so (MODULE LOAD) or use Backend::Lua"
-                            .into(),
-                    ))
-                }
-            },
-            Backend::Lua => Imp::Lua(LuaBackend::connect(conns).await?),
-            Backend::Auto => {
-                if module::has_module(&conns).await? {
-                    Imp::Module(ModuleBackend::connect(conns).await?.expect("checked"))
-                } else {
-                    tracing::warn!(
-                        "baton module not loaded on the server: using the Lua backend \
-                         (waits are woken by pub/sub, not blocked on the server)"
-                    );
-                    Imp::Lua(LuaBackend::connect(conns).await?)
-                }
+        // Asked once: a second answer could differ (a failover in between).
+        let has_module = wants_module && module::has_module(&conns).await?;
+        let imp = if has_module {
+            Imp::Module(ModuleBackend::new(conns))
+        } else if self.backend == Backend::Module {
+            return Err(Error::BackendUnavailable(
+                "the server has no baton module (COMMAND INFO LOCK.ACQUIRE is empty): \
+                 load libbaton.so (MODULE LOAD) or use Backend::Lua"
+                    .into(),
+            ));
+        } else {
+            if self.backend == Backend::Auto {
+                tracing::warn!(
+                    "baton module not loaded on the server: using the Lua backend \
+                     (waits are woken by pub/sub, not blocked on the server)"
+                );
             }
-            Backend::Memory => unreachable!(),
+            Imp::Lua(LuaBackend::connect(conns).await?)
         };
         Ok(Client::from_imp(imp, bus))
     }

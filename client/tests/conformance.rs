@@ -252,6 +252,28 @@ async fn explicit_module_fails_fast_without_module() {
     assert_eq!(auto.backend_kind(), Backend::Lua);
 }
 
+/// `build()` asks the server once whether it has the module: a second
+/// answer could differ (a failover in between) and was trusted to match.
+#[tokio::test]
+async fn auto_asks_for_the_module_once() {
+    let s = RedisServer::start();
+    let calls = || {
+        baton_tests::replication::info_field(&s, "commandstats", "cmdstat_command|info")
+            .and_then(|v| {
+                v.split(',')
+                    .next()?
+                    .strip_prefix("calls=")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    let before = calls();
+    let c = Client::builder(s.url()).build().await.unwrap();
+    assert_eq!(c.backend_kind(), Backend::Module);
+    assert_eq!(calls() - before, 1, "COMMAND INFO sent once");
+}
+
 #[tokio::test]
 async fn lost_fires_within_the_ttl_when_the_server_dies() {
     for kind in [Backend::Lua, Backend::Module] {

@@ -96,9 +96,10 @@ async fn withdraw(
 }
 
 impl ModuleBackend {
-    /// Checks that the server has the module.
-    pub(crate) async fn connect(conns: Conns) -> Result<Option<Self>> {
-        Ok(has_module(&conns).await?.then_some(Self { conns }))
+    /// The backend on `conns`, whose primaries were found to have the
+    /// module ([`has_module`]).
+    pub(crate) fn new(conns: Conns) -> Self {
+        Self { conns }
     }
 
     pub(crate) fn conns(&self) -> &Conns {

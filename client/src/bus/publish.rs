@@ -86,8 +86,11 @@ impl<C: Codec> Bus<C> {
             }
             None => {
                 let ids = transport.publish(topic, maxlen, &[bytes]).await?;
+                let id = ids.into_iter().next().ok_or_else(|| {
+                    Error::BackendUnavailable(format!("XADD to '{topic}' replied no id"))
+                })?;
                 Ok(Published {
-                    id: ids[0],
+                    id,
                     duplicate: false,
                 })
             }

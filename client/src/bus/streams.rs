@@ -193,15 +193,15 @@ fn entries(v: Value, deliveries: u64) -> Result<Vec<Entry>> {
     };
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        let Value::Array(mut parts) = item else {
-            continue; // a deleted entry (nil)
-        };
-        if parts.len() < 2 {
+        // A deleted entry is nil; an entry is [id, fields].
+        let Value::Array(parts) = item else {
             continue;
-        }
-        let fields = parts.pop().expect("len >= 2");
+        };
+        let Ok([id, fields]) = <[Value; 2]>::try_from(parts) else {
+            continue;
+        };
         out.push(Entry {
-            id: id_of(&parts[0])?,
+            id: id_of(&id)?,
             payload: field(fields, "p"),
             deliveries,
         });
@@ -535,16 +535,15 @@ impl StreamsTransport {
         };
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            let Value::Array(mut parts) = item else {
+            let Value::Array(parts) = item else {
                 continue;
             };
-            if parts.len() < 2 {
+            let Ok([id, fields]) = <[Value; 2]>::try_from(parts) else {
                 continue;
-            }
-            let fields = parts.pop().expect("len >= 2");
+            };
             let get = |name: &str| field(fields.clone(), name).unwrap_or_default();
             out.push(DeadLetter {
-                dlq_id: id_of(&parts[0])?,
+                dlq_id: id_of(&id)?,
                 source_id: String::from_utf8_lossy(&get("id")).parse()?,
                 deliveries: String::from_utf8_lossy(&get("deliveries"))
                     .parse()

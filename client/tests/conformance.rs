@@ -429,3 +429,54 @@ async fn module_wait_survives_a_dead_cached_connection() {
         .expect("a wait on a dead cached connection retries on a new one");
     assert!(g.release().await.unwrap());
 }
+
+/// A cached wait connection that died in a server restart is withdrawn with
+/// a `CLIENT KILL` of the id it had before; ids restart from 1, so that id
+/// may now be an unrelated client's. The kill must miss it.
+#[tokio::test]
+async fn module_withdraw_never_kills_a_client_that_reused_the_id() {
+    let (s, c) = setup(Backend::Module).await;
+    let mut s = s.unwrap();
+    // Push ids up, so that the restarted server reaches the wait
+    // connection's id only through the connections opened below.
+    for _ in 0..30 {
+        drop(s.connection());
+    }
+    let _g = c.lock("k", opts(60_000)).await.unwrap();
+    let err = c
+        .lock("k", opts(10_000).wait(Duration::from_millis(20)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotAcquired { .. }), "{err}");
+    c.info("k").await.unwrap(); // the pool's last command is LOCK.INFO now
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut s.connection())
+        .unwrap();
+    let wait_id: i64 = list
+        .lines()
+        .find(|l| l.contains(" cmd=lock.acquire "))
+        .and_then(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .expect("the cached wait connection in CLIENT LIST")
+        .parse()
+        .unwrap();
+    s.restart();
+    let mut victim = loop {
+        let mut con = s.connection();
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut con).unwrap();
+        assert!(id <= wait_id, "id {wait_id} skipped (now {id})");
+        if id == wait_id {
+            break con;
+        }
+    };
+    // Reuses the dead cached connection, finds it dead and withdraws it.
+    let _ = c
+        .lock("k", opts(10_000).wait(Duration::from_millis(200)))
+        .await;
+    let pong: redis::RedisResult<String> = redis::cmd("PING").query(&mut victim);
+    assert_eq!(
+        pong.ok().as_deref(),
+        Some("PONG"),
+        "the unrelated client with id {wait_id} survived"
+    );
+}

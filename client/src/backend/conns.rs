@@ -18,7 +18,8 @@
 //!   reply reconnects there and retries, an `ASK` retries there once after
 //!   `ASKING`, at most [`MAX_REDIRECTS`] times ([`Conns::redirect`]). Each
 //!   node keeps up to [`IDLE_WAIT_CONNS`] idle wait connections with their
-//!   `CLIENT ID` ([`Node::wait_conn`], [`Node::put_back`]).
+//!   [`ClientName`] (`CLIENT INFO` id and address, what a `CLIENT KILL`
+//!   names; [`Node::wait_conn`], [`Node::put_back`]).
 //!
 //! Cluster mode is chosen by [`Mode`]: detected from `INFO cluster`
 //! (`cluster_enabled:1`) on the seed by default.
@@ -188,10 +189,57 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// An idle connection for server-side waits, and its `CLIENT ID`.
+/// How a server names one of its connections: its `CLIENT ID` and the
+/// client address it sees (`addr` in `CLIENT INFO`). Ids restart from 1
+/// when the server restarts, so an id alone may name an unrelated client
+/// by then; [`ClientName::kill`] names both (`CLIENT KILL` filters AND
+/// together), so it can only hit a connection that also has the waiting
+/// connection's ip and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClientName {
+    pub(crate) id: i64,
+    pub(crate) addr: String,
+}
+
+impl ClientName {
+    /// Asks the server for `conn`'s name (`CLIENT INFO`, Redis 6.2+).
+    async fn of(conn: &mut redis::aio::MultiplexedConnection) -> Result<Self> {
+        let info: String = redis::cmd("CLIENT").arg("INFO").query_async(conn).await?;
+        Self::parse(&info).ok_or_else(|| {
+            Error::BackendUnavailable(format!("CLIENT INFO without id= and addr=: {info:?}"))
+        })
+    }
+
+    /// `id` and `addr` out of a `CLIENT INFO` line
+    /// (`id=7 addr=127.0.0.1:50312 laddr=... fd=9 name= ...`).
+    fn parse(info: &str) -> Option<Self> {
+        let field = |name: &str| {
+            info.split_ascii_whitespace()
+                .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+        };
+        Some(Self {
+            id: field("id")?.parse().ok()?,
+            addr: field("addr").filter(|a| !a.is_empty())?.to_owned(),
+        })
+    }
+
+    /// `CLIENT KILL ID <id> ADDR <addr>`: kills this connection, and no
+    /// other that merely got the same id.
+    pub(crate) fn kill(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd("CLIENT");
+        cmd.arg("KILL")
+            .arg("ID")
+            .arg(self.id)
+            .arg("ADDR")
+            .arg(&self.addr);
+        cmd
+    }
+}
+
+/// An idle connection for server-side waits, and its [`ClientName`].
 pub(crate) struct WaitConn {
     pub(crate) conn: redis::aio::MultiplexedConnection,
-    pub(crate) id: i64,
+    pub(crate) name: ClientName,
     /// True when it comes from the idle cache (it may have died there).
     pub(crate) reused: bool,
 }
@@ -201,9 +249,9 @@ pub(crate) struct WaitConn {
 #[derive(Clone)]
 pub(crate) struct Node {
     client: redis::Client,
-    /// Idle wait connections (no response timeout) and their `CLIENT ID`,
+    /// Idle wait connections (no response timeout) and their names,
     /// shared by the clones of this node; at most [`IDLE_WAIT_CONNS`].
-    idle: Arc<Mutex<Vec<(redis::aio::MultiplexedConnection, i64)>>>,
+    idle: Arc<Mutex<Vec<(redis::aio::MultiplexedConnection, ClientName)>>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -220,29 +268,26 @@ impl Node {
         }
     }
 
-    /// A connection for a server-side wait and its `CLIENT ID`: an idle one
-    /// of the cache, else a new [`Node::dedicated`] one.
+    /// A connection for a server-side wait and its name: an idle one of
+    /// the cache, else a new [`Node::dedicated`] one.
     pub(crate) async fn wait_conn(&self) -> Result<WaitConn> {
         let idle = self
             .idle
             .lock()
             .expect("idle wait connections poisoned")
             .pop();
-        if let Some((conn, id)) = idle {
+        if let Some((conn, name)) = idle {
             return Ok(WaitConn {
                 conn,
-                id,
+                name,
                 reused: true,
             });
         }
         let mut conn = self.dedicated().await?;
-        let id: i64 = redis::cmd("CLIENT")
-            .arg("ID")
-            .query_async(&mut conn)
-            .await?;
+        let name = ClientName::of(&mut conn).await?;
         Ok(WaitConn {
             conn,
-            id,
+            name,
             reused: false,
         })
     }
@@ -263,7 +308,7 @@ impl Node {
     pub(crate) fn put_back(&self, conn: WaitConn) {
         let mut idle = self.idle.lock().expect("idle wait connections poisoned");
         if idle.len() < IDLE_WAIT_CONNS {
-            idle.push((conn.conn, conn.id));
+            idle.push((conn.conn, conn.name));
         }
     }
 
@@ -681,6 +726,23 @@ fn crc16(data: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_names_parse_from_client_info() {
+        let info = "id=7 addr=127.0.0.1:50312 laddr=127.0.0.1:6379 fd=9 name= age=0 idle=0\n";
+        let name = ClientName::parse(info).unwrap();
+        assert_eq!(
+            name,
+            ClientName {
+                id: 7,
+                addr: "127.0.0.1:50312".into()
+            }
+        );
+        let ipv6 = ClientName::parse("id=12 addr=[::1]:6000 laddr=[::1]:6379").unwrap();
+        assert_eq!(ipv6.addr, "[::1]:6000");
+        assert_eq!(ClientName::parse("id=7 laddr=127.0.0.1:6379 addr="), None);
+        assert_eq!(ClientName::parse("addr=1.2.3.4:5"), None);
+    }
 
     #[test]
     fn slots_match_redis() {

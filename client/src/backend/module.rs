@@ -4,11 +4,12 @@
 //! blocks on the server, so it runs on a connection of its own with no
 //! response timeout, on the node that serves the key (in a Redis Cluster:
 //! following `MOVED`/`ASK`, see [`Conns::redirect`]). Such connections and
-//! their `CLIENT ID` are cached per node ([`Node::wait_conn`]): one whose
-//! wait got a reply (granted or timed out) is reused by a later wait.
-//! Cancelling a wait kills its connection on that node (`CLIENT KILL ID`)
-//! and releases a raced grant; that connection is never reused, nor is
-//! one that failed. A cached connection that turns out dead is withdrawn
+//! their [`ClientName`] (id and address) are cached per node
+//! ([`Node::wait_conn`]): one whose wait got a reply (granted or timed out)
+//! is reused by a later wait. Cancelling a wait kills its connection on
+//! that node (`CLIENT KILL ID .. ADDR ..`: after a server restart the id
+//! alone may be another client's) and releases a raced grant; that
+//! connection is never reused, nor is one that failed. A cached connection that turns out dead is withdrawn
 //! the same way before the wait is retried once on a new connection.
 //!
 //! On a Redis Cluster, [`ModuleBackend::stats`] sums `LOCK.STATS` over every
@@ -16,7 +17,7 @@
 
 use std::time::Duration;
 
-use super::conns::{too_many_redirects, Node, MAX_REDIRECTS};
+use super::conns::{too_many_redirects, ClientName, Node, MAX_REDIRECTS};
 use super::{info_from_pairs, pairs, Conns, LockInfo, Stats};
 use crate::client::Runtime;
 use crate::error::Result;
@@ -35,8 +36,8 @@ struct WaitCleanup<'a> {
     conns: &'a Conns,
     key: &'a str,
     token: &'a str,
-    /// The node of the waiting connection and its `CLIENT ID`.
-    waiting: Option<(Node, i64)>,
+    /// The node of the waiting connection and its name there.
+    waiting: Option<(Node, ClientName)>,
     armed: bool,
 }
 
@@ -58,21 +59,19 @@ impl Drop for WaitCleanup<'_> {
 }
 
 /// Withdraws a wait whose outcome is unknown: kills the waiting connection
-/// on its node (`CLIENT KILL ID`, which takes it out of the queue,
-/// synchronously), then releases in case the grant raced. `Err` when the
-/// release could not be sent.
+/// on its node (`CLIENT KILL ID .. ADDR ..`, which takes it out of the
+/// queue, synchronously), then releases in case the grant raced. `Err` when
+/// the release could not be sent.
 async fn withdraw(
     conns: &Conns,
-    waiting: Option<(Node, i64)>,
+    waiting: Option<(Node, ClientName)>,
     key: &str,
     token: &str,
 ) -> Result<()> {
-    if let Some((node, id)) = waiting {
+    if let Some((node, name)) = waiting {
         let killed = match node.short().await {
-            Ok(mut conn) => redis::cmd("CLIENT")
-                .arg("KILL")
-                .arg("ID")
-                .arg(id)
+            Ok(mut conn) => name
+                .kill()
                 .query_async::<i64>(&mut conn)
                 .await
                 .map_err(crate::error::Error::from),
@@ -135,7 +134,7 @@ impl ModuleBackend {
         let mut redirects = 0;
         while redirects <= MAX_REDIRECTS {
             let mut wait = node.wait_conn().await?;
-            guard.waiting = Some((node.clone(), wait.id));
+            guard.waiting = Some((node.clone(), wait.name.clone()));
             guard.armed = true;
             if asking {
                 let _: redis::Value = redis::cmd("ASKING").query_async(&mut wait.conn).await?;

@@ -13,7 +13,9 @@ use crate::guard::LockGuard;
 use crate::options::LockOptions;
 
 /// Where background work (drop releases, cancelled-wait cleanup, watchdogs)
-/// runs: the runtime the client was built in, tracked by a `TaskTracker`.
+/// runs: the runtime the client was built in (else the current one), short
+/// work tracked by a `TaskTracker`. A task spawned on a runtime that has
+/// shut down is dropped unpolled (tokio does not panic).
 #[derive(Debug)]
 pub(crate) struct Runtime {
     handle: Option<tokio::runtime::Handle>,
@@ -46,9 +48,9 @@ impl Runtime {
         }
     }
 
-    /// Spawns a long-lived task (the Lua pub/sub reader) on the client's
-    /// runtime, outside the tracker: [`Client::flush`] must not wait for it,
-    /// it ends only with its connection. `false` without a runtime.
+    /// Spawns a long-lived task (the Lua pub/sub reader, watchdogs) on the
+    /// client's runtime, outside the tracker: [`Client::flush`] must not
+    /// wait for it. `false` without a runtime (`fut` is then dropped).
     pub(crate) fn spawn_untracked<F>(&self, fut: F) -> bool
     where
         F: Future<Output = ()> + Send + 'static,
@@ -291,6 +293,7 @@ impl Client {
                 }
             }
         }
+        guard.start_watchdog();
         Ok(Some(guard))
     }
 

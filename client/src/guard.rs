@@ -107,12 +107,17 @@ impl LockGuard {
             changed: Notify::new(),
             done: AtomicBool::new(false),
         });
-        tokio::spawn(crate::watchdog::run(client.clone(), shared.clone()));
         Self {
             client,
             shared,
             release: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Starts the watchdog, once the grant is confirmed (see
+    /// [`Client::try_lock`](crate::Client::try_lock)).
+    pub(crate) fn start_watchdog(&self) {
+        crate::watchdog::spawn(&self.client, &self.shared);
     }
 
     /// The lock's key.
@@ -132,8 +137,10 @@ impl LockGuard {
 
     /// Resolves when the lock can no longer be proven held: an extend was
     /// refused (expired, force-released), the server could not be reached
-    /// before the ttl ran out, or the guard was released. Never later than
-    /// the ttl after the last confirmed extend.
+    /// before the ttl ran out, the guard was released, or its watchdog
+    /// stopped (the client's tokio runtime shut down, or there was no
+    /// runtime to run it). Never later than the ttl after the last
+    /// confirmed extend.
     ///
     /// # Cancel safety
     ///

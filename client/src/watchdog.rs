@@ -6,6 +6,11 @@
 //! retried until the lock's proven validity (send time of the last confirmed
 //! extend + ttl) runs out, and then the signal fires: never later than the
 //! ttl. With the watchdog off the task only fires the signal at that time.
+//!
+//! The task runs on the client's runtime (see [`spawn`]), outside what
+//! [`Client::flush`](crate::Client::flush) waits for, and fires the lost
+//! signal however it ends: also when that runtime shuts down and drops it,
+//! or when there is no runtime to run it at all.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +23,33 @@ use crate::guard::Shared;
 /// The shortest period between two extends.
 pub const MIN_PERIOD: Duration = Duration::from_millis(50);
 
+/// Fires the lost signal when dropped. Moved into the watchdog's task, so
+/// a task that its runtime drops (shutdown, or never started) cannot leave
+/// a guard that looks held with nothing extending or watching it.
+struct Fuse(Arc<Shared>);
+
+impl Drop for Fuse {
+    fn drop(&mut self) {
+        self.0.mark_lost();
+    }
+}
+
+/// Starts the watchdog of `shared` on the client's runtime. Without one
+/// the lock cannot be watched, and the lost signal fires at once.
+pub(crate) fn spawn(client: &Client, shared: &Arc<Shared>) {
+    let fuse = Fuse(shared.clone());
+    let task_client = client.clone();
+    let started = client.inner.rt.spawn_untracked(async move {
+        let fuse = fuse;
+        run(task_client, fuse.0.clone()).await;
+    });
+    if !started {
+        tracing::warn!(key = %shared.key, "no tokio runtime for the lock's watchdog: its lost signal fires at once");
+    }
+}
+
 /// Runs until the guard is released, dropped, or the lock is lost.
-pub(crate) async fn run(client: Client, shared: Arc<Shared>) {
+async fn run(client: Client, shared: Arc<Shared>) {
     let mut retry_at: Option<Instant> = None;
     loop {
         let v = shared.validity();

@@ -213,8 +213,11 @@ impl Client {
     ///
     /// [`Error::NotAcquired`] when the wait ran out, [`Error::NotReplicated`]
     /// for a durable lock whose replicas did not confirm (the lock is
-    /// released), [`Error::InvalidKey`], [`Error::InvalidOptions`], and
-    /// connection errors.
+    /// released), [`Error::Lost`] for a durable lock that was gone again
+    /// before its replicas were asked (the EXTEND sent ahead of `WAIT`
+    /// answered 0: it expired or was force-released since the grant),
+    /// [`Error::InvalidKey`], [`Error::InvalidOptions`], and connection
+    /// errors.
     ///
     /// # Cancel safety
     ///
@@ -378,5 +381,51 @@ impl Client {
         self.inner.rt.tracker.close();
         self.inner.rt.tracker.wait().await;
         self.inner.rt.tracker.reopen();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use baton_tests::RedisServer;
+
+    use super::*;
+
+    /// A durable acquire sends an EXTEND before `WAIT`, so that the WAIT
+    /// covers the grant; an EXTEND that answers 0 means the lock is gone
+    /// (expired, force-released since the grant), whatever replicas say.
+    #[tokio::test]
+    async fn a_durable_check_of_a_lock_not_held_is_lost() {
+        let module = RedisServer::start();
+        let plain = RedisServer::builder().without_module().start();
+        let mut clients = vec![Client::memory()];
+        for (s, kind) in [(&module, Backend::Module), (&plain, Backend::Lua)] {
+            clients.push(
+                Client::builder(s.url())
+                    .backend(kind)
+                    .build()
+                    .await
+                    .unwrap(),
+            );
+        }
+        for c in clients {
+            let r = c
+                .inner
+                .imp
+                .wait_replicas(
+                    "gone",
+                    "not-the-holder",
+                    Duration::from_secs(1),
+                    1,
+                    Duration::from_millis(10),
+                )
+                .await;
+            assert!(
+                matches!(r, Err(Error::Lost { .. })),
+                "{:?}: {r:?}",
+                c.backend_kind()
+            );
+        }
     }
 }

@@ -29,42 +29,133 @@ pub(crate) struct Shared {
     pub(crate) changed: Notify,
     /// Set once released (by `release` or drop).
     pub(crate) done: AtomicBool,
+    /// Held across each EXTEND round trip (see [`Shared::extend`]).
+    extending: tokio::sync::Mutex<()>,
 }
 
 /// How long the lock is proven held.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Validity {
-    /// Send time of the last confirmed grant or extend, plus its ttl: the
-    /// server's expiry is no earlier than this.
+    /// Send time of the last confirmed grant or extend, plus what it
+    /// proves ([`Validity::proven`]): the server's expiry is no earlier.
     pub(crate) valid_until: Instant,
     /// Send time of the last confirmed grant or extend.
     pub(crate) confirmed_at: Instant,
     /// The ttl the watchdog extends by.
     pub(crate) ttl: Duration,
+    /// The shortest ttl of the extends whose outcome is unknown (cancelled,
+    /// timed out or failed after they may have been sent): such an extend
+    /// may still reach the server after any later one and cut the expiry to
+    /// its own ttl, so no later extend proves more than that.
+    unsettled: Option<Duration>,
     /// Whether the watchdog extends.
     pub(crate) watchdog: bool,
 }
 
-impl Shared {
-    /// Records a confirmed extend sent at `sent` for `ttl` (latest send wins).
-    pub(crate) fn confirm(&self, sent: Instant, ttl: Duration) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if sent >= st.confirmed_at {
-            st.confirmed_at = sent;
-            st.valid_until = sent + ttl;
-            st.ttl = ttl;
+impl Validity {
+    fn new(sent: Instant, ttl: Duration, watchdog: bool) -> Self {
+        Self {
+            valid_until: sent + ttl,
+            confirmed_at: sent,
+            ttl,
+            unsettled: None,
+            watchdog,
         }
-        drop(st);
+    }
+
+    /// What a confirmed extend by `ttl` proves: `ttl`, or less when an
+    /// unsettled extend was shorter.
+    fn proven(&self, ttl: Duration) -> Duration {
+        self.unsettled.map_or(ttl, |u| u.min(ttl))
+    }
+
+    /// How often the watchdog extends: a third of what an extend proves,
+    /// never more often than [`MIN_PERIOD`](crate::MIN_PERIOD).
+    pub(crate) fn period(&self) -> Duration {
+        (self.proven(self.ttl) / 3).max(crate::watchdog::MIN_PERIOD)
+    }
+
+    /// An extend sent at `sent` for `ttl` was confirmed. Extends never
+    /// overlap, so it is the last one the server applied.
+    fn confirm(&mut self, sent: Instant, ttl: Duration) {
+        self.confirmed_at = sent;
+        self.valid_until = sent + self.proven(ttl);
+        self.ttl = ttl;
+    }
+
+    /// An extend for `ttl` may or may not have reached the server, and may
+    /// still do so.
+    fn unsettle(&mut self, ttl: Duration) {
+        self.unsettled = Some(self.proven(ttl));
+    }
+}
+
+/// Marks an extend unsettled unless disarmed: dropped with its extend
+/// (cancelled, timed out) or left armed on an error.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    ttl: Duration,
+    armed: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.with_state(|v| v.unsettle(self.ttl));
+        }
+    }
+}
+
+impl Shared {
+    fn with_state<T>(&self, f: impl FnOnce(&mut Validity) -> T) -> T {
+        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Records a confirmed grant or extend sent at `sent` for `ttl`.
+    pub(crate) fn confirm(&self, sent: Instant, ttl: Duration) {
+        self.with_state(|v| v.confirm(sent, ttl));
         self.changed.notify_one();
     }
 
     pub(crate) fn validity(&self) -> Validity {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.with_state(|v| *v)
     }
 
     pub(crate) fn mark_lost(&self) {
         self.stop.cancel();
         self.lost.cancel();
+    }
+
+    /// Sends one EXTEND for `ttl` and records what it proves: confirmed,
+    /// refused (the lost signal fires) or unknown (see
+    /// [`Validity::unsettle`]). The manual extends and the watchdog's of
+    /// one guard go out one at a time, each after the last one's reply:
+    /// the server applies the extend that arrives last, and so that is
+    /// the one sent last.
+    pub(crate) async fn extend(&self, imp: &Imp, ttl: Duration) -> Result<bool> {
+        let _one_at_a_time = self.extending.lock().await;
+        if self.lost.is_cancelled() {
+            return Ok(false);
+        }
+        let mut in_flight = InFlight {
+            shared: self,
+            ttl,
+            armed: true,
+        };
+        let sent = Instant::now();
+        let reply = imp.extend(&self.key, &self.token, ttl).await;
+        match reply {
+            Ok(true) => {
+                in_flight.armed = false;
+                self.confirm(sent, ttl);
+            }
+            Ok(false) => {
+                in_flight.armed = false;
+                self.mark_lost();
+            }
+            Err(_) => {} // unknown: it may have been applied
+        }
+        reply
     }
 }
 
@@ -96,16 +187,12 @@ impl LockGuard {
             key,
             token,
             fence,
-            state: Mutex::new(Validity {
-                valid_until: sent + ttl,
-                confirmed_at: sent,
-                ttl,
-                watchdog: opts.watchdog_value(),
-            }),
+            state: Mutex::new(Validity::new(sent, ttl, opts.watchdog_value())),
             lost: CancellationToken::new(),
             stop: CancellationToken::new(),
             changed: Notify::new(),
             done: AtomicBool::new(false),
+            extending: tokio::sync::Mutex::new(()),
         });
         Self {
             client,
@@ -163,10 +250,17 @@ impl LockGuard {
     /// `ttl` from then on. `false` when the lock is no longer held (the lost
     /// signal then fires).
     ///
+    /// Extends of one guard, these and the watchdog's, go out one at a
+    /// time: a call waits for the one in flight, so the server applies them
+    /// in the order the guard counts them.
+    ///
     /// # Cancel safety
     ///
-    /// Cancel safe: a cancelled extend may or may not have reached the
-    /// server; the guard only counts confirmed extends.
+    /// Cancel safe: cancelled before it was sent (while it waited for the
+    /// extend in flight), nothing happens. Cancelled after, it may or may
+    /// not reach the server, and may do so late, after later extends: from
+    /// then on the guard counts every extend as proving at most the
+    /// shortest ttl of such extends.
     pub async fn extend(&self, ttl: Duration) -> Result<bool> {
         if ttl.is_zero() || ttl > crate::options::MAX_DURATION {
             return Err(Error::InvalidOptions(format!("bad extend ttl {ttl:?}")));
@@ -174,19 +268,7 @@ impl LockGuard {
         if self.shared.done.load(Ordering::Acquire) || self.is_lost() {
             return Ok(false);
         }
-        let sent = Instant::now();
-        let ok = self
-            .client
-            .inner
-            .imp
-            .extend(&self.shared.key, &self.shared.token, ttl)
-            .await?;
-        if ok {
-            self.shared.confirm(sent, ttl);
-        } else {
-            self.shared.mark_lost();
-        }
-        Ok(ok)
+        self.shared.extend(&self.client.inner.imp, ttl).await
     }
 
     /// Releases the lock; the next waiter takes over. `true` when the lock
@@ -236,5 +318,41 @@ impl Drop for LockGuard {
                 tracing::warn!(%key, error = %e, "background release of a dropped guard failed; the ttl will free the lock");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_confirmed_extend_counts_from_its_send_time() {
+        let t0 = Instant::now();
+        let mut v = Validity::new(t0, 10 * S, true);
+        assert_eq!(v.valid_until, t0 + 10 * S);
+        v.confirm(t0 + S, 10 * S);
+        assert_eq!((v.confirmed_at, v.valid_until), (t0 + S, t0 + 11 * S));
+        // A shorter extend cuts the expiry on the server: so here too.
+        v.confirm(t0 + 2 * S, S / 2);
+        assert_eq!(v.valid_until, t0 + 2 * S + S / 2);
+    }
+
+    #[test]
+    fn an_unsettled_extend_caps_what_later_extends_prove() {
+        let t0 = Instant::now();
+        let mut v = Validity::new(t0, 10 * S, true);
+        // A 300 ms extend was cancelled in flight: it may land after any
+        // later extend and leave 300 ms.
+        v.unsettle(S * 3 / 10);
+        v.confirm(t0 + S, 10 * S);
+        assert_eq!(v.valid_until, t0 + S + S * 3 / 10);
+        assert_eq!(v.period(), S / 10, "the watchdog keeps up with it");
+        // A longer unknown extend changes nothing: it can only lengthen.
+        v.unsettle(20 * S);
+        v.confirm(t0 + 2 * S, 10 * S);
+        assert_eq!(v.valid_until, t0 + 2 * S + S * 3 / 10);
+        assert_eq!(v.ttl, 10 * S, "the watchdog still asks for the ttl");
     }
 }

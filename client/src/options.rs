@@ -65,9 +65,11 @@ impl LockOptions {
         self
     }
 
-    /// After the grant, runs `WAIT replicas timeout` and fails (releasing
-    /// the lock) with [`Error::NotReplicated`] when fewer replicas
-    /// acknowledged.
+    /// After the grant, sends an EXTEND and then `WAIT replicas timeout` on
+    /// the same connection, and fails (releasing the lock) with
+    /// [`Error::NotReplicated`] when fewer replicas acknowledged, or with
+    /// [`Error::Lost`] when the EXTEND answered 0 (the lock expired or was
+    /// force-released since the grant).
     pub fn durable(mut self, replicas: u64, timeout: Duration) -> Self {
         self.durable = Some((replicas, timeout));
         self

@@ -53,7 +53,7 @@ async fn run(client: Client, shared: Arc<Shared>) {
     let mut retry_at: Option<Instant> = None;
     loop {
         let v = shared.validity();
-        let period = (v.ttl / 3).max(MIN_PERIOD);
+        let period = v.period();
         let next = if v.watchdog {
             retry_at
                 .unwrap_or(v.confirmed_at + period)
@@ -75,18 +75,14 @@ async fn run(client: Client, shared: Arc<Shared>) {
         if !v.watchdog {
             continue;
         }
-        let sent = Instant::now();
-        let extend = client.inner.imp.extend(&shared.key, &shared.token, v.ttl);
+        // Waits for a manual extend in flight, then extends (one at a time).
+        let extend = shared.extend(&client.inner.imp, v.ttl);
         tokio::select! {
             _ = shared.stop.cancelled() => return,
             reply = timeout_at(v.valid_until, extend) => match reply {
-                Ok(Ok(true)) => {
-                    retry_at = None;
-                    shared.confirm(sent, v.ttl);
-                }
+                Ok(Ok(true)) => retry_at = None,
                 Ok(Ok(false)) => {
                     tracing::warn!(key = %shared.key, "lock lost: extend refused (expired or force-released)");
-                    shared.mark_lost();
                     return;
                 }
                 Ok(Err(e)) => {

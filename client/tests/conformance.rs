@@ -480,3 +480,42 @@ async fn module_withdraw_never_kills_a_client_that_reused_the_id() {
         "the unrelated client with id {wait_id} survived"
     );
 }
+
+/// Two extends of one guard in flight at once: the server applies the one
+/// that arrives last, so the guard must never count on more than that one
+/// gave. Here a long extend is in flight on a frozen server when a short
+/// one is started (and cancelled) behind it.
+#[tokio::test]
+async fn overlapping_extends_never_overstate_validity() {
+    for kind in [Backend::Lua, Backend::Module] {
+        let (s, c) = setup(kind).await;
+        let s = s.unwrap();
+        let g = Arc::new(c.lock("x", opts(5_000).watchdog(false)).await.unwrap());
+        s.freeze();
+        let long = {
+            let g = g.clone();
+            tokio::spawn(async move { g.extend(Duration::from_secs(10)).await })
+        };
+        // Let the long extend go out first (ordering only: the assertion
+        // below holds whichever goes first).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let short = timeout(
+            Duration::from_millis(150),
+            g.extend(Duration::from_millis(300)),
+        )
+        .await;
+        assert!(short.is_err(), "{kind:?}: the server is frozen");
+        s.resume();
+        let long = long.await.unwrap();
+        let until = Instant::now() + Duration::from_millis(1_000);
+        while Instant::now() < until {
+            let held = c.info("x").await.unwrap().held;
+            assert!(
+                held || g.is_lost(),
+                "{kind:?}: the server freed the lock while the guard counts it held (long extend: {long:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = g.release().await;
+    }
+}

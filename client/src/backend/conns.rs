@@ -611,14 +611,15 @@ impl Conns {
     /// `WAIT replicas timeout` after a write by `token` on the same
     /// connection (an EXTEND of `key`), on the node that serves `key`, so
     /// every earlier write, the grant included, is covered. Returns the
-    /// replicas that acknowledged.
+    /// replicas that acknowledged, or `None` when the EXTEND answered 0
+    /// (the lock is no longer held: nothing to wait for).
     pub(crate) async fn wait_replicas(
         &self,
         key: &[u8],
         extend: redis::Cmd,
         replicas: u64,
         timeout: Duration,
-    ) -> Result<u64> {
+    ) -> Result<Option<u64>> {
         let mut node = self.owner(key);
         let mut asking = false;
         for _ in 0..=MAX_REDIRECTS {
@@ -626,17 +627,21 @@ impl Conns {
             if asking {
                 let _: Value = redis::cmd("ASKING").query_async(&mut conn).await?;
             }
-            if let Err(e) = extend.query_async::<Value>(&mut conn).await {
-                let r = self.redirect(key, &e).ok_or(e)?;
-                (node, asking) = (r.node, r.asking);
-                continue;
+            match extend.query_async::<i64>(&mut conn).await {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(e) => {
+                    let r = self.redirect(key, &e).ok_or(e)?;
+                    (node, asking) = (r.node, r.asking);
+                    continue;
+                }
             }
             let acked: u64 = redis::cmd("WAIT")
                 .arg(replicas)
                 .arg(crate::options::ms(timeout, 0))
                 .query_async(&mut conn)
                 .await?;
-            return Ok(acked);
+            return Ok(Some(acked));
         }
         Err(too_many_redirects(key))
     }

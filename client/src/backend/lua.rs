@@ -244,7 +244,7 @@ impl LuaBackend {
         ttl: Duration,
         replicas: u64,
         timeout: Duration,
-    ) -> Result<u64> {
+    ) -> Result<Option<u64>> {
         let s = &SCRIPTS.extend;
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(&s.body)

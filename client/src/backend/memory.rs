@@ -325,15 +325,16 @@ impl MemoryBackend {
         Ok(stats)
     }
 
-    /// An in-process lock has no replicas: 0 acknowledge.
+    /// An in-process lock has no replicas: 0 acknowledge, after the same
+    /// EXTEND the servers get (`None` when it answers 0).
     pub(crate) async fn wait_replicas(
         &self,
-        _key: &str,
-        _token: &str,
-        _ttl: Duration,
+        key: &str,
+        token: &str,
+        ttl: Duration,
         _replicas: u64,
         _timeout: Duration,
-    ) -> Result<u64> {
-        Ok(0)
+    ) -> Result<Option<u64>> {
+        Ok(self.extend(key, token, ttl).await?.then_some(0))
     }
 }

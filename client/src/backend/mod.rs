@@ -229,6 +229,9 @@ impl Imp {
         dispatch!(self, b => b.stats().await)
     }
 
+    /// After a grant: an EXTEND by `token` (which proves the lock still
+    /// held), then `WAIT replicas timeout`. The replicas that acknowledged;
+    /// [`Error::Lost`] when the EXTEND answered 0.
     pub(crate) async fn wait_replicas(
         &self,
         key: &str,
@@ -237,6 +240,10 @@ impl Imp {
         replicas: u64,
         timeout: Duration,
     ) -> Result<u64> {
-        dispatch!(self, b => b.wait_replicas(key, token, ttl, replicas, timeout).await)
+        let acked =
+            dispatch!(self, b => b.wait_replicas(key, token, ttl, replicas, timeout).await)?;
+        acked.ok_or_else(|| Error::Lost {
+            key: key.to_owned(),
+        })
     }
 }

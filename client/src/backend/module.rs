@@ -239,7 +239,7 @@ impl ModuleBackend {
         ttl: Duration,
         replicas: u64,
         timeout: Duration,
-    ) -> Result<u64> {
+    ) -> Result<Option<u64>> {
         self.conns
             .wait_replicas(
                 key.as_bytes(),

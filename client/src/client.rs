@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::{lua::LuaBackend, memory::MemoryBackend, module, module::ModuleBackend};
@@ -263,8 +264,7 @@ impl Client {
         opts.validate()?;
         let token = format!("{:032x}", rand::random::<u128>());
         let ttl = opts.ttl_value();
-        let started = tokio::time::Instant::now();
-        let Some(fence) = self
+        let Some(grant) = self
             .inner
             .imp
             .acquire(&self.inner.rt, key, &token, ttl, opts.wait_value())
@@ -273,15 +273,24 @@ impl Client {
             return Ok(None);
         };
         // From here on, dropping the guard releases the lock.
-        let guard = LockGuard::new(self.clone(), key.to_owned(), token, fence, started, &opts);
+        let guard = LockGuard::new(
+            self.clone(),
+            key.to_owned(),
+            token,
+            grant.fence,
+            grant.since,
+            &opts,
+        );
         if let Some((replicas, timeout)) = opts.durable_value() {
+            // The EXTEND sent ahead of WAIT also confirms the grant.
+            let sent = Instant::now();
             let acked = self
                 .inner
                 .imp
                 .wait_replicas(key, guard.token(), ttl, replicas, timeout)
                 .await;
             match acked {
-                Ok(acked) if acked >= replicas => {}
+                Ok(acked) if acked >= replicas => guard.confirmed(sent, ttl),
                 Ok(acked) => {
                     guard.release().await?;
                     return Err(Error::NotReplicated {
@@ -294,6 +303,16 @@ impl Client {
                     let _ = guard.release().await;
                     return Err(e);
                 }
+            }
+        } else if grant.blind && grant.since.elapsed() > ttl / 3 {
+            // A module hand-off came at an unknown time during the wait, and
+            // counting from the wait's start leaves less than 2/3 of the
+            // ttl (perhaps nothing): count from an EXTEND sent now instead,
+            // as the watchdog would at once.
+            if !guard.extend(ttl).await? {
+                return Err(Error::Lost {
+                    key: key.to_owned(),
+                });
             }
         }
         guard.start_watchdog();

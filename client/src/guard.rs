@@ -33,11 +33,20 @@ pub(crate) struct Shared {
     extending: tokio::sync::Mutex<()>,
 }
 
+/// The part of a ttl the guard does not count on: 2 ms and 1% of the
+/// ttl, for the server's rounding of expiry times to whole milliseconds and
+/// for a client clock that runs slower than the server's (Redlock's clock
+/// drift factor is the same). A ttl of 2 ms or less proves nothing.
+pub(crate) fn margin(ttl: Duration) -> Duration {
+    Duration::from_millis(2) + ttl / 100
+}
+
 /// How long the lock is proven held.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Validity {
     /// Send time of the last confirmed grant or extend, plus what it
-    /// proves ([`Validity::proven`]): the server's expiry is no earlier.
+    /// proves ([`Validity::proven`]) less the [`margin`]: the server's
+    /// expiry is no earlier.
     pub(crate) valid_until: Instant,
     /// Send time of the last confirmed grant or extend.
     pub(crate) confirmed_at: Instant,
@@ -55,7 +64,7 @@ pub(crate) struct Validity {
 impl Validity {
     fn new(sent: Instant, ttl: Duration, watchdog: bool) -> Self {
         Self {
-            valid_until: sent + ttl,
+            valid_until: sent + ttl.saturating_sub(margin(ttl)),
             confirmed_at: sent,
             ttl,
             unsettled: None,
@@ -78,8 +87,9 @@ impl Validity {
     /// An extend sent at `sent` for `ttl` was confirmed. Extends never
     /// overlap, so it is the last one the server applied.
     fn confirm(&mut self, sent: Instant, ttl: Duration) {
+        let proven = self.proven(ttl);
         self.confirmed_at = sent;
-        self.valid_until = sent + self.proven(ttl);
+        self.valid_until = sent + proven.saturating_sub(margin(proven));
         self.ttl = ttl;
     }
 
@@ -165,6 +175,27 @@ impl Shared {
 /// While the guard lives, its watchdog (unless turned off with
 /// [`LockOptions::watchdog`]) extends the lock every ttl/3, and
 /// [`LockGuard::lost`] resolves once the lock can no longer be proven held.
+///
+/// # Validity
+///
+/// The guard counts the lock as held until `since + ttl - margin`, never
+/// beyond what the server applied. `since` is a time provably not after the
+/// server started counting the ttl:
+///
+/// - a grant that did not wait, and every grant of the Lua backend (the
+///   call that collects a hand-off renews the lock to now + ttl): the send
+///   time of the call that returned the fence;
+/// - the memory backend: the instant of the grant or hand-off;
+/// - a module wait: the server hands the lock over at a moment the client
+///   does not learn, so its send time counts when the grant arrives within
+///   a third of the ttl; when later, an EXTEND is sent and awaited before
+///   the guard is returned, and its send time counts (a durable acquire's
+///   EXTEND, sent ahead of `WAIT`, counts the same way);
+/// - after that, each confirmed extend: its send time, with its ttl.
+///
+/// The margin is 2 ms and 1% of the ttl, for the server's rounding of
+/// expiry times to whole milliseconds and for a client clock that runs
+/// slower than the server's. [`LockGuard::valid_for`] tells what is left.
 #[must_use = "if unused the lock is released at once (in the background)"]
 #[derive(Debug)]
 pub struct LockGuard {
@@ -201,6 +232,12 @@ impl LockGuard {
         }
     }
 
+    /// Records an extend confirmed outside [`LockGuard::extend`] (the one a
+    /// durable acquire sends before the watchdog starts).
+    pub(crate) fn confirmed(&self, sent: Instant, ttl: Duration) {
+        self.shared.confirm(sent, ttl);
+    }
+
     /// Starts the watchdog, once the grant is confirmed (see
     /// [`Client::try_lock`](crate::Client::try_lock)).
     pub(crate) fn start_watchdog(&self) {
@@ -226,8 +263,8 @@ impl LockGuard {
     /// refused (expired, force-released), the server could not be reached
     /// before the ttl ran out, the guard was released, or its watchdog
     /// stopped (the client's tokio runtime shut down, or there was no
-    /// runtime to run it). Never later than the ttl after the last
-    /// confirmed extend.
+    /// runtime to run it). Never later than the end of the proven
+    /// validity (see "Validity" on [`LockGuard`]).
     ///
     /// # Cancel safety
     ///
@@ -244,6 +281,28 @@ impl LockGuard {
     /// True once [`LockGuard::lost`] has fired.
     pub fn is_lost(&self) -> bool {
         self.shared.lost.is_cancelled()
+    }
+
+    /// How much longer the lock is proven held if no further extend is
+    /// confirmed (see "Validity" above); zero once lost.
+    ///
+    /// ```no_run
+    /// # async fn f(client: baton_client::Client) -> baton_client::Result<()> {
+    /// # use std::time::Duration;
+    /// let guard = client.lock("orders:42", Default::default()).await?;
+    /// if guard.valid_for() > Duration::from_secs(1) {
+    ///     // time enough for one more write under this fence
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn valid_for(&self) -> Duration {
+        if self.is_lost() {
+            return Duration::ZERO;
+        }
+        self.shared
+            .validity()
+            .valid_until
+            .saturating_duration_since(Instant::now())
     }
 
     /// Resets the lock's expiry to now + `ttl`; the watchdog extends by
@@ -326,17 +385,21 @@ mod tests {
     use super::*;
 
     const S: Duration = Duration::from_secs(1);
+    const MS: Duration = Duration::from_millis(1);
 
     #[test]
-    fn a_confirmed_extend_counts_from_its_send_time() {
+    fn a_confirmed_extend_counts_from_its_send_time_less_the_margin() {
         let t0 = Instant::now();
         let mut v = Validity::new(t0, 10 * S, true);
-        assert_eq!(v.valid_until, t0 + 10 * S);
+        assert_eq!(v.valid_until, t0 + 10 * S - 102 * MS);
         v.confirm(t0 + S, 10 * S);
-        assert_eq!((v.confirmed_at, v.valid_until), (t0 + S, t0 + 11 * S));
+        assert_eq!(v.confirmed_at, t0 + S);
+        assert_eq!(v.valid_until, t0 + 11 * S - 102 * MS);
         // A shorter extend cuts the expiry on the server: so here too.
-        v.confirm(t0 + 2 * S, S / 2);
-        assert_eq!(v.valid_until, t0 + 2 * S + S / 2);
+        v.confirm(t0 + 2 * S, 500 * MS);
+        assert_eq!(v.valid_until, t0 + 2 * S + 493 * MS);
+        v.confirm(t0 + 3 * S, 2 * MS);
+        assert_eq!(v.valid_until, t0 + 3 * S, "2 ms prove nothing");
     }
 
     #[test]
@@ -345,14 +408,14 @@ mod tests {
         let mut v = Validity::new(t0, 10 * S, true);
         // A 300 ms extend was cancelled in flight: it may land after any
         // later extend and leave 300 ms.
-        v.unsettle(S * 3 / 10);
+        v.unsettle(300 * MS);
         v.confirm(t0 + S, 10 * S);
-        assert_eq!(v.valid_until, t0 + S + S * 3 / 10);
-        assert_eq!(v.period(), S / 10, "the watchdog keeps up with it");
+        assert_eq!(v.valid_until, t0 + S + 295 * MS);
+        assert_eq!(v.period(), 100 * MS, "the watchdog keeps up with it");
         // A longer unknown extend changes nothing: it can only lengthen.
         v.unsettle(20 * S);
         v.confirm(t0 + 2 * S, 10 * S);
-        assert_eq!(v.valid_until, t0 + 2 * S + S * 3 / 10);
+        assert_eq!(v.valid_until, t0 + 2 * S + 295 * MS);
         assert_eq!(v.ttl, 10 * S, "the watchdog still asks for the ttl");
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_client::{Backend, Client, Error};
+use baton_client::{Backend, Client, Error, LockGuard};
 use baton_tests::RedisServer;
 use common::{eventually, opts};
 use tokio::time::{timeout, Instant};
@@ -205,6 +205,65 @@ async fn with_lock_always_releases(kind: Backend) {
     assert!(!c.info("s").await.unwrap().held);
 }
 
+/// A waiter on `key` (ttl 600 ms, `watchdog` on or off) that is granted
+/// after 1.5 s of waiting, 2.5 ttls.
+async fn granted_after_a_long_wait(c: &Client, key: &str, watchdog: bool) -> LockGuard {
+    let holder = c.lock(key, opts(600)).await.unwrap();
+    let waiter = {
+        let (c, key) = (c.clone(), key.to_owned());
+        let opts = opts(600).wait(Duration::from_secs(10)).watchdog(watchdog);
+        tokio::spawn(async move { c.lock(&key, opts).await })
+    };
+    eventually(Duration::from_secs(5), "waiter queued", || async {
+        c.info(key).await.unwrap().waiters == 1
+    })
+    .await;
+    // The holder's watchdog keeps the lock while the waiter waits.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(holder.release().await.unwrap());
+    timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+}
+
+/// A grant that comes after a wait longer than the ttl is held, not lost:
+/// the guard counts its validity from no earlier than the grant (or the
+/// call that collected it), yet never beyond the server's expiry.
+async fn a_grant_after_a_wait_longer_than_the_ttl_is_held(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let (kept, unkept) = tokio::join!(
+        granted_after_a_long_wait(&c, "lw", true),
+        granted_after_a_long_wait(&c, "lw-off", false),
+    );
+    for (g, key) in [(&unkept, "lw-off"), (&kept, "lw")] {
+        // Read first: the server's time left only shrinks meanwhile.
+        let valid_for = g.valid_for();
+        let pttl = c.info(key).await.unwrap().pttl.expect("held");
+        assert!(
+            valid_for > Duration::from_millis(300),
+            "{kind:?} {key}: {valid_for:?} left right after the grant"
+        );
+        // pttl is rounded down to whole ms.
+        assert!(
+            valid_for <= Duration::from_millis(pttl + 1),
+            "{kind:?} {key}: the guard counts on {valid_for:?}, the server has {pttl} ms"
+        );
+    }
+    assert!(
+        timeout(Duration::from_millis(700), kept.lost())
+            .await
+            .is_err(),
+        "{kind:?}: lost right after a grant that followed a long wait"
+    );
+    assert!(
+        c.info("lw").await.unwrap().held,
+        "{kind:?}: the watchdog keeps it"
+    );
+    assert!(kept.release().await.unwrap());
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod memory { $( #[tokio::test] async fn $name() { super::$name(baton_client::Backend::Memory).await } )* }
@@ -225,6 +284,7 @@ suite!(
     watchdog_keeps_the_lock,
     drop_releases_in_the_background,
     with_lock_always_releases,
+    a_grant_after_a_wait_longer_than_the_ttl_is_held,
 );
 
 #[tokio::test]

@@ -30,7 +30,7 @@ use std::sync::atomic::AtomicBool;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{info_from_pairs, pairs, Conns, LockInfo, Stats};
+use super::{info_from_pairs, pairs, Conns, Granted, LockInfo, Stats};
 use crate::client::Runtime;
 use crate::error::{Error, Result};
 use crate::options::ms;
@@ -100,13 +100,14 @@ impl LuaBackend {
         token: &str,
         ttl: Duration,
         wait: Duration,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<Granted>> {
         let ttl_ms = ms(ttl, 1).to_string();
         if wait.is_zero() {
+            let sent = Instant::now();
             let v = self
                 .eval(&SCRIPTS.acquire, key, &[token.into(), ttl_ms])
                 .await?;
-            return Ok(self.granted(reply_int(v)?));
+            return Ok(self.granted(reply_int(v)?, sent));
         }
         let deadline = Instant::now() + wait;
         let hub = self.hub(rt).await?;
@@ -131,11 +132,14 @@ impl LuaBackend {
                 "LEASE".into(),
                 lease.clone(),
             ];
+            // A grant, or the renewal that collects a hand-off, counts the
+            // ttl from when the script ran: after `sent`.
+            let sent = Instant::now();
             let reply = reply_int(self.eval(&SCRIPTS.acquire, key, &args).await?)?;
             match reply {
                 Some(fence) if fence > 0 => {
                     cleanup.armed = false;
-                    return Ok(self.granted(Some(fence)));
+                    return Ok(self.granted(Some(fence), sent));
                 }
                 Some(n) if !left.is_zero() => {
                     // Queued: wake on our hand-off, the holder's expiry, the
@@ -176,10 +180,14 @@ impl LuaBackend {
         Ok(hub)
     }
 
-    fn granted(&self, reply: Option<i64>) -> Option<u64> {
+    fn granted(&self, reply: Option<i64>, sent: Instant) -> Option<Granted> {
         let fence = reply.filter(|f| *f > 0)? as u64;
         self.counters.grants.fetch_add(1, Ordering::Relaxed);
-        Some(fence)
+        Some(Granted {
+            fence,
+            since: sent,
+            blind: false,
+        })
     }
 
     pub(crate) async fn release(&self, key: &str, token: &str) -> Result<bool> {

@@ -14,12 +14,13 @@ use baton_core::{Acquire, FenceCounter, Grant, Lock, Release, Waiter};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::{LockInfo, Stats};
+use super::{Granted, LockInfo, Stats};
 use crate::client::Runtime;
 use crate::error::{Error, Result};
 use crate::options::ms;
 
-type Wake = oneshot::Sender<u64>;
+/// Wakes a waiter with its hand-off: the fence and the grant's expiry.
+type Wake = oneshot::Sender<(u64, u64)>;
 
 #[derive(Debug, Default)]
 struct State {
@@ -41,7 +42,7 @@ impl State {
     fn deliver(&mut self, key: &str, mut grant: Option<Grant<Wake>>, now: u64) {
         while let Some(g) = grant.take() {
             self.stats.grants += 1;
-            if g.payload.send(g.fence).is_ok() {
+            if g.payload.send((g.fence, g.expires_at)).is_ok() {
                 return;
             }
             let Some(lock) = self.locks.get_mut(key) else {
@@ -148,10 +149,16 @@ impl MemoryBackend {
         token: &str,
         ttl: Duration,
         wait: Duration,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<Granted>> {
         let ttl = ms(ttl, 1);
         let deadline = Instant::now() + wait;
         let now = self.now();
+        // The exact grant: its ttl counts from `at` (backend ms).
+        let granted = |fence, at| Granted {
+            fence,
+            since: self.instant(at),
+            blind: false,
+        };
         let (mut rx, id) = {
             let mut guard = self.lock();
             let st = &mut *guard;
@@ -160,9 +167,9 @@ impl MemoryBackend {
             match lock.acquire(token.as_bytes(), ttl, now, &mut st.fences) {
                 Acquire::Granted { fence } => {
                     st.stats.grants += 1;
-                    return Ok(Some(fence));
+                    return Ok(Some(granted(fence, now)));
                 }
-                Acquire::Renewed { fence } => return Ok(Some(fence)),
+                Acquire::Renewed { fence } => return Ok(Some(granted(fence, now))),
                 Acquire::AlreadyWaiting => {
                     return Err(Error::InvalidOptions(
                         "token is already waiting for this lock".into(),
@@ -200,19 +207,21 @@ impl MemoryBackend {
         loop {
             let expiry = self.lock().holder_expiry(key).map(|ms| self.instant(ms));
             let wake = expiry.map_or(deadline, |e| e.min(deadline));
+            let handed =
+                |(fence, expires_at): (u64, u64)| granted(fence, expires_at.saturating_sub(ttl));
             tokio::select! {
-                fence = &mut rx => {
+                grant = &mut rx => {
                     cleanup.armed = false;
-                    return Ok(fence.ok());
+                    return Ok(grant.ok().map(handed));
                 }
                 _ = tokio::time::sleep_until(wake) => {}
             }
             let now = self.now();
             let mut st = self.lock();
             st.settle(key, now);
-            if let Ok(fence) = rx.try_recv() {
+            if let Ok(grant) = rx.try_recv() {
                 cleanup.armed = false;
-                return Ok(Some(fence));
+                return Ok(Some(handed(grant)));
             }
             if Instant::now() >= deadline {
                 if let Some(l) = st.locks.get_mut(key) {

@@ -14,6 +14,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::error::{Error, Result};
 
 pub(crate) mod conns;
@@ -157,6 +159,21 @@ pub(crate) fn pairs(v: redis::Value) -> Result<Vec<(String, i64)>> {
     Ok(out)
 }
 
+/// A grant as a backend saw it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Granted {
+    pub(crate) fence: u64,
+    /// No later than the instant from which the server counts the grant's
+    /// ttl (the send time of the call that granted or renewed it, or the
+    /// memory backend's hand-off): the server's expiry is no earlier than
+    /// `since + ttl`.
+    pub(crate) since: Instant,
+    /// `since` is when a server-side wait was sent, and the server may have
+    /// granted it at any time after (a module hand-off): `since + ttl`
+    /// can then be far short of the real expiry, even past already.
+    pub(crate) blind: bool,
+}
+
 /// The backend a client runs on.
 #[derive(Debug)]
 pub(crate) enum Imp {
@@ -201,7 +218,7 @@ impl Imp {
         token: &str,
         ttl: Duration,
         wait: Duration,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<Granted>> {
         dispatch!(self, b => b.acquire(rt, key, token, ttl, wait).await)
     }
 

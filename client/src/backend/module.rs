@@ -17,8 +17,10 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::conns::{too_many_redirects, ClientName, Node, MAX_REDIRECTS};
-use super::{info_from_pairs, pairs, Conns, LockInfo, Stats};
+use super::{info_from_pairs, pairs, Conns, Granted, LockInfo, Stats};
 use crate::client::Runtime;
 use crate::error::Result;
 use crate::options::ms;
@@ -112,13 +114,19 @@ impl ModuleBackend {
         token: &str,
         ttl: Duration,
         wait: Duration,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<Granted>> {
         let mut cmd = redis::cmd("LOCK.ACQUIRE");
         cmd.arg(key).arg(token).arg(ms(ttl, 1));
         let wait_ms = ms(wait, 0);
         if wait_ms == 0 {
             let mut conn = self.conns.get().await?;
-            return Ok(cmd.query_async(&mut conn).await?);
+            let since = Instant::now();
+            let fence: Option<u64> = cmd.query_async(&mut conn).await?;
+            return Ok(fence.map(|fence| Granted {
+                fence,
+                since,
+                blind: false,
+            }));
         }
         cmd.arg("WAIT").arg(wait_ms);
         let mut guard = WaitCleanup {
@@ -139,6 +147,7 @@ impl ModuleBackend {
             if asking {
                 let _: redis::Value = redis::cmd("ASKING").query_async(&mut wait.conn).await?;
             }
+            let sent = Instant::now();
             let reply: redis::RedisResult<Option<u64>> = cmd.query_async(&mut wait.conn).await;
             // A reply (fence, null or error) is definitive: nothing to clean
             // up. A broken connection leaves the outcome unknown: clean up.
@@ -166,7 +175,12 @@ impl ModuleBackend {
                     }
                 }
             }
-            return Ok(reply?);
+            // Granted at the hand-off, at some time after `sent`.
+            return Ok(reply?.map(|fence| Granted {
+                fence,
+                since: sent,
+                blind: true,
+            }));
         }
         Err(too_many_redirects(key.as_bytes()))
     }

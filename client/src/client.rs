@@ -225,9 +225,12 @@ impl Client {
     /// Cancelling the call makes you lose your place in the queue: the wait
     /// is withdrawn (the module's waiting connection is killed on the
     /// server and never reused, the Lua queue entry removed), and a grant
-    /// that raced with the
-    /// cancellation is released in the background. No lock is left behind
-    /// beyond, at worst, a dropped background release, which the ttl ends.
+    /// that raced with the cancellation is released in the background. A
+    /// call without a wait that is cancelled after its command went out
+    /// (by a timeout, say) is released in the background too, on the same
+    /// connection, so the release runs after the acquire. No lock is left
+    /// behind beyond, at worst, a failed background release, which the ttl
+    /// ends.
     ///
     /// # Examples
     ///

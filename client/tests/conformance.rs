@@ -579,3 +579,32 @@ async fn overlapping_extends_never_overstate_validity() {
         let _ = g.release().await;
     }
 }
+
+/// A try without a wait that is cancelled after its command went out (the
+/// server is frozen meanwhile) leaves no lock behind: the grant that the
+/// server makes once it runs again is released in the background, long
+/// before its ttl.
+#[tokio::test]
+async fn a_cancelled_try_leaves_no_lock_behind() {
+    for kind in [Backend::Module, Backend::Lua] {
+        let (s, c) = setup(kind).await;
+        let s = s.unwrap();
+        s.freeze();
+        let tried = timeout(Duration::from_millis(200), c.try_lock("ct", opts(60_000))).await;
+        assert!(tried.is_err(), "{kind:?}: the server is frozen");
+        s.resume();
+        let mut con = s.connection();
+        // Evidence that the ACQUIRE ran: the module counted a grant, the
+        // Lua scripts wrote the lock's counter key.
+        let ran = |con: &mut redis::Connection| match kind {
+            Backend::Module => baton_tests::lock::stats(con)["grants"] >= 1,
+            _ => baton_tests::lock::exists(con, b"baton:{ct}:c"),
+        };
+        baton_tests::assert_eventually(Duration::from_secs(5), "the ACQUIRE ran", || ran(&mut con));
+        timeout(Duration::from_secs(5), c.flush()).await.unwrap();
+        assert!(
+            !c.info("ct").await.unwrap().held,
+            "{kind:?}: the cancelled try's grant is released"
+        );
+    }
+}

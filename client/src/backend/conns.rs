@@ -124,7 +124,9 @@ enum Pool {
 
 /// A connection for short commands: a clone of a pooled multiplexed
 /// connection (single node, or a cluster connection), shared with other
-/// concurrent commands, which it pipelines with.
+/// concurrent commands, which it pipelines with. Clones share the socket:
+/// commands sent on them run in the order sent.
+#[derive(Clone)]
 pub(crate) enum Conn {
     Single(Pooled<redis::aio::MultiplexedConnection>),
     Cluster(Pooled<redis::cluster_async::ClusterConnection>),
@@ -455,6 +457,22 @@ impl Conns {
             Pool::Single(p) => Conn::Single(p.get().await?.clone()),
             Pool::Cluster(p) => Conn::Cluster(p.get().await?.clone()),
         })
+    }
+
+    /// Sends `cmd` behind a command whose caller gave up on it (a cancelled
+    /// acquire): on `conn`, the connection that command went out on, so
+    /// that the server runs `cmd` after it; if `conn` turns out broken,
+    /// once more on a pool connection (the server ran whatever it had read
+    /// from the broken one before it noticed). `None`: a pool connection.
+    pub(crate) async fn send_after(&self, conn: Option<Conn>, cmd: &redis::Cmd) -> Result<Value> {
+        if let Some(mut conn) = conn {
+            match cmd.query_async(&mut conn).await {
+                Err(e) if is_connection_error(&e) => {}
+                other => return Ok(other?),
+            }
+        }
+        let mut conn = self.get().await?;
+        Ok(cmd.query_async(&mut conn).await?)
     }
 
     fn seed(&self) -> Node {

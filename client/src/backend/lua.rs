@@ -30,6 +30,7 @@ use std::sync::atomic::AtomicBool;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::conns::Conn;
 use super::{info_from_pairs, pairs, Conns, Granted, LockInfo, Stats};
 use crate::client::Runtime;
 use crate::error::{Error, Result};
@@ -103,23 +104,22 @@ impl LuaBackend {
     ) -> Result<Option<Granted>> {
         let ttl_ms = ms(ttl, 1).to_string();
         if wait.is_zero() {
+            let mut conn = self.conns.get().await?;
+            // Dropped once the ACQUIRE may have gone out: release.
+            let mut cleanup = Cleanup::new(rt, &self.conns, &conn, key, token);
             let sent = Instant::now();
-            let v = self
-                .eval(&SCRIPTS.acquire, key, &[token.into(), ttl_ms])
-                .await?;
-            return Ok(self.granted(reply_int(v)?, sent));
+            let v = eval_on(&mut conn, &SCRIPTS.acquire, key, &[token.into(), ttl_ms]).await;
+            cleanup.armed = matches!(&v, Err(e) if e.is_unreachable());
+            return Ok(self.granted(reply_int(v?)?, sent));
         }
         let deadline = Instant::now() + wait;
         let hub = self.hub(rt).await?;
         let mut sub = Hub::subscribe(&hub, rt, channel(key)).await?;
-        // From here a drop leaves the queue, or releases a raced grant.
-        let mut cleanup = Cleanup {
-            rt,
-            conns: &self.conns,
-            key,
-            token,
-            armed: true,
-        };
+        // One connection for the whole wait, so that a cleanup's RELEASE
+        // runs after the last ACQUIRE. From here a drop leaves the queue, or
+        // releases a raced grant.
+        let mut conn = self.conns.get().await?;
+        let mut cleanup = Cleanup::new(rt, &self.conns, &conn, key, token);
         let lease = ms(LEASE, 1).to_string();
         loop {
             sub.rx.borrow_and_update();
@@ -135,7 +135,7 @@ impl LuaBackend {
             // A grant, or the renewal that collects a hand-off, counts the
             // ttl from when the script ran: after `sent`.
             let sent = Instant::now();
-            let reply = reply_int(self.eval(&SCRIPTS.acquire, key, &args).await?)?;
+            let reply = reply_int(eval_on(&mut conn, &SCRIPTS.acquire, key, &args).await?)?;
             match reply {
                 Some(fence) if fence > 0 => {
                     cleanup.armed = false;
@@ -254,12 +254,12 @@ impl LuaBackend {
         timeout: Duration,
     ) -> Result<Option<u64>> {
         let s = &SCRIPTS.extend;
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(&s.body)
-            .arg(4)
-            .arg(lock_keys(key).as_slice())
-            .arg(token)
-            .arg(ms(ttl, 1));
+        let cmd = script_cmd(
+            "EVAL",
+            &s.body,
+            key,
+            &[token.into(), ms(ttl, 1).to_string()],
+        );
         self.conns
             .wait_replicas(key_of(key).as_bytes(), cmd, replicas, timeout)
             .await
@@ -272,23 +272,39 @@ fn key_of(key: &str) -> String {
     h
 }
 
+/// `EVALSHA sha` or `EVAL body` of a script on the keys of lock `key`.
+fn script_cmd(verb: &str, script: &str, key: &str, args: &[String]) -> redis::Cmd {
+    let keys = lock_keys(key);
+    let mut cmd = redis::cmd(verb);
+    cmd.arg(script)
+        .arg(keys.len())
+        .arg(keys.as_slice())
+        .arg(args);
+    cmd
+}
+
+/// [`eval_on`] a pool connection.
+async fn eval(conns: &Conns, script: &Script, key: &str, args: &[String]) -> Result<redis::Value> {
+    eval_on(&mut conns.get().await?, script, key, args).await
+}
+
 /// EVALSHA; on NOSCRIPT, EVAL of the whole script on the same route (the
 /// node that serves the lock, which caches it from then on).
-async fn eval(conns: &Conns, script: &Script, key: &str, args: &[String]) -> Result<redis::Value> {
-    let keys = lock_keys(key);
-    let mut conn = conns.get().await?;
-    let build = |name: &str, first: &str| {
-        let mut cmd = redis::cmd(name);
-        cmd.arg(first)
-            .arg(keys.len())
-            .arg(keys.as_slice())
-            .arg(args);
-        cmd
-    };
-    match build("EVALSHA", &script.sha).query_async(&mut conn).await {
+async fn eval_on(
+    conn: &mut Conn,
+    script: &Script,
+    key: &str,
+    args: &[String],
+) -> Result<redis::Value> {
+    match script_cmd("EVALSHA", &script.sha, key, args)
+        .query_async(conn)
+        .await
+    {
         Err(e) if e.code() == Some("NOSCRIPT") => {
             tracing::debug!(script = script.name, "NOSCRIPT: sending the script whole");
-            Ok(build("EVAL", &script.body).query_async(&mut conn).await?)
+            Ok(script_cmd("EVAL", &script.body, key, args)
+                .query_async(conn)
+                .await?)
         }
         other => Ok(other?),
     }
@@ -298,13 +314,36 @@ fn reply_int(v: redis::Value) -> Result<Option<i64>> {
     Ok(redis::from_redis_value(v).map_err(redis::RedisError::from)?)
 }
 
-/// Leaves the queue (or releases a raced grant) when a wait is dropped.
+/// Leaves the queue (or releases a raced grant) when an acquire is dropped
+/// once its ACQUIRE may have gone out.
 struct Cleanup<'a> {
     rt: &'a Runtime,
     conns: &'a Conns,
+    /// The connection of the ACQUIRE calls, so that the RELEASE runs after
+    /// the last one.
+    sent_on: Conn,
     key: &'a str,
     token: &'a str,
     armed: bool,
+}
+
+impl<'a> Cleanup<'a> {
+    fn new(
+        rt: &'a Runtime,
+        conns: &'a Conns,
+        sent_on: &Conn,
+        key: &'a str,
+        token: &'a str,
+    ) -> Self {
+        Self {
+            rt,
+            conns,
+            sent_on: sent_on.clone(),
+            key,
+            token,
+            armed: true,
+        }
+    }
 }
 
 impl Drop for Cleanup<'_> {
@@ -312,15 +351,20 @@ impl Drop for Cleanup<'_> {
         if !self.armed {
             return;
         }
-        let (conns, key, token) = (
-            self.conns.clone(),
-            self.key.to_owned(),
-            self.token.to_owned(),
+        let conns = self.conns.clone();
+        let conn = self.sent_on.clone();
+        let key = self.key.to_owned();
+        // The whole script: no NOSCRIPT round trip on this rare path.
+        let release = script_cmd(
+            "EVAL",
+            &SCRIPTS.release.body,
+            self.key,
+            &[self.token.into()],
         );
         self.rt.spawn(async move {
             // RELEASE releases a raced grant, or takes a queued token out.
-            if let Err(e) = eval(&conns, &SCRIPTS.release, &key, &[token]).await {
-                tracing::warn!(%key, error = %e, "leaving the queue after a cancelled wait failed; the lease will");
+            if let Err(e) = conns.send_after(Some(conn), &release).await {
+                tracing::warn!(%key, error = %e, "release after a cancelled acquire failed; the ttl (or the queue lease) will free it");
             }
         });
     }

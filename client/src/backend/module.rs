@@ -9,8 +9,11 @@
 //! is reused by a later wait. Cancelling a wait kills its connection on
 //! that node (`CLIENT KILL ID .. ADDR ..`: after a server restart the id
 //! alone may be another client's) and releases a raced grant; that
-//! connection is never reused, nor is one that failed. A cached connection that turns out dead is withdrawn
-//! the same way before the wait is retried once on a new connection.
+//! connection is never reused, nor is one that failed. A cached connection
+//! that turns out dead is withdrawn the same way before the wait is retried
+//! on a new connection. A try (no wait) that is dropped after its ACQUIRE
+//! went out releases in the background too, on the same pool connection,
+//! so that the RELEASE runs after the ACQUIRE.
 //!
 //! On a Redis Cluster, [`ModuleBackend::stats`] sums `LOCK.STATS` over every
 //! primary, and the module counts as present only when every primary has it.
@@ -19,7 +22,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::conns::{too_many_redirects, ClientName, Node, MAX_REDIRECTS};
+use super::conns::{too_many_redirects, ClientName, Conn, Node, MAX_REDIRECTS};
 use super::{info_from_pairs, pairs, Conns, Granted, LockInfo, Stats};
 use crate::client::Runtime;
 use crate::error::Result;
@@ -30,43 +33,56 @@ pub(crate) struct ModuleBackend {
     conns: Conns,
 }
 
-/// Cleans up after a wait whose future was dropped: kills the waiting
-/// connection on the node it waits on (which takes it out of the queue,
-/// synchronously), then releases in case the grant raced with the drop.
-struct WaitCleanup<'a> {
+/// Cleans up after an acquire whose future was dropped once its command
+/// may have gone out: kills the waiting connection of a wait on the node it
+/// waits on (which takes it out of the queue, synchronously), then releases
+/// in case the lock was granted.
+struct Cleanup<'a> {
     rt: &'a Runtime,
     conns: &'a Conns,
     key: &'a str,
     token: &'a str,
-    /// The node of the waiting connection and its name there.
+    /// A wait: the node of the waiting connection and its name there.
     waiting: Option<(Node, ClientName)>,
+    /// A try: the pool connection its ACQUIRE went out on, so that the
+    /// RELEASE runs after it.
+    sent_on: Option<Conn>,
     armed: bool,
 }
 
-impl Drop for WaitCleanup<'_> {
+impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         if !self.armed {
             return;
         }
-        let (conns, key, token, waiting) = (
+        let (conns, key, token, waiting, sent_on) = (
             self.conns.clone(),
             self.key.to_owned(),
             self.token.to_owned(),
             self.waiting.take(),
+            self.sent_on.take(),
         );
         self.rt.spawn(async move {
-            let _ = withdraw(&conns, waiting, &key, &token).await;
+            let _ = withdraw(&conns, waiting, sent_on, &key, &token).await;
         });
     }
 }
 
-/// Withdraws a wait whose outcome is unknown: kills the waiting connection
-/// on its node (`CLIENT KILL ID .. ADDR ..`, which takes it out of the
-/// queue, synchronously), then releases in case the grant raced. `Err` when
-/// the release could not be sent.
+/// True when an ACQUIRE's outcome is unknown (no reply: the connection
+/// broke or timed out); a reply, even an error, is definitive.
+fn unanswered<T>(reply: &redis::RedisResult<T>) -> bool {
+    matches!(reply, Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout())
+}
+
+/// Withdraws an acquire whose outcome is unknown: kills the waiting
+/// connection of a wait on its node (`CLIENT KILL ID .. ADDR ..`, which
+/// takes it out of the queue, synchronously), then releases in case the
+/// lock was granted (a try's RELEASE goes behind its ACQUIRE, on
+/// `sent_on`). `Err` when the release could not be sent.
 async fn withdraw(
     conns: &Conns,
     waiting: Option<(Node, ClientName)>,
+    sent_on: Option<Conn>,
     key: &str,
     token: &str,
 ) -> Result<()> {
@@ -83,15 +99,11 @@ async fn withdraw(
             tracing::debug!(%key, ?node, error = %e, "CLIENT KILL of a cancelled wait failed");
         }
     }
-    let mut conn = conns.get().await?;
-    let released: redis::RedisResult<i64> = redis::cmd("LOCK.RELEASE")
-        .arg(key)
-        .arg(token)
-        .query_async(&mut conn)
-        .await;
-    if let Err(e) = released {
-        tracing::warn!(%key, error = %e, "release after a cancelled wait failed; the ttl will free the lock");
-        return Err(e.into());
+    let mut release = redis::cmd("LOCK.RELEASE");
+    release.arg(key).arg(token);
+    if let Err(e) = conns.send_after(sent_on, &release).await {
+        tracing::warn!(%key, error = %e, "release after a cancelled acquire failed; the ttl will free the lock");
+        return Err(e);
     }
     Ok(())
 }
@@ -118,25 +130,29 @@ impl ModuleBackend {
         let mut cmd = redis::cmd("LOCK.ACQUIRE");
         cmd.arg(key).arg(token).arg(ms(ttl, 1));
         let wait_ms = ms(wait, 0);
+        let mut guard = Cleanup {
+            rt,
+            conns: &self.conns,
+            key,
+            token,
+            waiting: None,
+            sent_on: None,
+            armed: false,
+        };
         if wait_ms == 0 {
             let mut conn = self.conns.get().await?;
+            guard.sent_on = Some(conn.clone());
+            guard.armed = true;
             let since = Instant::now();
-            let fence: Option<u64> = cmd.query_async(&mut conn).await?;
-            return Ok(fence.map(|fence| Granted {
+            let reply: redis::RedisResult<Option<u64>> = cmd.query_async(&mut conn).await;
+            guard.armed = unanswered(&reply);
+            return Ok(reply?.map(|fence| Granted {
                 fence,
                 since,
                 blind: false,
             }));
         }
         cmd.arg("WAIT").arg(wait_ms);
-        let mut guard = WaitCleanup {
-            rt,
-            conns: &self.conns,
-            key,
-            token,
-            waiting: None,
-            armed: false,
-        };
         let mut node = self.conns.owner(key.as_bytes());
         let mut asking = false;
         let mut redirects = 0;
@@ -149,9 +165,7 @@ impl ModuleBackend {
             }
             let sent = Instant::now();
             let reply: redis::RedisResult<Option<u64>> = cmd.query_async(&mut wait.conn).await;
-            // A reply (fence, null or error) is definitive: nothing to clean
-            // up. A broken connection leaves the outcome unknown: clean up.
-            let broken = matches!(&reply, Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout());
+            let broken = unanswered(&reply);
             guard.armed = broken;
             match &reply {
                 Ok(_) => node.put_back(wait),
@@ -161,7 +175,7 @@ impl ModuleBackend {
                     // then wait again on a new connection. Dropped midway,
                     // the armed guard withdraws again.
                     node.clear_idle();
-                    withdraw(&self.conns, guard.waiting.clone(), key, token).await?;
+                    withdraw(&self.conns, guard.waiting.clone(), None, key, token).await?;
                     guard.armed = false;
                     redirects += 1;
                     continue;

@@ -608,3 +608,49 @@ async fn a_cancelled_try_leaves_no_lock_behind() {
         );
     }
 }
+
+/// A primary that becomes a replica answers its blocked waiters
+/// `UNBLOCKED` (Redis' own reply on a role change; the module gives the
+/// same code when a lock's key goes away under its waiters). The client
+/// retries the wait with the time left: on what is now a replica that is
+/// refused, so the call ends at once with that error (`READONLY`, or
+/// `LOADING` if the retry meets the replica's first sync), not after the
+/// wait and without looping.
+#[tokio::test]
+async fn module_wait_unblocked_by_a_role_change_ends_at_once() {
+    let (s, c) = setup(Backend::Module).await;
+    let s = s.unwrap();
+    let other = RedisServer::start();
+    let _g = c.lock("rc", opts(60_000)).await.unwrap();
+    let waiter = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            c.lock("rc", opts(10_000).wait(Duration::from_secs(10)))
+                .await
+        })
+    };
+    eventually(Duration::from_secs(5), "waiter queued", || async {
+        c.info("rc").await.unwrap().waiters == 1
+    })
+    .await;
+    let started = Instant::now();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(other.port())
+        .query(&mut s.connection())
+        .unwrap();
+    let err = timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("the wait ends at once")
+        .unwrap()
+        .unwrap_err();
+    let code = match &err {
+        Error::Redis(e) => e.code(),
+        _ => None,
+    };
+    assert!(
+        matches!(code, Some("READONLY" | "LOADING")),
+        "the retry's refusal, not UNBLOCKED: {err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

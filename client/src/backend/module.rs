@@ -15,6 +15,13 @@
 //! went out releases in the background too, on the same pool connection,
 //! so that the RELEASE runs after the ACQUIRE.
 //!
+//! A wait that the server ends with an `UNBLOCKED` error (the module: the
+//! lock's key was deleted, renamed, moved or flushed under its queue;
+//! Redis: the node became a replica) holds nothing: it is retried with the
+//! time left, or ends as a timeout when none is left. Redirects, dead
+//! cached connections and such retries together make at most
+//! [`MAX_REDIRECTS`] + 1 attempts.
+//!
 //! On a Redis Cluster, [`ModuleBackend::stats`] sums `LOCK.STATS` over every
 //! primary, and the module counts as present only when every primary has it.
 
@@ -152,11 +159,17 @@ impl ModuleBackend {
                 blind: false,
             }));
         }
-        cmd.arg("WAIT").arg(wait_ms);
+        let deadline = Instant::now() + wait;
         let mut node = self.conns.owner(key.as_bytes());
         let mut asking = false;
-        let mut redirects = 0;
-        while redirects <= MAX_REDIRECTS {
+        for attempt in 0..=MAX_REDIRECTS {
+            // A retry waits for the time left; it may be 0 (one try).
+            let left = match attempt {
+                0 => wait_ms,
+                _ => ms(deadline.saturating_duration_since(Instant::now()), 0),
+            };
+            let mut cmd = cmd.clone();
+            cmd.arg("WAIT").arg(left);
             let mut wait = node.wait_conn().await?;
             guard.waiting = Some((node.clone(), wait.name.clone()));
             guard.armed = true;
@@ -177,14 +190,24 @@ impl ModuleBackend {
                     node.clear_idle();
                     withdraw(&self.conns, guard.waiting.clone(), None, key, token).await?;
                     guard.armed = false;
-                    redirects += 1;
+                    continue;
+                }
+                Err(e) if e.code() == Some("UNBLOCKED") && attempt < MAX_REDIRECTS => {
+                    // The server ended the wait and holds nothing for us:
+                    // the lock's key went away under its queue (module), or
+                    // the node became a replica (Redis; the retry then gets
+                    // READONLY or MOVED). Wait again for the time left, on
+                    // a new connection (Redis closes this one).
+                    if deadline <= Instant::now() {
+                        return Ok(None);
+                    }
+                    tracing::debug!(%key, error = %e, "wait unblocked by the server; waiting again");
                     continue;
                 }
                 Err(e) => {
                     // Another node serves the key: wait there instead.
                     if let Some(r) = self.conns.redirect(key.as_bytes(), e) {
                         (node, asking) = (r.node, r.asking);
-                        redirects += 1;
                         continue;
                     }
                 }

@@ -60,7 +60,7 @@ if not htok and redis.call('EXISTS', Q) == 0 then
 end
 if wait == 0 then return nil end
 local dl = now + (lease or wait)
-local seq = redis.call('HINCRBY', C, 'seq', 1)
+local seq = bump('seq')
 redis.call('ZADD', Q, seq, tok)
 redis.call('HSET', W, tok, dl .. ' ' .. ttl)
 tidy_queue(now, dl)

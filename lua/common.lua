@@ -5,15 +5,31 @@
 --   KEYS[2] wait queue    baton:{<k>}:q   zset token -> arrival number (FIFO)
 --   KEYS[3] waiter info   baton:{<k>}:w   hash token -> "<lease-deadline-ms> <ttl-ms>"
 --   KEYS[4] counters      baton:{<k>}:c   hash fence, seq; never expires
+-- Fences and arrival numbers are max(last + 1, the server clock in us), so
+-- they keep increasing even when KEYS[4] is lost (DEL, FLUSHALL, eviction),
+-- unless the server's clock goes back.
 -- Hand-offs publish the new holder's token on the channel KEYS[1] .. ':ch'.
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 
 local H, Q, W, C = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local MAX_MS = 2147483647
 
-local function now_ms()
+-- The server clock in microseconds. Lua numbers are doubles, exact below
+-- 2^53: this clock stays below that until the year 2255.
+local function now_us()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+local function now_ms()
+  return math.floor(now_us() / 1000)
+end
+
+-- Raises counter `field` of C to max(last + 1, now in us) and returns it.
+local function bump(field)
+  local n = math.max((tonumber(redis.call('HGET', C, field)) or 0) + 1, now_us())
+  redis.call('HSET', C, field, n)
+  return n
 end
 
 local function err(msg) return redis.error_reply('ERR ' .. msg) end
@@ -59,7 +75,7 @@ local function remove_waiter(tok)
 end
 
 local function grant(tok, ttl, now)
-  local fence = redis.call('HINCRBY', C, 'fence', 1)
+  local fence = bump('fence')
   local exp = now + ttl
   redis.call('DEL', H)
   redis.call('HSET', H, 'token', tok, 'fence', fence, 'exp', exp)

@@ -58,7 +58,10 @@
 //! channel `baton:{k}:ch`. Braces and `%` in `k` are escaped (`%7B`, `%7D`,
 //! `%25`) so the whole name is the hash tag and all keys of one lock share a
 //! slot. The counter key stays after the lock is freed (a few dozen bytes per
-//! lock name ever used): that is what keeps fences strictly increasing.
+//! lock name ever used). Fences (and arrival numbers) are `max(last + 1,
+//! the server clock in µs)`, so they keep increasing even when the counter
+//! key is lost (`DEL`, `FLUSHALL`, eviction), unless the server's clock
+//! goes back.
 //!
 //! # Redis Cluster
 //!

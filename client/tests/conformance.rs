@@ -654,3 +654,64 @@ async fn module_wait_unblocked_by_a_role_change_ends_at_once() {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// The Lua backend's counter key `baton:{k}:c` is an ordinary key: DEL,
+/// FLUSHALL or eviction can take it. Fences are floored by the server's
+/// clock in microseconds, so the next fence still exceeds every earlier one.
+#[tokio::test]
+async fn lua_fences_survive_a_lost_counter_key() {
+    let (s, c) = setup(Backend::Lua).await;
+    let mut con = s.as_ref().unwrap().connection();
+    let first = c.lock("lc", opts(10_000)).await.unwrap();
+    assert!(first.release().await.unwrap());
+    let _: i64 = redis::cmd("DEL")
+        .arg("baton:{lc}:c")
+        .query(&mut con)
+        .unwrap();
+    let second = c.lock("lc", opts(10_000)).await.unwrap();
+    assert!(second.fence() > first.fence(), "after DEL of the counter");
+    let _: () = redis::cmd("FLUSHALL").query(&mut con).unwrap();
+    let third = c.lock("lc", opts(10_000)).await.unwrap();
+    assert!(third.fence() > second.fence(), "after FLUSHALL");
+}
+
+/// Arrival numbers live in the same counter key: a waiter that queues after
+/// it was lost still queues behind those already waiting.
+#[tokio::test]
+async fn lua_fifo_survives_a_lost_counter_key() {
+    let (s, c) = setup(Backend::Lua).await;
+    let mut con = s.as_ref().unwrap().connection();
+    let holder = c.lock("lq", opts(10_000)).await.unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for i in 0..4u64 {
+        if i == 3 {
+            let _: i64 = redis::cmd("DEL")
+                .arg("baton:{lq}:c")
+                .query(&mut con)
+                .unwrap();
+        }
+        let (c2, order) = (c.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            let g = c2
+                .lock("lq", opts(10_000).wait(Duration::from_secs(20)))
+                .await
+                .unwrap();
+            order.lock().unwrap().push(i);
+            assert!(g.release().await.unwrap());
+        }));
+        eventually(Duration::from_secs(5), "waiter queued", || async {
+            c.info("lq").await.unwrap().waiters == i + 1
+        })
+        .await;
+    }
+    assert!(holder.release().await.unwrap());
+    for t in tasks {
+        timeout(Duration::from_secs(20), t).await.unwrap().unwrap();
+    }
+    assert_eq!(
+        *order.lock().unwrap(),
+        [0, 1, 2, 3],
+        "granted in arrival order"
+    );
+}

@@ -7,7 +7,9 @@
 -- channel, or in n ms at the latest" (n = the holder's time left). The
 -- queue entry lives for its lease (LEASE, default timeout-ms) unless renewed;
 -- a renewal with WAIT 0 leaves the queue and replies null. A queued token that
--- calls without LEASE gets the module's "already waiting" error.
+-- calls without LEASE gets the module's "already waiting" error. A hand-off
+-- holds the lock for the waiter only until its lease deadline (or now + ttl,
+-- if sooner); the call that collects it (same token) renews it to now + ttl.
 local tok, ttl_s = ARGV[1], ARGV[2]
 local e = check_token(tok); if e then return e end
 local ttl = parse_ms(ttl_s, 1)
@@ -56,7 +58,7 @@ if queued then
 end
 
 if not htok and redis.call('EXISTS', Q) == 0 then
-  return grant(tok, ttl, now)
+  return grant(tok, now + ttl)
 end
 if wait == 0 then return nil end
 local dl = now + (lease or wait)

@@ -74,9 +74,9 @@ local function remove_waiter(tok)
   redis.call('HDEL', W, tok)
 end
 
-local function grant(tok, ttl, now)
+-- Makes `tok` the holder until `exp` (unix ms) with a new fence.
+local function grant(tok, exp)
   local fence = bump('fence')
-  local exp = now + ttl
   redis.call('DEL', H)
   redis.call('HSET', H, 'token', tok, 'fence', fence, 'exp', exp)
   redis.call('PEXPIREAT', H, exp)
@@ -84,7 +84,11 @@ local function grant(tok, ttl, now)
 end
 
 -- Gives a free lock to the first waiter whose lease is still valid; waiters
--- whose lease ran out (crashed clients) are dropped on the way.
+-- whose lease ran out (crashed clients) are dropped on the way. The grant
+-- lasts only until the waiter's lease deadline (or its ttl, if sooner): a
+-- waiter that crashed while queued holds up the queue no longer than its
+-- lease. The waiter's own next ACQUIRE collects the grant and renews it to
+-- now + ttl.
 local function hand_off(now)
   while true do
     local head = redis.call('ZRANGE', Q, 0, 0)[1]
@@ -92,7 +96,7 @@ local function hand_off(now)
     local lease, ttl = waiter_info(head)
     remove_waiter(head)
     if lease and lease > now then
-      grant(head, ttl, now)
+      grant(head, math.min(lease, now + ttl))
       redis.call('PUBLISH', H .. ':ch', head)
       break
     end

@@ -498,3 +498,71 @@ impl Hub {
         Ok(sub)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use baton_tests::RedisServer;
+
+    use super::*;
+    use crate::{Backend, Client, LockOptions};
+
+    /// Runs `script` on the keys of lock `key`, as a client would.
+    fn raw_eval(
+        con: &mut redis::Connection,
+        script: &Script,
+        key: &str,
+        args: &[&str],
+    ) -> redis::Value {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        script_cmd("EVAL", &script.body, key, &args)
+            .query(con)
+            .unwrap()
+    }
+
+    /// A waiter that queued (with a lease) and then crashed is handed the
+    /// lock when its turn comes, but only until its lease would have run
+    /// out, not for its ttl: the waiter behind it gets the lock within
+    /// about the lease.
+    #[tokio::test]
+    async fn a_crashed_waiter_delays_the_queue_by_its_lease_not_its_ttl() {
+        let s = RedisServer::builder().without_module().start();
+        let c = Client::builder(s.url())
+            .backend(Backend::Lua)
+            .build()
+            .await
+            .unwrap();
+        let ttl = |s| LockOptions::new().ttl(Duration::from_secs(s));
+        let holder = c.lock("cw", ttl(60)).await.unwrap();
+        // Queued with a 1 s lease and a 60 s ttl; it never calls again.
+        let queued = raw_eval(
+            &mut s.connection(),
+            &SCRIPTS.acquire,
+            "cw",
+            &["crashed", "60000", "WAIT", "60000", "LEASE", "1000"],
+        );
+        assert!(
+            matches!(queued, redis::Value::Int(n) if n < 0),
+            "{queued:?}"
+        );
+        let waiter = {
+            let c = c.clone();
+            tokio::spawn(async move { c.lock("cw", ttl(10).wait(Duration::from_secs(10))).await })
+        };
+        while c.info("cw").await.unwrap().waiters < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let released = Instant::now();
+        assert!(holder.release().await.unwrap());
+        let g = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("granted after the crashed waiter's lease");
+        assert!(
+            released.elapsed() < Duration::from_secs(3),
+            "the queue stalled for {:?}",
+            released.elapsed()
+        );
+        assert!(g.release().await.unwrap());
+    }
+}

@@ -79,6 +79,15 @@ impl LuaBackend {
                 tracing::warn!(script = s.name, server = %sha, local = %s.sha, "SCRIPT LOAD answered another SHA-1");
             }
         }
+        for (node, policy) in evicting_policies(&conns).await {
+            tracing::warn!(
+                %node,
+                %policy,
+                "maxmemory-policy {policy} lets Redis evict the Lua backend's lock keys: \
+                 a held lock can vanish and be granted to another client (its holder learns \
+                 it at its next extend); use maxmemory-policy noeviction"
+            );
+        }
         Ok(Self {
             conns,
             hub: tokio::sync::Mutex::new(None),
@@ -264,6 +273,40 @@ impl LuaBackend {
             .wait_replicas(key_of(key).as_bytes(), cmd, replicas, timeout)
             .await
     }
+}
+
+/// True for the `maxmemory-policy` values under which Redis evicts keys
+/// that the Lua backend's locks live in: `volatile-*` may evict the holder
+/// hash (it has an expiry), `allkeys-*` any key of a lock. `noeviction` is
+/// safe (writes fail instead).
+pub(crate) fn policy_can_evict(policy: &str) -> bool {
+    let policy = policy.to_ascii_lowercase();
+    policy.starts_with("allkeys-") || policy.starts_with("volatile-")
+}
+
+/// The primaries (address, policy) whose `maxmemory-policy` can evict lock
+/// keys, as far as `CONFIG GET` is allowed: a refused or failed CONFIG
+/// (managed Redis often renames or denies it) tells nothing, and is no
+/// error.
+pub(crate) async fn evicting_policies(conns: &Conns) -> Vec<(String, String)> {
+    let mut cmd = redis::cmd("CONFIG");
+    cmd.arg("GET").arg("maxmemory-policy");
+    let replies = match conns.on_primaries(&cmd).await {
+        Ok(replies) => replies,
+        Err(e) => {
+            tracing::debug!(error = %e, "CONFIG GET maxmemory-policy failed: eviction not checked");
+            return Vec::new();
+        }
+    };
+    replies
+        .into_iter()
+        .filter_map(|(node, v)| {
+            // RESP2: [name, value]; RESP3: {name: value}.
+            let config: HashMap<String, String> = redis::from_redis_value(v).ok()?;
+            let policy = config.into_values().next()?;
+            policy_can_evict(&policy).then_some((node, policy))
+        })
+        .collect()
 }
 
 /// The first Redis key of lock `key`: what its scripts route by.
@@ -505,6 +548,68 @@ mod tests {
 
     use super::*;
     use crate::{Backend, Client, LockOptions};
+
+    #[test]
+    fn evicting_policies_are_allkeys_and_volatile() {
+        for p in [
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "ALLKEYS-LRU",
+        ] {
+            assert!(policy_can_evict(p), "{p}");
+        }
+        for p in ["noeviction", "NoEviction", ""] {
+            assert!(!policy_can_evict(p), "{p}");
+        }
+    }
+
+    /// The policy is read from the server; a server that refuses CONFIG
+    /// gives no warning and the client builds all the same.
+    #[tokio::test]
+    async fn eviction_is_checked_where_config_is_allowed() {
+        let evicting = RedisServer::builder()
+            .without_module()
+            .config("maxmemory-policy", "allkeys-lru")
+            .start();
+        let safe = RedisServer::builder().without_module().start();
+        let denied = RedisServer::builder()
+            .without_module()
+            .config("maxmemory-policy", "volatile-lru")
+            .start();
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg("-config")
+            .query(&mut denied.connection())
+            .unwrap();
+        let policies = |s: &RedisServer| {
+            let conns = Conns::new(&s.url()).unwrap();
+            async move { evicting_policies(&conns).await }
+        };
+        let found = policies(&evicting).await;
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].1, "allkeys-lru");
+        assert!(
+            policies(&safe).await.is_empty(),
+            "noeviction is the default"
+        );
+        assert!(
+            policies(&denied).await.is_empty(),
+            "CONFIG refused: no answer"
+        );
+        for kind in [Backend::Lua, Backend::Auto] {
+            let c = Client::builder(denied.url()).backend(kind).build().await;
+            assert_eq!(
+                c.expect("built without CONFIG").backend_kind(),
+                Backend::Lua
+            );
+        }
+    }
 
     /// Runs `script` on the keys of lock `key`, as a client would.
     fn raw_eval(

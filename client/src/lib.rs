@@ -32,8 +32,9 @@
 //!
 //! - [`client`](Client): [`Client`], its builder, backend choice, the lock
 //!   calls (`lock`, `try_lock`, `with_lock`, `force_release`, `stats`).
-//! - `guard`: [`LockGuard`]: fence, extend, release, the lost signal, the
-//!   release in the background on drop.
+//! - `guard`: [`LockGuard`]: fence, its proven validity, extend (one at a
+//!   time per guard), release, the lost signal, the release in the
+//!   background on drop.
 //! - `watchdog`: the task that extends a held lock every ttl/3 and fires
 //!   the lost signal.
 //! - [`options`]: the [`LockOptions`] builder.

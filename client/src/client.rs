@@ -3,7 +3,6 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::{lua::LuaBackend, memory::MemoryBackend, module, module::ModuleBackend};
@@ -284,16 +283,29 @@ impl Client {
             grant.since,
             &opts,
         );
+        if grant.blind && grant.since.elapsed() > ttl / 3 {
+            // A module hand-off came at an unknown time during the wait, and
+            // counting from the wait's start leaves less than 2/3 of the
+            // ttl (perhaps nothing): count from an EXTEND sent now instead,
+            // as the watchdog would at once.
+            if !guard.extend(ttl).await? {
+                return Err(Error::Lost {
+                    key: key.to_owned(),
+                });
+            }
+        }
+        guard.start_watchdog();
         if let Some((replicas, timeout)) = opts.durable_value() {
-            // The EXTEND sent ahead of WAIT also confirms the grant.
-            let sent = Instant::now();
+            // Its EXTEND and the watchdog's may overlap: both are by the
+            // ttl, so whichever lands last leaves no less than the guard
+            // counts on.
             let acked = self
                 .inner
                 .imp
                 .wait_replicas(key, guard.token(), ttl, replicas, timeout)
                 .await;
             match acked {
-                Ok(acked) if acked >= replicas => guard.confirmed(sent, ttl),
+                Ok(acked) if acked >= replicas => {}
                 Ok(acked) => {
                     guard.release().await?;
                     return Err(Error::NotReplicated {
@@ -307,18 +319,7 @@ impl Client {
                     return Err(e);
                 }
             }
-        } else if grant.blind && grant.since.elapsed() > ttl / 3 {
-            // A module hand-off came at an unknown time during the wait, and
-            // counting from the wait's start leaves less than 2/3 of the
-            // ttl (perhaps nothing): count from an EXTEND sent now instead,
-            // as the watchdog would at once.
-            if !guard.extend(ttl).await? {
-                return Err(Error::Lost {
-                    key: key.to_owned(),
-                });
-            }
         }
-        guard.start_watchdog();
         Ok(Some(guard))
     }
 

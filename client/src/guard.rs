@@ -161,6 +161,7 @@ impl Shared {
             }
             Ok(false) => {
                 in_flight.armed = false;
+                tracing::warn!(key = %self.key, "lock lost: extend refused (expired or force-released)");
                 self.mark_lost();
             }
             Err(_) => {} // unknown: it may have been applied
@@ -189,8 +190,7 @@ impl Shared {
 /// - a module wait: the server hands the lock over at a moment the client
 ///   does not learn, so its send time counts when the grant arrives within
 ///   a third of the ttl; when later, an EXTEND is sent and awaited before
-///   the guard is returned, and its send time counts (a durable acquire's
-///   EXTEND, sent ahead of `WAIT`, counts the same way);
+///   the guard is returned, and its send time counts;
 /// - after that, each confirmed extend: its send time, with its ttl.
 ///
 /// The margin is 2 ms and 1% of the ttl, for the server's rounding of
@@ -230,12 +230,6 @@ impl LockGuard {
             shared,
             release: tokio::sync::Mutex::new(None),
         }
-    }
-
-    /// Records an extend confirmed outside [`LockGuard::extend`] (the one a
-    /// durable acquire sends before the watchdog starts).
-    pub(crate) fn confirmed(&self, sent: Instant, ttl: Duration) {
-        self.shared.confirm(sent, ttl);
     }
 
     /// Starts the watchdog, once the grant is confirmed (see

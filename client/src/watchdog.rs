@@ -81,10 +81,7 @@ async fn run(client: Client, shared: Arc<Shared>) {
             _ = shared.stop.cancelled() => return,
             reply = timeout_at(v.valid_until, extend) => match reply {
                 Ok(Ok(true)) => retry_at = None,
-                Ok(Ok(false)) => {
-                    tracing::warn!(key = %shared.key, "lock lost: extend refused (expired or force-released)");
-                    return;
-                }
+                Ok(Ok(false)) => return, // lost: Shared::extend said so
                 Ok(Err(e)) => {
                     tracing::debug!(key = %shared.key, error = %e, "extend failed; retrying");
                     retry_at = Some(Instant::now() + (period / 4).max(MIN_PERIOD / 2));

@@ -715,3 +715,49 @@ async fn lua_fifo_survives_a_lost_counter_key() {
         "granted in arrival order"
     );
 }
+
+/// A durable acquire's EXTEND + WAIT on a primary with one replica: one
+/// replica acknowledges, two cannot (the lock is released again).
+#[tokio::test]
+async fn durable_acquire_waits_for_the_replica() {
+    for kind in [Backend::Module, Backend::Lua] {
+        let primary = match kind {
+            Backend::Module => RedisServer::start(),
+            _ => RedisServer::builder().without_module().start(),
+        };
+        let replica = match kind {
+            Backend::Module => RedisServer::builder(),
+            _ => RedisServer::builder().without_module(),
+        }
+        .replica_of(&primary)
+        .start();
+        baton_tests::wait_for_sync(&primary, &replica);
+        let c = Client::builder(primary.url())
+            .backend(kind)
+            .build()
+            .await
+            .unwrap();
+        let g = c
+            .lock("dr", opts(10_000).durable(1, Duration::from_secs(5)))
+            .await
+            .unwrap();
+        assert!(!g.is_lost(), "{kind:?}");
+        assert!(g.release().await.unwrap());
+        let err = c
+            .lock("dr", opts(10_000).durable(2, Duration::from_millis(100)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::NotReplicated {
+                    acked: 1,
+                    wanted: 2,
+                    ..
+                }
+            ),
+            "{kind:?}: {err}"
+        );
+        assert!(!c.info("dr").await.unwrap().held, "{kind:?}: released");
+    }
+}

@@ -22,7 +22,9 @@
 //!   names; [`Node::wait_conn`], [`Node::put_back`]).
 //!
 //! Cluster mode is chosen by [`Mode`]: detected from `INFO cluster`
-//! (`cluster_enabled:1`) on the seed by default.
+//! (`cluster_enabled:1`) on the seed by default. A `redis+sentinel://` URL
+//! finds the primary through Sentinel instead and follows its promotions
+//! (see [`super::sentinel`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -32,6 +34,7 @@ use deadpool::managed;
 use redis::aio::ConnectionLike;
 use redis::{ConnectionAddr, RedisError, Value};
 
+use super::sentinel::{Sentinel, SentinelManager, SentinelUrl};
 use crate::error::{Error, Result};
 
 /// How many redirects one blocking command follows before it gives up.
@@ -67,7 +70,12 @@ pub(crate) enum Mode {
 /// connection whose command failed with a connection error is marked
 /// ([`Pooled::broken`]), which makes its next recycle fail, so the pool
 /// drops it and opens another.
-struct NoPing<M>(M);
+struct NoPing<M> {
+    manager: M,
+    /// Sentinel mode: a timeout or `READONLY` also breaks a connection, so
+    /// that the next one goes to the primary the Sentinels name then.
+    follows_primary: bool,
+}
 
 impl<M> std::fmt::Debug for NoPing<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -85,8 +93,9 @@ where
 
     async fn create(&self) -> std::result::Result<Self::Type, Self::Error> {
         Ok(Pooled {
-            conn: self.0.create().await?,
+            conn: self.manager.create().await?,
             broken: Arc::default(),
+            follows_primary: self.follows_primary,
         })
     }
 
@@ -111,14 +120,26 @@ pub(crate) struct Pooled<C> {
     /// Set when a command on it failed with a connection error: the pool
     /// drops it at its next checkout.
     broken: Arc<AtomicBool>,
+    /// See [`NoPing::follows_primary`].
+    follows_primary: bool,
+}
+
+/// Marks `broken` when `e` says its connection cannot serve again (see
+/// [`NoPing::follows_primary`]).
+fn note(broken: &AtomicBool, follows_primary: bool, e: &RedisError) {
+    if is_connection_error(e) || (follows_primary && is_stale_primary(e)) {
+        broken.store(true, Ordering::Release);
+    }
 }
 
 type SinglePool = managed::Pool<NoPing<deadpool_redis::Manager>>;
+type SentinelPool = managed::Pool<NoPing<SentinelManager>>;
 type ClusterPool = managed::Pool<NoPing<deadpool_redis::cluster::Manager>>;
 
 #[derive(Clone)]
 enum Pool {
     Single(SinglePool),
+    Sentinel(SentinelPool),
     Cluster(ClusterPool),
 }
 
@@ -139,17 +160,23 @@ pub(crate) fn is_connection_error(e: &RedisError) -> bool {
     e.is_unrecoverable_error() || e.is_connection_dropped() || (e.is_io_error() && !e.is_timeout())
 }
 
-/// Marks `broken` when `fut` fails with a connection error.
+/// True when `e` suggests the node is no longer (or not yet reachable as)
+/// the primary: a timeout (frozen, partitioned), `READONLY` (demoted),
+/// `MASTERDOWN` or `LOADING`.
+pub(crate) fn is_stale_primary(e: &RedisError) -> bool {
+    e.is_timeout() || matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"))
+}
+
+/// Notes how `fut` failed (see [`note`]).
 fn watch_errors<'a, T: Send + 'a>(
     fut: redis::RedisFuture<'a, T>,
     broken: &'a AtomicBool,
+    follows_primary: bool,
 ) -> redis::RedisFuture<'a, T> {
     Box::pin(async move {
         let reply = fut.await;
         if let Err(e) = &reply {
-            if is_connection_error(e) {
-                broken.store(true, Ordering::Release);
-            }
+            note(broken, follows_primary, e);
         }
         reply
     })
@@ -158,12 +185,16 @@ fn watch_errors<'a, T: Send + 'a>(
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
         match self {
-            Conn::Single(Pooled { conn, broken }) => {
-                watch_errors(conn.req_packed_command(cmd), broken)
-            }
-            Conn::Cluster(Pooled { conn, broken }) => {
-                watch_errors(conn.req_packed_command(cmd), broken)
-            }
+            Conn::Single(Pooled {
+                conn,
+                broken,
+                follows_primary,
+            }) => watch_errors(conn.req_packed_command(cmd), broken, *follows_primary),
+            Conn::Cluster(Pooled {
+                conn,
+                broken,
+                follows_primary,
+            }) => watch_errors(conn.req_packed_command(cmd), broken, *follows_primary),
         }
     }
 
@@ -174,12 +205,24 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> redis::RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Single(Pooled { conn, broken }) => {
-                watch_errors(conn.req_packed_commands(cmd, offset, count), broken)
-            }
-            Conn::Cluster(Pooled { conn, broken }) => {
-                watch_errors(conn.req_packed_commands(cmd, offset, count), broken)
-            }
+            Conn::Single(Pooled {
+                conn,
+                broken,
+                follows_primary,
+            }) => watch_errors(
+                conn.req_packed_commands(cmd, offset, count),
+                broken,
+                *follows_primary,
+            ),
+            Conn::Cluster(Pooled {
+                conn,
+                broken,
+                follows_primary,
+            }) => watch_errors(
+                conn.req_packed_commands(cmd, offset, count),
+                broken,
+                *follows_primary,
+            ),
         }
     }
 
@@ -263,11 +306,21 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    fn new(client: redis::Client) -> Self {
+    pub(crate) fn new(client: redis::Client) -> Self {
         Self {
             client,
             idle: Arc::default(),
         }
+    }
+
+    /// The node's address.
+    pub(crate) fn addr(&self) -> &ConnectionAddr {
+        self.client.get_connection_info().addr()
+    }
+
+    /// A client for the node.
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
     }
 
     /// A connection for a server-side wait and its name: an idle one of
@@ -369,18 +422,21 @@ impl SlotTable {
     }
 }
 
-/// Connections to one Redis server or cluster: a pool for ordinary
-/// commands, dedicated connections to a key's node for blocking ones.
+/// Connections to one Redis server, a Sentinel-monitored primary, or a
+/// cluster: a pool for ordinary commands, dedicated connections to a key's
+/// node for blocking ones.
 #[derive(Clone)]
 pub(crate) struct Conns {
     pool: Pool,
-    /// The seed node (the URL given): the pub/sub connection and the first
-    /// guess for a slot this client knows nothing about.
-    pub(crate) client: redis::Client,
+    /// The seed node (the URL given; in Sentinel mode the primary found
+    /// first): the first guess for a slot this client knows nothing about.
+    client: redis::Client,
     /// The seed as a [`Node`], with its cache of idle wait connections.
     seed: Node,
     /// `Some` in cluster mode.
     slots: Option<Arc<RwLock<SlotTable>>>,
+    /// `Some` in Sentinel mode.
+    sentinel: Option<Arc<Sentinel>>,
 }
 
 impl std::fmt::Debug for Conns {
@@ -388,6 +444,7 @@ impl std::fmt::Debug for Conns {
         let mut d = f.debug_struct("Conns");
         match &self.pool {
             Pool::Single(p) => d.field("pool", &p.status()),
+            Pool::Sentinel(p) => d.field("sentinel_pool", &p.status()),
             Pool::Cluster(p) => d.field("cluster_pool", &p.status()),
         };
         d.finish_non_exhaustive()
@@ -398,7 +455,10 @@ impl Conns {
     /// Connections to one node (no cluster detection).
     pub(crate) fn new(url: &str) -> Result<Self> {
         let client = redis::Client::open(url)?;
-        let manager = NoPing(deadpool_redis::Manager::new(url)?);
+        let manager = NoPing {
+            manager: deadpool_redis::Manager::new(url)?,
+            follows_primary: false,
+        };
         let pool = build_pool(manager)
             .map_err(|e| Error::InvalidOptions(format!("cannot build pool for {url:?}: {e}")))?;
         Ok(Self {
@@ -406,12 +466,43 @@ impl Conns {
             seed: Node::new(client.clone()),
             client,
             slots: None,
+            sentinel: None,
         })
     }
 
-    /// Connections for `mode`: one node, or a Redis Cluster discovered from
-    /// the seed `url` (whose slot table is read at once).
+    /// Connections to the primary that the Sentinels of `url` name, found
+    /// at once (an error when no Sentinel names a reachable primary).
+    async fn sentinel(url: &SentinelUrl) -> Result<Self> {
+        let sentinel = Arc::new(Sentinel::new(url)?);
+        let primary = sentinel.find().await?;
+        let manager = NoPing {
+            manager: SentinelManager(sentinel.clone()),
+            follows_primary: true,
+        };
+        let pool = build_pool(manager).map_err(|e| {
+            Error::InvalidOptions(format!("cannot build pool for {:?}: {e}", url.service))
+        })?;
+        Ok(Self {
+            pool: Pool::Sentinel(pool),
+            client: primary.client().clone(),
+            seed: primary,
+            slots: None,
+            sentinel: Some(sentinel),
+        })
+    }
+
+    /// Connections for `mode`: one node, a Redis Cluster discovered from
+    /// the seed `url` (whose slot table is read at once), or with a
+    /// `redis+sentinel://` URL the primary the Sentinels name.
     pub(crate) async fn connect(url: &str, mode: Mode) -> Result<Self> {
+        if let Some(sentinel) = SentinelUrl::parse(url) {
+            if mode == Mode::Cluster {
+                return Err(Error::InvalidOptions(
+                    "a redis+sentinel:// URL names one primary, not a cluster".into(),
+                ));
+            }
+            return Self::sentinel(&sentinel?).await;
+        }
         let client = redis::Client::open(url)?;
         let cluster = match mode {
             Mode::Single => false,
@@ -421,7 +512,10 @@ impl Conns {
         if !cluster {
             return Self::new(url);
         }
-        let manager = NoPing(deadpool_redis::cluster::Manager::new(vec![url], false)?);
+        let manager = NoPing {
+            manager: deadpool_redis::cluster::Manager::new(vec![url], false)?,
+            follows_primary: false,
+        };
         let pool = build_pool(manager).map_err(|e| {
             Error::InvalidOptions(format!("cannot build cluster pool for {url:?}: {e}"))
         })?;
@@ -433,6 +527,7 @@ impl Conns {
                 nodes: Vec::new(),
                 owner: vec![u16::MAX; SLOTS],
             }))),
+            sentinel: None,
         };
         conns.refresh_slots().await?;
         Ok(conns)
@@ -441,6 +536,12 @@ impl Conns {
     /// True for a Redis Cluster.
     pub(crate) fn is_cluster(&self) -> bool {
         self.slots.is_some()
+    }
+
+    /// True when another node can take over a failed one (Sentinel, or a
+    /// cluster), so a failed wait should look for it.
+    pub(crate) fn follows_failover(&self) -> bool {
+        self.slots.is_some() || self.sentinel.is_some()
     }
 
     /// A connection for short commands (never for blocking ones: they
@@ -455,6 +556,7 @@ impl Conns {
     pub(crate) async fn get(&self) -> Result<Conn> {
         Ok(match &self.pool {
             Pool::Single(p) => Conn::Single(p.get().await?.clone()),
+            Pool::Sentinel(p) => Conn::Single(p.get().await?.clone()),
             Pool::Cluster(p) => Conn::Cluster(p.get().await?.clone()),
         })
     }
@@ -479,16 +581,45 @@ impl Conns {
         self.seed.clone()
     }
 
+    /// A client for the node that pub/sub messages of this client's locks
+    /// reach: the seed, or in Sentinel mode the primary now (asked again
+    /// after a failure, see [`Conns::failed`]).
+    pub(crate) async fn pubsub_client(&self) -> Result<redis::Client> {
+        match &self.sentinel {
+            Some(sentinel) => Ok(sentinel.primary().await?.client().clone()),
+            None => Ok(self.client.clone()),
+        }
+    }
+
     /// The node that serves `key` as far as this client knows: the seed for
-    /// a single node or an unknown slot.
-    pub(crate) fn owner(&self, key: &[u8]) -> Node {
+    /// a single node or an unknown slot, the primary last found in Sentinel
+    /// mode.
+    pub(crate) async fn owner(&self, key: &[u8]) -> Result<Node> {
+        if let Some(sentinel) = &self.sentinel {
+            return sentinel.primary().await;
+        }
         let Some(slots) = &self.slots else {
-            return self.seed();
+            return Ok(self.seed());
         };
         let table = slots.read().expect("slot table poisoned");
-        match table.owner[usize::from(key_slot(key))] {
+        Ok(match table.owner[usize::from(key_slot(key))] {
             u16::MAX => self.seed(),
             i => table.nodes[usize::from(i)].2.clone(),
+        })
+    }
+
+    /// A command on `node` failed the way a failover makes commands fail
+    /// (no reply, `READONLY`): learns the topology again, so the next
+    /// [`Conns::owner`] may name another node. In Sentinel mode the
+    /// Sentinels are asked again; in a cluster the slot table is read again
+    /// (best effort: the cluster may still be electing).
+    pub(crate) async fn failed(&self, node: &Node) {
+        node.clear_idle();
+        if let Some(sentinel) = &self.sentinel {
+            sentinel.forget(node);
+        }
+        if let Err(e) = self.refresh_slots().await {
+            tracing::debug!(?node, error = %e, "slot table not refreshed after a failure");
         }
     }
 
@@ -598,13 +729,18 @@ impl Conns {
                     v,
                 )])
             }
-            Conn::Cluster(Pooled { mut conn, broken }) => {
+            Conn::Cluster(Pooled {
+                mut conn,
+                broken,
+                follows_primary,
+            }) => {
                 let v = watch_errors(
                     Box::pin(conn.route_command(
                         cmd.clone(),
                         RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
                     )),
                     &broken,
+                    follows_primary,
                 )
                 .await?;
                 let pairs = match v {
@@ -638,7 +774,7 @@ impl Conns {
         replicas: u64,
         timeout: Duration,
     ) -> Result<Option<u64>> {
-        let mut node = self.owner(key);
+        let mut node = self.owner(key).await?;
         let mut asking = false;
         for _ in 0..=MAX_REDIRECTS {
             let mut conn = node.dedicated().await?;

@@ -184,7 +184,7 @@ impl LuaBackend {
         if let Some(hub) = slot.as_ref().filter(|h| !h.dead.load(Ordering::Acquire)) {
             return Ok(hub.clone());
         }
-        let hub = Arc::new(Hub::connect(self.conns.client.clone(), rt).await?);
+        let hub = Arc::new(Hub::connect(self.conns.pubsub_client().await?, rt).await?);
         *slot = Some(hub.clone());
         Ok(hub)
     }

@@ -22,6 +22,7 @@ pub(crate) mod conns;
 pub(crate) mod lua;
 pub(crate) mod memory;
 pub(crate) mod module;
+pub(crate) mod sentinel;
 
 pub(crate) use conns::{Conns, Mode};
 

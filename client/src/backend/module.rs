@@ -18,16 +18,24 @@
 //! A wait that the server ends with an `UNBLOCKED` error (the module: the
 //! lock's key was deleted, renamed, moved or flushed under its queue;
 //! Redis: the node became a replica) holds nothing: it is retried with the
-//! time left, or ends as a timeout when none is left. Redirects, dead
-//! cached connections and such retries together make at most
-//! [`MAX_REDIRECTS`] + 1 attempts.
+//! time left, or ends as a timeout when none is left. Redirects and such
+//! retries together make at most [`MAX_REDIRECTS`] + 1 attempts.
+//!
+//! Failover: a wait whose connection dies or whose node stops answering
+//! (no reply [`WAIT_GRACE`] past its deadline) is taken off that node
+//! (`CLIENT KILL`, best effort) and, with Sentinel or in a cluster, sent
+//! again with the same token and the time left to whichever node serves the
+//! key then ([`Conns::failed`] learns the topology again). A grant that
+//! raced the failure is renewed by that retry, not lost. On a single node,
+//! or when no node answers before the deadline, the caller gets the
+//! connection error (`Error::is_unreachable`), never a hang.
 //!
 //! On a Redis Cluster, [`ModuleBackend::stats`] sums `LOCK.STATS` over every
 //! primary, and the module counts as present only when every primary has it.
 
 use std::time::Duration;
 
-use tokio::time::Instant;
+use tokio::time::{timeout_at, Instant};
 
 use super::conns::{too_many_redirects, ClientName, Conn, Node, MAX_REDIRECTS};
 use super::{info_from_pairs, pairs, Conns, Granted, LockInfo, Stats};
@@ -78,7 +86,12 @@ impl Drop for Cleanup<'_> {
 /// True when an ACQUIRE's outcome is unknown (no reply: the connection
 /// broke or timed out); a reply, even an error, is definitive.
 fn unanswered<T>(reply: &redis::RedisResult<T>) -> bool {
-    matches!(reply, Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout())
+    matches!(reply, Err(e) if is_unanswered(e))
+}
+
+/// See [`unanswered`].
+fn is_unanswered(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_timeout()
 }
 
 /// Withdraws an acquire whose outcome is unknown: kills the waiting
@@ -94,17 +107,7 @@ async fn withdraw(
     token: &str,
 ) -> Result<()> {
     if let Some((node, name)) = waiting {
-        let killed = match node.short().await {
-            Ok(mut conn) => name
-                .kill()
-                .query_async::<i64>(&mut conn)
-                .await
-                .map_err(crate::error::Error::from),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = killed {
-            tracing::debug!(%key, ?node, error = %e, "CLIENT KILL of a cancelled wait failed");
-        }
+        kill_wait(&node, &name, key).await;
     }
     let mut release = redis::cmd("LOCK.RELEASE");
     release.arg(key).arg(token);
@@ -114,6 +117,32 @@ async fn withdraw(
     }
     Ok(())
 }
+
+/// Takes a wait off `node` by killing its connection there (`CLIENT KILL
+/// ID .. ADDR ..`, which leaves the queue synchronously). Best effort: a
+/// dead node refuses at once, a frozen one times out.
+async fn kill_wait(node: &Node, name: &ClientName, key: &str) {
+    let killed = match node.short().await {
+        Ok(mut conn) => name
+            .kill()
+            .query_async::<i64>(&mut conn)
+            .await
+            .map_err(crate::error::Error::from),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = killed {
+        tracing::debug!(%key, ?node, error = %e, "CLIENT KILL of a wait failed");
+    }
+}
+
+/// How long after its deadline a wait may go unanswered before the client
+/// gives up on the node (frozen, partitioned): the server itself answers at
+/// the deadline.
+const WAIT_GRACE: Duration = Duration::from_secs(1);
+
+/// The pause before a wait tries again after its node failed, so that a
+/// failover in progress can finish.
+const FAILOVER_RETRY: Duration = Duration::from_millis(100);
 
 impl ModuleBackend {
     /// The backend on `conns`, whose primaries were found to have the
@@ -160,58 +189,105 @@ impl ModuleBackend {
             }));
         }
         let deadline = Instant::now() + wait;
-        let mut node = self.conns.owner(key.as_bytes());
+        let mut node = self.conns.owner(key.as_bytes()).await?;
         let mut asking = false;
-        for attempt in 0..=MAX_REDIRECTS {
+        let mut redirects = 0;
+        let mut first = true;
+        loop {
             // A retry waits for the time left; it may be 0 (one try).
-            let left = match attempt {
-                0 => wait_ms,
-                _ => ms(deadline.saturating_duration_since(Instant::now()), 0),
+            let left = match first {
+                true => wait_ms,
+                false => ms(deadline.saturating_duration_since(Instant::now()), 0),
             };
+            first = false;
             let mut cmd = cmd.clone();
             cmd.arg("WAIT").arg(left);
-            let mut wait = node.wait_conn().await?;
+            let mut wait = match node.wait_conn().await {
+                Ok(wait) => wait,
+                Err(e) if e.is_unreachable() => {
+                    node = self.after_failure(&node, e, deadline, key).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             guard.waiting = Some((node.clone(), wait.name.clone()));
             guard.armed = true;
             if asking {
                 let _: redis::Value = redis::cmd("ASKING").query_async(&mut wait.conn).await?;
             }
             let sent = Instant::now();
-            let reply: redis::RedisResult<Option<u64>> = cmd.query_async(&mut wait.conn).await;
-            let broken = unanswered(&reply);
-            guard.armed = broken;
-            match &reply {
-                Ok(_) => node.put_back(wait),
-                Err(_) if broken && wait.reused => {
-                    // The cached connection died while idle (server
-                    // restart, idle timeout): withdraw this attempt now,
-                    // then wait again on a new connection. Dropped midway,
-                    // the armed guard withdraws again.
-                    node.clear_idle();
-                    withdraw(&self.conns, guard.waiting.clone(), None, key, token).await?;
+            let reply: redis::RedisResult<Option<u64>> =
+                match timeout_at(deadline + WAIT_GRACE, cmd.query_async(&mut wait.conn)).await {
+                    Ok(reply) => reply,
+                    Err(_) => Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no reply to a wait past its deadline",
+                    )
+                    .into()),
+                };
+            let reply = match reply {
+                Err(e) if is_unanswered(&e) => {
+                    // No reply: the connection died (idle in the cache, or
+                    // under the wait: the node failed, or a CLIENT KILL) or
+                    // the node stopped answering. Take this wait off the
+                    // node if it still answers, then wait again where the
+                    // key is served now, for the time left: with the same
+                    // token, a grant that raced the failure is renewed,
+                    // not lost. With no time left, withdraw (a raced grant
+                    // is released).
+                    kill_wait(&node, &wait.name, key).await;
                     guard.armed = false;
-                    continue;
-                }
-                Err(e) if e.code() == Some("UNBLOCKED") && attempt < MAX_REDIRECTS => {
-                    // The server ended the wait and holds nothing for us:
-                    // the lock's key went away under its queue (module), or
-                    // the node became a replica (Redis; the retry then gets
-                    // READONLY or MOVED). Wait again for the time left, on
-                    // a new connection (Redis closes this one).
+                    if wait.reused {
+                        // It died while idle in the cache (a server
+                        // restart, an idle timeout): the others likely did
+                        // too. Wait again at once on a new connection.
+                        node.clear_idle();
+                        continue;
+                    }
                     if deadline <= Instant::now() {
+                        withdraw(&self.conns, None, None, key, token).await?;
                         return Ok(None);
                     }
-                    tracing::debug!(%key, error = %e, "wait unblocked by the server; waiting again");
+                    node = self.after_failure(&node, e.into(), deadline, key).await?;
+                    continue;
+                }
+                other => other,
+            };
+            match &reply {
+                Ok(_) => node.put_back(wait),
+                Err(e)
+                    if e.code() == Some("UNBLOCKED")
+                        || (e.code() == Some("READONLY") && self.conns.follows_failover()) =>
+                {
+                    // The server ended the wait and holds nothing for us:
+                    // the lock's key went away under its queue (module), or
+                    // the node became a replica (Redis), or already was.
+                    // Wait again for the time left, on a new connection
+                    // (Redis closes this one), where the key is served now.
+                    guard.armed = false;
+                    if deadline <= Instant::now() || redirects >= MAX_REDIRECTS {
+                        return Ok(None);
+                    }
+                    redirects += 1;
+                    tracing::debug!(%key, error = %e, "wait ended by the server; waiting again");
+                    self.conns.failed(&node).await;
+                    node = self.conns.owner(key.as_bytes()).await?;
                     continue;
                 }
                 Err(e) => {
+                    guard.armed = false;
                     // Another node serves the key: wait there instead.
                     if let Some(r) = self.conns.redirect(key.as_bytes(), e) {
+                        if redirects >= MAX_REDIRECTS {
+                            return Err(too_many_redirects(key.as_bytes()));
+                        }
+                        redirects += 1;
                         (node, asking) = (r.node, r.asking);
                         continue;
                     }
                 }
             }
+            guard.armed = false;
             // Granted at the hand-off, at some time after `sent`.
             return Ok(reply?.map(|fence| Granted {
                 fence,
@@ -219,7 +295,32 @@ impl ModuleBackend {
                 blind: true,
             }));
         }
-        Err(too_many_redirects(key.as_bytes()))
+    }
+
+    /// After `node` failed under a wait (`error`): where to wait next. With
+    /// Sentinel or a cluster the topology is learnt again, after a short
+    /// pause, until a node answers or `deadline` passes; on one node there
+    /// is nowhere else to go, and `error` is the answer (match it with
+    /// [`Error::is_unreachable`](crate::Error::is_unreachable)).
+    async fn after_failure(
+        &self,
+        node: &Node,
+        error: crate::error::Error,
+        deadline: Instant,
+        key: &str,
+    ) -> Result<Node> {
+        if !self.conns.follows_failover() || deadline <= Instant::now() {
+            return Err(error);
+        }
+        tracing::debug!(%key, ?node, %error, "the node of a wait failed; looking for its successor");
+        tokio::time::sleep_until((Instant::now() + FAILOVER_RETRY).min(deadline)).await;
+        self.conns.failed(node).await;
+        match self.conns.owner(key.as_bytes()).await {
+            Ok(next) => Ok(next),
+            // No primary yet (the Sentinels still name the failed one): the
+            // next attempt on it fails again and comes back here.
+            Err(_) => Ok(node.clone()),
+        }
     }
 
     pub(crate) async fn release(&self, key: &str, token: &str) -> Result<bool> {

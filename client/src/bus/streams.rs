@@ -558,7 +558,7 @@ impl StreamsTransport {
     /// A reader for `topic` on the node that serves its stream (the seed
     /// node outside a Cluster).
     pub(crate) async fn reader(&self, topic: &str) -> Result<StreamsReader> {
-        let node = self.conns.owner(keys::stream(topic).as_bytes());
+        let node = self.conns.owner(keys::stream(topic).as_bytes()).await?;
         let mut conn = node.dedicated().await?;
         let client_id: i64 = redis::cmd("CLIENT")
             .arg("ID")

@@ -24,9 +24,9 @@ fn cycle(c: &mut Criterion) {
         .expect("tokio runtime");
     let contenders = rt.block_on(async {
         anyhow::Ok(vec![
-            Contender::baton("module", &url, Backend::Module).await?,
-            Contender::baton("lua", &url, Backend::Lua).await?,
-            Contender::baton("memory", &url, Backend::Memory).await?,
+            Contender::baton("module", &url, Backend::Module, None).await?,
+            Contender::baton("lua", &url, Backend::Lua, None).await?,
+            Contender::baton("memory", &url, Backend::Memory, None).await?,
             Contender::redlock("rslock-1", std::slice::from_ref(&url), Retry::Default),
         ])
     });

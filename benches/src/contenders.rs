@@ -79,6 +79,8 @@ pub enum Contender {
         name: String,
         /// The client (its backend is fixed at build time).
         client: Client,
+        /// Durable acquire: `WAIT` for this many replicas after each grant.
+        durable: Option<u64>,
     },
     /// `SET key token NX PX ttl`, then the release, on one multiplexed
     /// connection shared by all tasks.
@@ -117,6 +119,9 @@ pub struct Spec {
 pub enum Kind {
     /// baton with this backend, on the main server.
     Baton(Backend),
+    /// baton's module with durable acquire: `WAIT` for this many replicas
+    /// after each grant (the main server needs them).
+    BatonDurable(u64),
     /// The raw baseline on the main server; `true`: check-and-delete.
     Raw(bool),
     /// Redlock on 1 (the main server) or 3 instances.
@@ -136,7 +141,10 @@ impl Spec {
     /// three.
     pub async fn build(&self, urls: &[String]) -> Result<Contender> {
         match self.kind {
-            Kind::Baton(backend) => Contender::baton(&self.name, &urls[0], backend).await,
+            Kind::Baton(backend) => Contender::baton(&self.name, &urls[0], backend, None).await,
+            Kind::BatonDurable(replicas) => {
+                Contender::baton(&self.name, &urls[0], Backend::Module, Some(replicas)).await
+            }
             Kind::Raw(cad) => Contender::raw(&self.name, &urls[0], cad).await,
             Kind::Redlock(n, retry) => Ok(Contender::redlock(&self.name, &urls[..n], retry)),
         }
@@ -158,8 +166,14 @@ pub enum Held {
 static RAW_TOKENS: AtomicU64 = AtomicU64::new(0);
 
 impl Contender {
-    /// baton with `backend` on `url` (`Backend::Memory` ignores the url).
-    pub async fn baton(name: &str, url: &str, backend: Backend) -> Result<Self> {
+    /// baton with `backend` on `url` (`Backend::Memory` ignores the url),
+    /// durable when `durable` names a replica count.
+    pub async fn baton(
+        name: &str,
+        url: &str,
+        backend: Backend,
+        durable: Option<u64>,
+    ) -> Result<Self> {
         let client = Client::builder(url)
             .backend(backend)
             .build()
@@ -168,6 +182,7 @@ impl Contender {
         Ok(Self::Baton {
             name: name.into(),
             client,
+            durable,
         })
     }
 
@@ -218,8 +233,13 @@ impl Contender {
     /// One try, no wait: `Some` when granted.
     pub async fn try_acquire(&self, key: &str) -> Result<Option<Held>> {
         match self {
-            Self::Baton { client, .. } => {
-                let opts = LockOptions::new().ttl(TTL).watchdog(false);
+            Self::Baton {
+                client, durable, ..
+            } => {
+                let mut opts = LockOptions::new().ttl(TTL).watchdog(false);
+                if let Some(replicas) = durable {
+                    opts = opts.durable(*replicas, Duration::from_secs(1));
+                }
                 Ok(client.try_lock(key, opts).await?.map(Held::Baton))
             }
             Self::Raw { conn, .. } => {

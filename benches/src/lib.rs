@@ -38,6 +38,7 @@
 
 pub mod contenders;
 pub mod demo;
+pub mod durable;
 pub mod report;
 pub mod scale;
 pub mod setup;

@@ -33,7 +33,11 @@ const USAGE: &str = "usage: baton-bench [--quick] [--out DIR] [--redlock-delay-m
   --command TEXT        the command to name in the report (default: this one)
   --demo SECS           only workload 2 at 8 tasks / hold 1 ms, SECS seconds for
                         the module and for Redlock x3, as a small table (for
-                        cargo xtask demo; writes nothing)";
+                        cargo xtask demo; writes nothing)
+  --durable SECS        only what durable acquire costs: uncontended cycles
+                        on a primary with one replica, with and without
+                        durable(1), SECS seconds per run, 3 alternating rounds
+                        (a markdown table; writes nothing)";
 
 struct Args {
     quick: bool,
@@ -43,6 +47,7 @@ struct Args {
     scale: Option<PathBuf>,
     command: Option<String>,
     demo: Option<u64>,
+    durable: Option<u64>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -54,6 +59,7 @@ fn parse_args() -> Result<Args> {
         scale: None,
         command: None,
         demo: None,
+        durable: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -84,6 +90,17 @@ fn parse_args() -> Result<Args> {
                 }
                 args.demo = Some(secs);
             }
+            "--durable" => {
+                let secs: u64 = it
+                    .next()
+                    .context("--durable needs seconds")?
+                    .parse()
+                    .context("--durable needs an integer")?;
+                if secs == 0 {
+                    bail!("--durable needs at least 1 second");
+                }
+                args.durable = Some(secs);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -98,6 +115,9 @@ fn main() -> Result<()> {
     let args = parse_args()?;
     if let Some(secs) = args.demo {
         return demo(secs);
+    }
+    if let Some(secs) = args.durable {
+        return durable(secs);
     }
     let scale: Option<Scale> = match &args.scale {
         Some(path) => {
@@ -176,6 +196,23 @@ fn demo(secs: u64) -> Result<()> {
     ))?;
     drop(servers);
     print!("{}", baton_benches::demo::demo_table(&rows));
+    Ok(())
+}
+
+/// `--durable SECS`: the cost of durable acquire, on a pair of its own.
+fn durable(secs: u64) -> Result<()> {
+    let (module, _) = bench_module();
+    let pair = baton_benches::durable::Pair::start(&module);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let rows = rt.block_on(baton_benches::durable::measure(
+        &pair,
+        std::time::Duration::from_secs(secs),
+    ))?;
+    drop(pair);
+    print!("{}", baton_benches::durable::table(&rows));
     Ok(())
 }
 

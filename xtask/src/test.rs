@@ -1,7 +1,8 @@
 //! `cargo xtask test`: everything CI checks, in order, stopping at the
 //! first failure: fmt, clippy, the module build, every test on Redis, then
-//! the module's integration tests (`baton-tests`) again on Valkey, so both
-//! servers the module supports are tested. `--no-fail-fast` so one failing
+//! the module's integration tests (`baton-tests`) and the client's
+//! (`baton-client`: failover, Sentinel, the bounded chaos checker) again on
+//! Valkey, so both servers baton supports are tested. `--no-fail-fast` so one failing
 //! test binary does not hide the results of the others.
 
 use crate::cargo::{build_module, cargo, header, run};
@@ -43,13 +44,20 @@ pub fn run_all() -> Result<()> {
     )?;
 
     header(&format!(
-        "[6/6] cargo test -p baton-tests --no-fail-fast (REDIS_SERVER={})",
+        "[6/6] cargo test -p baton-tests -p baton-client --no-fail-fast (REDIS_SERVER={})",
         valkey.display()
     ));
     run(
         "test on valkey",
-        cargo(&["test", "-p", "baton-tests", "--no-fail-fast"])
-            .env("BATON_MODULE", &module)
-            .env("REDIS_SERVER", &valkey),
+        cargo(&[
+            "test",
+            "-p",
+            "baton-tests",
+            "-p",
+            "baton-client",
+            "--no-fail-fast",
+        ])
+        .env("BATON_MODULE", &module)
+        .env("REDIS_SERVER", &valkey),
     )
 }

@@ -777,25 +777,34 @@ impl Conns {
         let mut node = self.owner(key).await?;
         let mut asking = false;
         for _ in 0..=MAX_REDIRECTS {
-            let mut conn = node.dedicated().await?;
+            // A connection of the node's idle wait cache: WAIT blocks, and
+            // opening a new connection per durable grant would cost more
+            // than the WAIT itself.
+            let mut wait = node.wait_conn().await?;
+            // One round trip: the EXTEND makes this connection's last write
+            // the lock's, so the WAIT behind it covers the grant.
+            let mut pipe = redis::pipe();
             if asking {
-                let _: Value = redis::cmd("ASKING").query_async(&mut conn).await?;
+                pipe.cmd("ASKING").ignore();
             }
-            match extend.query_async::<i64>(&mut conn).await {
-                Ok(0) => return Ok(None),
-                Ok(_) => {}
+            pipe.add_command(extend.clone())
+                .cmd("WAIT")
+                .arg(replicas)
+                .arg(crate::options::ms(timeout, 0));
+            match pipe.query_async::<(i64, u64)>(&mut wait.conn).await {
+                Ok((extended, acked)) => {
+                    node.put_back(wait);
+                    return Ok((extended != 0).then_some(acked));
+                }
+                Err(e) if wait.reused && is_connection_error(&e) => {
+                    // It died while idle in the cache: try a new one.
+                    node.clear_idle();
+                }
                 Err(e) => {
                     let r = self.redirect(key, &e).ok_or(e)?;
                     (node, asking) = (r.node, r.asking);
-                    continue;
                 }
             }
-            let acked: u64 = redis::cmd("WAIT")
-                .arg(replicas)
-                .arg(crate::options::ms(timeout, 0))
-                .query_async(&mut conn)
-                .await?;
-            return Ok(Some(acked));
         }
         Err(too_many_redirects(key))
     }

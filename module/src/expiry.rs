@@ -112,24 +112,24 @@ fn expire(ctx: ffi::Ctx, lock_ref: &KeyRef, fence: u64, now: u64) {
         return;
     };
     let scope = Scope::local(ctx, &lock_ref.key);
-    let before = effects::mark(key.lock().as_deref());
-    match before {
+    let Some(lock) = key.lock() else {
         // The key is gone; eviction may have kept its holder until now.
-        None if key.lock().is_none() => external::forget_evicted(lock_ref, fence),
-        // The grant this entry was for is gone (released, renewed): stale.
-        Some((current, _)) if current == fence => {
-            match effects::expire_if_due(key.lock(), now) {
-                Some(grant) => effects::settle(&scope, &key, before, grant.into_iter().collect()),
-                // Renewed past this deadline without a schedule update: re-queue.
-                None => {
-                    if let Some((_, expires_at)) = before {
-                        node::with(|node| {
-                            node.schedule.insert(expires_at, fence, lock_ref.clone())
-                        });
-                    }
-                }
-            }
-        }
-        _ => {}
+        external::forget_evicted(lock_ref, fence);
+        return;
+    };
+    // The grant this entry was for is gone (released, renewed): stale.
+    let Some(expires_at) = lock
+        .holder()
+        .filter(|h| h.fence == fence)
+        .map(|h| h.expires_at)
+    else {
+        return;
+    };
+    let ((), transition) = effects::change(lock, now, |_| ());
+    if transition.changed {
+        effects::execute(&scope, &key, transition);
+    } else {
+        // Renewed past this deadline without a schedule update: re-queue.
+        node::with(|node| node.schedule.insert(expires_at, fence, lock_ref.clone()));
     }
 }

@@ -64,17 +64,17 @@ pub fn unlinked(at: Option<(i32, &[u8])>, lock: &mut LockValue) {
 }
 
 /// Puts back the held lock that eviction took from `at`, unless its time has
-/// passed. `key` is `at`, open and empty.
-pub fn restore_evicted(key: &LockKey, at: &KeyRef, now: u64) -> Result<(), RedisError> {
+/// passed; true when it did. `key` is `at`, open and empty.
+pub fn restore_evicted(key: &LockKey, at: &KeyRef, now: u64) -> Result<bool, RedisError> {
     let Some(holder) = node::with(|node| node.evicted.remove(at)) else {
-        return Ok(());
+        return Ok(false);
     };
     if holder.is_expired(now) {
-        return Ok(());
+        return Ok(false);
     }
     let lock = key.create(LockValue::new())?;
     node::with(|node| lock.apply(holder, node.fences()));
-    Ok(())
+    Ok(true)
 }
 
 /// The holder that eviction took from `at`, for reads (which cannot put the

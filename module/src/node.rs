@@ -6,7 +6,8 @@
 //! never touches this state.
 
 use crate::ffi;
-use baton_core::{ExpirySchedule, FenceCounter, Holder};
+use crate::lock_type::LockValue;
+use baton_core::{Change, ExpirySchedule, FenceCounter, Holder, Transition};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -58,6 +59,25 @@ impl Node {
     pub fn fences(&mut self) -> &mut FenceCounter {
         self.fences.tick(ffi::now_us());
         &mut self.fences
+    }
+
+    /// Runs `act` as one change of `lock` at `now` (core's driver: the
+    /// lazy expiry first, the fence counter floored by the clock) and
+    /// finishes it: a grant whose waiter no longer waits passes on.
+    pub fn change<R>(
+        &mut self,
+        lock: &mut LockValue,
+        now: u64,
+        act: impl FnOnce(&mut Change<'_, ()>) -> R,
+    ) -> (R, Transition<()>) {
+        self.fences.tick(ffi::now_us());
+        let mut change = lock.change(now, &mut self.fences);
+        let reply = act(&mut change);
+        let waiting = &self.waiting;
+        (
+            reply,
+            change.finish(|grant| waiting.contains_key(&grant.id)),
+        )
     }
 
     /// True when a fence from outside (RDB, RESTORE, replication) is in

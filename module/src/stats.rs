@@ -22,6 +22,13 @@ impl Counter {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 
+    pub fn add(&self, n: u64) {
+        if n > 0 {
+            self.0
+                .fetch_add(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+        }
+    }
+
     /// The value, never below zero.
     pub fn get(&self) -> u64 {
         u64::try_from(self.0.load(Ordering::Relaxed)).unwrap_or(0)
@@ -37,6 +44,19 @@ pub static EXTENDS: Counter = Counter::new();
 pub static EXPIRATIONS: Counter = Counter::new();
 pub static WAIT_TIMEOUTS: Counter = Counter::new();
 pub static FORCE_RELEASES: Counter = Counter::new();
+
+/// Adds what one change counted.
+pub fn count(counts: &baton_core::Counts) {
+    for (counter, n) in [
+        (&GRANTS, counts.grants),
+        (&RELEASES, counts.releases),
+        (&EXTENDS, counts.extends),
+        (&EXPIRATIONS, counts.expirations),
+        (&FORCE_RELEASES, counts.force_releases),
+    ] {
+        counter.add(n);
+    }
+}
 
 /// Every counter by name, in the order `LOCK.STATS` replies them.
 pub fn all() -> [(&'static CStr, u64); 9] {

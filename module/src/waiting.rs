@@ -82,11 +82,6 @@ pub fn block(ctx: &Context, lock: KeyRef, key: &LockKey, token: &[u8], ttl: u64,
     }
 }
 
-/// True while waiter `id` is blocked, so a grant made for it can reach it.
-pub fn is_waiting(id: u64) -> bool {
-    node::with(|node| node.waiting.contains_key(&id))
-}
-
 /// Wakes the waiter a grant was made for. False when that waiter is gone
 /// (the caller must then pass the lock on).
 pub fn wake(ctx: ffi::Ctx, grant: &LockGrant) -> bool {

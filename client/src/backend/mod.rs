@@ -103,6 +103,15 @@ impl Stats {
         s
     }
 
+    /// Adds what one change counted (the memory backend's own counters).
+    pub(crate) fn count(&mut self, counts: &baton_core::Counts) {
+        self.grants += counts.grants;
+        self.releases += counts.releases;
+        self.extends += counts.extends;
+        self.expirations += counts.expirations;
+        self.force_releases += counts.force_releases;
+    }
+
     /// Adds `other` field by field (the counters of another cluster node).
     pub(crate) fn add(&mut self, other: &Stats) {
         self.locks += other.locks;

@@ -34,7 +34,6 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 
     let key = LockKey::open(ctx, &args[1])?;
     let scope = Scope::local(ctx.get_raw(), name);
-    let before = effects::mark(key.lock().as_deref());
     let lock = match key.lock() {
         Some(lock) => lock,
         None => key.create(LockValue::new())?,
@@ -44,8 +43,8 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         fence,
         expires_at,
     };
-    node::with(|node| lock.apply(holder, node.fences()));
-    effects::settle(&scope, &key, before, Vec::new());
+    let transition = node::with(|node| lock.change_applied(holder, node.fences()));
+    effects::execute(&scope, &key, transition);
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 

@@ -16,6 +16,7 @@
 //! - [`fence`]: the fence counter that numbers every grant.
 //! - [`schedule`]: the expiry schedule, ordered by deadline.
 //! - [`args`]: the argument limits shared by the module and the client.
+//! - [`wire`]: the reply field names and error texts of the protocol.
 
 pub mod args;
 pub mod change;
@@ -23,6 +24,7 @@ pub mod fence;
 pub mod lock;
 pub mod queue;
 pub mod schedule;
+pub mod wire;
 
 pub use args::ArgError;
 pub use change::{Change, Counts, Mark, Transition};

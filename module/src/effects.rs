@@ -124,9 +124,7 @@ impl<'a> Write<'a> {
     pub fn begin(ctx: &Context, name: &'a RedisString) -> Result<Self, RedisError> {
         let scope = Scope::local(ctx.get_raw(), name.as_slice());
         if !scope.primary {
-            return Err(RedisError::Str(
-                "READONLY You can't write against a read only replica.",
-            ));
+            return Err(RedisError::Str(baton_core::wire::READONLY));
         }
         let key = LockKey::open(ctx, name)?;
         let now = ffi::now_ms();

@@ -365,7 +365,10 @@ pub fn info_section(ictx: *mut raw::RedisModuleInfoCtx) {
 }
 
 /// Adds one `name:value` line to the INFO section.
-pub fn info_field(ictx: *mut raw::RedisModuleInfoCtx, name: &CStr, value: u64) {
+pub fn info_field(ictx: *mut raw::RedisModuleInfoCtx, name: &str, value: u64) {
+    let Ok(name) = std::ffi::CString::new(name) else {
+        return;
+    };
     api!(RedisModule_InfoAddFieldULongLong(
         ictx,
         name.as_ptr(),
@@ -378,9 +381,15 @@ pub fn reply_integer(ctx: Ctx, value: u64) {
     api!(RedisModule_ReplyWithLongLong(ctx, ll(value)));
 }
 
-/// Replies with an error line (`CODE message`).
-pub fn reply_error(ctx: Ctx, line: &CStr) {
-    api!(RedisModule_ReplyWithError(ctx, line.as_ptr()));
+/// Replies with an error line (`CODE message`; no NUL bytes).
+pub fn reply_error(ctx: Ctx, line: &str) {
+    match std::ffi::CString::new(line) {
+        Ok(line) => {
+            api!(RedisModule_ReplyWithError(ctx, line.as_ptr()));
+        }
+        // Every reply must be sent; our texts hold no NUL, so never here.
+        Err(_) => reply_null(ctx),
+    }
 }
 
 /// Replies with null.
@@ -389,11 +398,10 @@ pub fn reply_null(ctx: Ctx) {
 }
 
 /// Replies with a map of integers, in the given order (a flat array in RESP2).
-pub fn reply_map(ctx: Ctx, fields: &[(&CStr, i64)]) {
+pub fn reply_map(ctx: Ctx, fields: &[(&str, i64)]) {
     let len = std::os::raw::c_long::try_from(fields.len()).unwrap_or(0);
     raw::reply_with_map(ctx, len);
     for (name, value) in fields {
-        let name = name.to_bytes();
         api!(RedisModule_ReplyWithStringBuffer(
             ctx,
             name.as_ptr().cast(),

@@ -3,7 +3,7 @@
 //! Atomics, because a lock value may be freed off the main thread (lazy free)
 //! and the free callback keeps `locks` and `held` right.
 
-use std::ffi::CStr;
+use baton_core::wire::STATS_FIELDS;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// One counter.
@@ -59,16 +59,17 @@ pub fn count(counts: &baton_core::Counts) {
 }
 
 /// Every counter by name, in the order `LOCK.STATS` replies them.
-pub fn all() -> [(&'static CStr, u64); 9] {
-    [
-        (c"locks", LOCKS.get()),
-        (c"held", HELD.get()),
-        (c"waiters", WAITERS.get()),
-        (c"grants", GRANTS.get()),
-        (c"releases", RELEASES.get()),
-        (c"extends", EXTENDS.get()),
-        (c"expirations", EXPIRATIONS.get()),
-        (c"wait_timeouts", WAIT_TIMEOUTS.get()),
-        (c"force_releases", FORCE_RELEASES.get()),
-    ]
+pub fn all() -> [(&'static str, u64); 9] {
+    let counters = [
+        &LOCKS,
+        &HELD,
+        &WAITERS,
+        &GRANTS,
+        &RELEASES,
+        &EXTENDS,
+        &EXPIRATIONS,
+        &WAIT_TIMEOUTS,
+        &FORCE_RELEASES,
+    ];
+    std::array::from_fn(|i| (STATS_FIELDS[i], counters[i].get()))
 }

@@ -19,10 +19,6 @@ use redis_module::{raw, Context, RedisString};
 use std::ffi::c_void;
 use std::os::raw::c_int;
 
-/// The reply to a waiter whose lock's key was taken away while it waited.
-const KEY_REMOVED: &std::ffi::CStr =
-    c"UNBLOCKED the lock's key was deleted, renamed, moved or flushed while waiting";
-
 /// How a wait ended; the reply callback turns it into the reply.
 enum Outcome {
     Granted(u64),
@@ -89,7 +85,7 @@ pub fn wake(ctx: ffi::Ctx, grant: &LockGrant) -> bool {
 }
 
 /// Answers waiters taken out of a lock whose key is going away: they get
-/// [`KEY_REMOVED`] at once and hold nothing. Runs where Redis may hand us no
+/// `wire::KEY_REMOVED` at once and hold nothing. Runs where Redis may hand us no
 /// context (a type's unlink callback), so timers are stopped through the
 /// module's own.
 pub fn dismiss(waiters: Vec<Waiter<()>>) {
@@ -233,7 +229,7 @@ unsafe extern "C" fn on_reply(
     // only by `free_outcome` after this callback.
     match unsafe { outcome.as_ref() } {
         Some(Outcome::Granted(fence)) => ffi::reply_integer(ctx, *fence),
-        Some(Outcome::KeyRemoved) => ffi::reply_error(ctx, KEY_REMOVED),
+        Some(Outcome::KeyRemoved) => ffi::reply_error(ctx, baton_core::wire::KEY_REMOVED),
         Some(Outcome::TimedOut) | None => ffi::reply_null(ctx),
     }
     raw::REDISMODULE_OK as c_int

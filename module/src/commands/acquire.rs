@@ -5,7 +5,7 @@ use super::{arg_error, bytes};
 use crate::effects::Write;
 use crate::node::KeyRef;
 use crate::waiting;
-use baton_core::{args, Acquire};
+use baton_core::{args, wire, Acquire};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
@@ -25,9 +25,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         Acquire::Granted { fence } | Acquire::Renewed { fence } => {
             Ok(RedisValue::Integer(fence_reply(fence)))
         }
-        Acquire::AlreadyWaiting => Err(RedisError::Str(
-            "ERR token is already waiting for this lock",
-        )),
+        Acquire::AlreadyWaiting => Err(RedisError::Str(wire::ALREADY_WAITING)),
         Acquire::Busy if wait == 0 || waiting::cannot_block(ctx.get_raw()) => Ok(RedisValue::Null),
         Acquire::Busy => {
             let lock_ref = KeyRef {

@@ -8,7 +8,7 @@ use crate::effects::{self, Scope};
 use crate::keyspace::LockKey;
 use crate::lock_type::LockValue;
 use crate::{ffi, node};
-use baton_core::{args, Holder};
+use baton_core::{args, wire, Holder};
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
@@ -18,19 +18,13 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let trusted = raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING;
     if ffi::context_flags(ctx.get_raw()) & trusted == 0 {
-        return Err(RedisError::Str(
-            "ERR LOCK.APPLY is internal: accepted only from replication and AOF loading",
-        ));
+        return Err(RedisError::Str(wire::APPLY_INTERNAL));
     }
     let token = args::token(token).map_err(arg_error)?;
     let fence = parse_u64(fence)
         .filter(|&f| node::with(|node| node.accepts_fence(f)))
-        .ok_or(RedisError::Str(
-            "ERR fence must be a positive integer, below 2^53 and not far ahead of this node's clock",
-        ))?;
-    let expires_at = parse_u64(expires_at).ok_or(RedisError::Str(
-        "ERR expire-at-ms must be a non-negative integer",
-    ))?;
+        .ok_or(RedisError::Str(wire::APPLY_FENCE))?;
+    let expires_at = parse_u64(expires_at).ok_or(RedisError::Str(wire::APPLY_EXPIRY))?;
 
     let key = LockKey::open(ctx, &args[1])?;
     let scope = Scope::local(ctx.get_raw(), name);

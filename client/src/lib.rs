@@ -81,6 +81,7 @@
 //! when every primary has it loaded.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![forbid(unsafe_code)]
 
 mod backend;
 pub mod bus;

@@ -18,6 +18,8 @@
 //! - [`args`]: the argument limits shared by the module and the client.
 //! - [`wire`]: the reply field names and error texts of the protocol.
 
+#![forbid(unsafe_code)]
+
 pub mod args;
 pub mod change;
 pub mod fence;

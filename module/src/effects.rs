@@ -14,7 +14,7 @@ use crate::lock_type::LockValue;
 use crate::node::KeyRef;
 use crate::{expiry, external, ffi, node, stats, waiting};
 use baton_core::{Change, Transition};
-use redis_module::{raw, Context, RedisError, RedisString};
+use redis_module::{Context, RedisError, RedisString};
 
 /// Where a change happens and what it may do.
 pub struct Scope<'a> {
@@ -34,18 +34,15 @@ pub struct Scope<'a> {
 impl<'a> Scope<'a> {
     /// The scope of a command run by a client or a timer on this node.
     pub fn local(ctx: ffi::Ctx, key: &'a [u8]) -> Self {
-        let flags = ffi::context_flags(ctx);
-        let applying = flags
-            & (raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING)
-            != 0;
-        let primary = flags & raw::REDISMODULE_CTX_FLAGS_SLAVE == 0;
+        let flags = ffi::Flags::of(ctx);
+        let primary = !flags.is_replica();
         Self {
             ctx,
             db: ffi::selected_db(ctx),
             key,
-            replicate: primary && !applying,
-            schedule: primary && flags & raw::REDISMODULE_CTX_FLAGS_LOADING == 0,
-            primary: primary || applying,
+            replicate: primary && !flags.is_applying(),
+            schedule: primary && !flags.is_loading(),
+            primary: primary || flags.is_applying(),
         }
     }
 

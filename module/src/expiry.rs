@@ -37,8 +37,7 @@ pub fn ensure_armed(ctx: ffi::Ctx) {
         return;
     }
     if let Some((_, timer)) = armed {
-        // The expiry timer carries no data, so there is nothing to free.
-        let _ = ffi::stop_timer(ctx, timer);
+        ffi::stop_timer(ctx, timer);
     }
     arm(ctx, deadline, deadline.saturating_sub(ffi::now_ms()));
 }
@@ -46,17 +45,17 @@ pub fn ensure_armed(ctx: ffi::Ctx) {
 /// Forgets the schedule (a replica keeps none).
 pub fn disarm(ctx: ffi::Ctx) {
     if let Some((_, timer)) = node::with(|node| node.armed.take()) {
-        let _ = ffi::stop_timer(ctx, timer);
+        ffi::stop_timer(ctx, timer);
     }
     node::with(|node| node.schedule.clear());
 }
 
 fn arm(ctx: ffi::Ctx, deadline: u64, delay_ms: u64) {
-    let timer = ffi::create_timer(ctx, delay_ms, Some(on_timer), std::ptr::null_mut());
+    let timer = ffi::create_timer(ctx, delay_ms, Some(on_timer));
     node::with(|node| node.armed = Some((deadline, timer)));
 }
 
-unsafe extern "C" fn on_timer(ctx: ffi::Ctx, _data: *mut c_void) {
+extern "C" fn on_timer(ctx: ffi::Ctx, _data: *mut c_void) {
     // This timer is done (Redis frees it after we return).
     node::with(|node| node.armed = None);
     if ffi::writes_paused() {

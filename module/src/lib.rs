@@ -58,7 +58,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     Status::Ok
 }
 
-unsafe extern "C" fn on_role_changed(
+extern "C" fn on_role_changed(
     ctx: ffi::Ctx,
     _event: raw::RedisModuleEvent,
     _subevent: u64,
@@ -70,7 +70,7 @@ unsafe extern "C" fn on_role_changed(
     sweep::rebuild(ctx);
 }
 
-unsafe extern "C" fn on_loading(
+extern "C" fn on_loading(
     ctx: ffi::Ctx,
     _event: raw::RedisModuleEvent,
     subevent: u64,
@@ -81,7 +81,7 @@ unsafe extern "C" fn on_loading(
     }
 }
 
-unsafe extern "C" fn on_info(ictx: *mut raw::RedisModuleInfoCtx, _for_crash_report: i32) {
+extern "C" fn on_info(ictx: *mut raw::RedisModuleInfoCtx, _for_crash_report: i32) {
     ffi::info_section(ictx);
     for (name, value) in stats::all() {
         ffi::info_field(ictx, name, value);

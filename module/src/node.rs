@@ -22,7 +22,7 @@ pub struct KeyRef {
 #[derive(Debug)]
 pub struct Waiting {
     /// Its blocked-client handle.
-    pub bc: usize,
+    pub bc: ffi::BlockedClient,
     /// Its timeout timer.
     pub timer: u64,
     pub lock: KeyRef,
@@ -44,7 +44,7 @@ pub struct Node {
     /// Waiter id by blocked-client address, for the callbacks that only know
     /// the handle (disconnect, CLIENT UNBLOCK). An address is in here exactly
     /// while its client is blocked by us, so it is never stale.
-    pub waiter_of: HashMap<usize, u64>,
+    pub waiter_of: HashMap<ffi::BlockedClient, u64>,
     pub next_waiter_id: u64,
     /// Holders of held locks that eviction took, until their expiry: the
     /// next command on the key puts the lock back (see `external`).

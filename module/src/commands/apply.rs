@@ -9,15 +9,14 @@ use crate::keyspace::LockKey;
 use crate::lock_type::LockValue;
 use crate::{ffi, node};
 use baton_core::{args, wire, Holder};
-use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let argv = bytes(&args);
     let [_, name, token, fence, expires_at] = &argv[..] else {
         return Err(RedisError::WrongArity);
     };
-    let trusted = raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING;
-    if ffi::context_flags(ctx.get_raw()) & trusted == 0 {
+    if !ffi::Flags::of(ctx.get_raw()).is_applying() {
         return Err(RedisError::Str(wire::APPLY_INTERNAL));
     }
     let token = args::token(token).map_err(arg_error)?;

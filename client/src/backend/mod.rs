@@ -24,7 +24,6 @@ pub(crate) mod conns;
 pub(crate) mod lua;
 pub(crate) mod memory;
 pub(crate) mod module;
-pub(crate) mod sentinel;
 
 pub(crate) use conns::{Conns, Mode};
 

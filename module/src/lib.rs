@@ -10,8 +10,9 @@
 //! - `commands`: one file per `LOCK.*` command; parsing and replies.
 //! - `lock_type`: the `baton-lck` data type: RDB, AOF rewrite, memory, free.
 //! - `keyspace`: opening the lock under a key (WRONGTYPE, create, delete).
-//! - `effects`: what follows a change: schedule, replication, key deletion,
-//!   counters, waking granted waiters.
+//! - `effects`: runs core's driver on a lock key and executes the transition
+//!   it returns: schedule, replication, key deletion, counters, waking
+//!   granted waiters.
 //! - `waiting`: blocked waiters: block, wake, timeout, disconnect.
 //! - `expiry`: the expiry timer, in batches; idle while writes are paused.
 //! - `external`: what DEL, RENAME, MOVE, SWAPDB, FLUSH*, RESTORE and
@@ -20,7 +21,9 @@
 //! - `node`: node-wide state (fence counter, schedule, waiters, evicted
 //!   holders).
 //! - `stats`: counters for `LOCK.STATS` and `INFO baton`.
-//! - `ffi`: wrappers over the raw module API; none can panic.
+//! - `ffi`: wrappers over the raw module API and typed views of the raw
+//!   pointers Redis hands to callbacks; the only file with `unsafe`; none
+//!   can panic.
 
 mod commands;
 mod effects;

@@ -12,6 +12,8 @@
 //! - [`change`]: one change to one lock, from the lazy expiry to the
 //!   [`Transition`] the module and the memory backend execute (what to
 //!   schedule, replicate, forget, count and wake).
+//! - [`semaphore`]: one semaphore: leases of permits with their own expiry
+//!   and fence, the strict FIFO queue of requests, its changes.
 //! - [`queue`]: the FIFO wait queue, with O(1) removal of a waiter from anywhere.
 //! - [`fence`]: the fence counter that numbers every grant.
 //! - [`schedule`]: the expiry schedule, ordered by deadline.
@@ -26,6 +28,7 @@ pub mod fence;
 pub mod lock;
 pub mod queue;
 pub mod schedule;
+pub mod semaphore;
 pub mod wire;
 
 pub use args::ArgError;
@@ -34,3 +37,4 @@ pub use fence::{FenceCounter, MAX_FENCE};
 pub use lock::{Acquire, Enqueue, Expired, Grant, Holder, Lock, Release};
 pub use queue::{AlreadyWaiting, WaitQueue, Waiter};
 pub use schedule::ExpirySchedule;
+pub use semaphore::{Lease, LeaseChange, Request, SemAcquire, SemChange, SemTransition, Semaphore};

@@ -82,7 +82,8 @@ pub struct Cli {
 /// How to reach Redis; these flags go before or after the subcommand.
 #[derive(Debug, Clone, Args)]
 pub struct Conn {
-    /// Redis to use: redis://[user:password@]host:port[/db], rediss://... (TLS),
+    /// Redis to use: redis://[user:password@]host:port[/db], rediss://... (TLS;
+    /// a private CA is trusted with SSL_CERT_FILE=ca.pem),
     /// redis+sentinel://host:port[,host:port...]/service, or any node of a
     /// Cluster (the rest is discovered).
     #[arg(

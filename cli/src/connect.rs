@@ -83,7 +83,14 @@ pub fn failure(conn: &Conn, e: Error) -> Failure {
         Error::Lost { .. } => Failure::new(LOST, e.to_string()),
         Error::InvalidKey { .. } | Error::InvalidOptions(_) => Failure::usage(e.to_string()),
         Error::BackendUnavailable(why) => Failure::unavailable(format!("Redis at {at}: {why}")),
-        _ if e.is_unreachable() => Failure::unavailable(format!("cannot reach Redis at {at}: {e}")),
+        _ if e.is_unreachable() => {
+            let hint = if e.to_string().contains("certificate") {
+                " (to trust a private CA: SSL_CERT_FILE=/path/to/ca.pem)"
+            } else {
+                ""
+            };
+            Failure::unavailable(format!("cannot reach Redis at {at}: {e}{hint}"))
+        }
         Error::Redis(r) if matches!(r.kind(), ErrorKind::InvalidClientConfig) => {
             Failure::usage(format!("--url {at} is not a usable Redis URL: {r}"))
         }

@@ -113,8 +113,8 @@ async fn supervise(
             sig = signals.recv() => cmd.signal(sig),
             () = guard.lost(), if stopping.is_none() => {
                 eprintln!(
-                    "baton: lock '{}' lost (expired or force-released): sending SIGTERM to \
-                     CMD's process group, SIGKILL in {}",
+                    "baton: lock '{}' lost (expired, force-released, or Redis unreachable \
+                     for a ttl): sending SIGTERM to CMD's process group, SIGKILL in {}",
                     guard.key(),
                     show(grace)
                 );

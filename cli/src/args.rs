@@ -61,6 +61,12 @@ Examples:
   baton lock deploy -- sh -c 'echo \"deploying with fence $BATON_FENCE\"; make deploy'
 ";
 
+/// The help of `--url`.
+pub const URL_HELP: &str = "Redis to use: redis://[user:password@]host:port[/db], rediss://... \
+                            (TLS; a private CA is trusted with SSL_CERT_FILE=ca.pem), \
+                            redis+sentinel://host:port[,host:port...]/service, or any node of a \
+                            Cluster (the rest is discovered)";
+
 /// `baton`: the top-level command.
 #[derive(Debug, Parser)]
 #[command(
@@ -82,12 +88,10 @@ pub struct Cli {
 /// How to reach Redis; these flags go before or after the subcommand.
 #[derive(Debug, Clone, Args)]
 pub struct Conn {
-    /// Redis to use: redis://[user:password@]host:port[/db], rediss://... (TLS;
-    /// a private CA is trusted with SSL_CERT_FILE=ca.pem),
-    /// redis+sentinel://host:port[,host:port...]/service, or any node of a
-    /// Cluster (the rest is discovered).
+    /// The Redis URL (`--url`, `BATON_URL`); see [`URL_HELP`].
     #[arg(
         long,
+        help = URL_HELP,
         env = "BATON_URL",
         hide_env_values = true,
         default_value = "redis://127.0.0.1:6379",

@@ -41,15 +41,17 @@
 //! - [`error`]: the [`Error`] enum and the [`Result`] alias.
 //! - `backend`: [`Backend`] and the three implementations: `module`
 //!   (`LOCK.*`), `lua` (the scripts of `lua/`, pub/sub wake-ups) and `memory`
-//!   (`baton-core` in-process); `backend::conns`: connections to one node or
-//!   a Redis Cluster (the pool of shared multiplexed connections with a
-//!   manager that recycles without a ping, cluster detection, the slot
-//!   table, wait connections to a key's node that follow `MOVED`/`ASK`,
-//!   with a per-node cache of idle ones).
+//!   (`baton-core`'s driver in-process); `backend::conns`: connections to
+//!   one node, a Sentinel-monitored primary or a Redis Cluster (`pool`: the
+//!   shared multiplexed connections and the errors that break one; `node`:
+//!   a node's wait connections and their idle cache; `cluster`: slot table,
+//!   `MOVED`/`ASK`, detection; `sentinel`: `redis+sentinel://` URLs and
+//!   following a promotion).
 //! - [`bus`]: the message bus on Redis Streams ([`Bus`]: publish,
 //!   broadcast subscribe, consumer-group work queue, dead letters) and its
 //!   in-memory twin; see its own layout.
-//! - `scripts`: the embedded Lua scripts, their SHA-1, the Lua key layout.
+//! - `scripts`: the embedded Lua scripts (locks and bus), their SHA-1, the
+//!   one EVALSHA-with-NOSCRIPT-fallback, the Lua key layout.
 //!
 //! # Lua backend key layout
 //!
@@ -81,6 +83,7 @@
 //! when every primary has it loaded.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![forbid(unsafe_code)]
 
 mod backend;
 pub mod bus;

@@ -1,9 +1,18 @@
-//! The Lua scripts of `lua/`, embedded, with their SHA-1 computed once.
+//! The Lua scripts of `lua/`, embedded, with their SHA-1 computed once, and
+//! the one way they are run: `EVALSHA`, and on `NOSCRIPT` the whole script
+//! by `EVAL` on the same connection (so on the same node, which caches it
+//! from then on).
 //!
-//! Each script is `lua/common.lua` (the shared prelude: key layout, expiry
-//! check, hand-off) followed by the command's own file.
+//! A lock script is `lua/common.lua` (the shared prelude: key layout, expiry
+//! check, hand-off) followed by the command's own file; a bus script
+//! (`lua/bus/`) stands alone.
 
 use std::sync::LazyLock;
+
+use redis::aio::ConnectionLike;
+use redis::{ToRedisArgs, Value};
+
+use crate::error::Result;
 
 const COMMON: &str = include_str!("../../lua/common.lua");
 
@@ -16,10 +25,52 @@ pub(crate) struct Script {
 }
 
 impl Script {
-    fn new(name: &'static str, own: &str) -> Self {
-        let body = format!("{COMMON}\n-- {name}.lua\n{own}");
+    /// A lock script: the prelude, then `own`.
+    fn lock(name: &'static str, own: &str) -> Self {
+        Self::plain(name, &format!("{COMMON}\n-- {name}.lua\n{own}"))
+    }
+
+    /// A script that stands alone.
+    pub(crate) fn plain(name: &'static str, body: &str) -> Self {
         let sha = sha1_smol::Sha1::from(body.as_bytes()).digest().to_string();
-        Self { name, body, sha }
+        Self {
+            name,
+            body: body.to_owned(),
+            sha,
+        }
+    }
+
+    /// `EVALSHA sha` (or `EVAL body`, `verb`) with `keys` and `args`.
+    pub(crate) fn cmd<K: ToRedisArgs, A: ToRedisArgs>(
+        &self,
+        whole: bool,
+        keys: &[K],
+        args: &[A],
+    ) -> redis::Cmd {
+        let (verb, script) = match whole {
+            true => ("EVAL", &self.body),
+            false => ("EVALSHA", &self.sha),
+        };
+        let mut cmd = redis::cmd(verb);
+        cmd.arg(script).arg(keys.len()).arg(keys).arg(args);
+        cmd
+    }
+
+    /// Runs the script on `conn`: EVALSHA, and EVAL of the whole script on
+    /// `NOSCRIPT` (a node that restarted or flushed its scripts).
+    pub(crate) async fn eval_on<K: ToRedisArgs, A: ToRedisArgs>(
+        &self,
+        conn: &mut impl ConnectionLike,
+        keys: &[K],
+        args: &[A],
+    ) -> Result<Value> {
+        match self.cmd(false, keys, args).query_async(conn).await {
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                tracing::debug!(script = self.name, "NOSCRIPT: sending the script whole");
+                Ok(self.cmd(true, keys, args).query_async(conn).await?)
+            }
+            other => Ok(other?),
+        }
     }
 }
 
@@ -49,12 +100,12 @@ impl Scripts {
 
 /// Hashed once per process.
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    acquire: Script::new("acquire", include_str!("../../lua/acquire.lua")),
-    release: Script::new("release", include_str!("../../lua/release.lua")),
-    extend: Script::new("extend", include_str!("../../lua/extend.lua")),
-    force_release: Script::new("forcerelease", include_str!("../../lua/forcerelease.lua")),
-    fence: Script::new("fence", include_str!("../../lua/fence.lua")),
-    info: Script::new("info", include_str!("../../lua/info.lua")),
+    acquire: Script::lock("acquire", include_str!("../../lua/acquire.lua")),
+    release: Script::lock("release", include_str!("../../lua/release.lua")),
+    extend: Script::lock("extend", include_str!("../../lua/extend.lua")),
+    force_release: Script::lock("forcerelease", include_str!("../../lua/forcerelease.lua")),
+    fence: Script::lock("fence", include_str!("../../lua/fence.lua")),
+    info: Script::lock("info", include_str!("../../lua/info.lua")),
 });
 
 /// The Redis keys of one lock. The user key is escaped (`%` `{` `}` become

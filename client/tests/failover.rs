@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use baton_client::{Backend, Client, Error, LockOptions};
 use baton_tests::{RedisCluster, SentinelGroup};
-use common::opts;
+use common::{eventually, opts};
 use tokio::task::block_in_place;
 use tokio::time::{timeout, Instant};
 
@@ -35,6 +35,29 @@ fn kill_primary(group: &mut SentinelGroup) -> usize {
     let port = group.servers()[old].port();
     group.servers_mut()[old].kill();
     group.wait_for_new_primary(port)
+}
+
+/// A `lock(key)` waiting up to `wait` on a task of its own, once the server
+/// counts it in the queue; the task returns the outcome and how long it took.
+async fn queued_waiter(
+    client: &Client,
+    key: &str,
+    wait: Duration,
+) -> tokio::task::JoinHandle<(baton_client::Result<baton_client::LockGuard>, Duration)> {
+    let before = client.info(key).await.unwrap().waiters;
+    let task = {
+        let (client, key) = (client.clone(), key.to_owned());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let reply = client.lock(&key, LockOptions::new().wait(wait)).await;
+            (reply, started.elapsed())
+        })
+    };
+    eventually(5 * SECOND, "the waiter is queued", || async {
+        client.info(key).await.is_ok_and(|i| i.waiters > before)
+    })
+    .await;
+    task
 }
 
 /// `f` until it succeeds, at most `within`: the first command after a
@@ -151,23 +174,15 @@ async fn a_waiter_follows_a_sentinel_failover_to_the_new_primary() {
         .lock("k", opts(3_000).watchdog(false).durable(2, SECOND))
         .await
         .unwrap();
-    let waiter = {
-        let client = client.clone();
-        tokio::spawn(async move {
-            client
-                .lock("k", LockOptions::new().wait(Duration::from_secs(30)))
-                .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiter = queued_waiter(&client, "k", Duration::from_secs(30)).await;
     block_in_place(|| kill_primary(&mut group));
     // The holder's replicated lock expires on the new primary, which hands
     // it to the waiter that re-queued there.
-    let granted = timeout(30 * SECOND, waiter)
+    let (granted, _) = timeout(30 * SECOND, waiter)
         .await
         .expect("the waiter ended")
-        .unwrap()
-        .expect("the waiter is granted on the new primary");
+        .unwrap();
+    let granted = granted.expect("the waiter is granted on the new primary");
     assert!(granted.fence() > holder.fence());
 }
 
@@ -176,17 +191,7 @@ async fn a_waiter_on_a_frozen_primary_ends_after_its_wait() {
     let group = block_in_place(|| SentinelGroup::start(1));
     let client = sentinel_client(&group, Backend::Module).await;
     let _holder = client.lock("k", opts(60_000)).await.unwrap();
-    let waiter = {
-        let client = client.clone();
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let r = client
-                .lock("k", LockOptions::new().wait(Duration::from_secs(2)))
-                .await;
-            (r, started.elapsed())
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiter = queued_waiter(&client, "k", Duration::from_secs(2)).await;
     let frozen = &group.servers()[group.primary_index()];
     frozen.freeze();
     let (reply, took) = timeout(20 * SECOND, waiter)
@@ -215,15 +220,7 @@ async fn waits_and_the_watchdog_follow_a_cluster_failover() {
         .lock("k", opts(3_000).watchdog(false).durable(1, SECOND))
         .await
         .unwrap();
-    let waiter = {
-        let client = client.clone();
-        tokio::spawn(async move {
-            client
-                .lock("k", LockOptions::new().wait(Duration::from_secs(30)))
-                .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiter = queued_waiter(&client, "k", Duration::from_secs(30)).await;
     let replica = &cluster.replicas()[0];
     let _: () = redis::cmd("CLUSTER")
         .arg("FAILOVER")
@@ -235,11 +232,11 @@ async fn waits_and_the_watchdog_follow_a_cluster_failover() {
                 == Some("master")
         })
     });
-    let granted = timeout(30 * SECOND, waiter)
+    let (granted, _) = timeout(30 * SECOND, waiter)
         .await
         .expect("the waiter ended")
-        .unwrap()
-        .expect("the waiter is granted on the new primary");
+        .unwrap();
+    let granted = granted.expect("the waiter is granted on the new primary");
     assert!(granted.fence() > holder.fence());
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(!guard.is_lost(), "the watchdog did not follow the failover");

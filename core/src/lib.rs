@@ -9,19 +9,28 @@
 //!
 //! - [`lock`]: one lock: its holder, its wait queue, and every transition
 //!   (acquire, release, extend, force-release, expiry, hand-off).
+//! - [`change`]: one change to one lock, from the lazy expiry to the
+//!   [`Transition`] the module and the memory backend execute (what to
+//!   schedule, replicate, forget, count and wake).
 //! - [`queue`]: the FIFO wait queue, with O(1) removal of a waiter from anywhere.
 //! - [`fence`]: the fence counter that numbers every grant.
 //! - [`schedule`]: the expiry schedule, ordered by deadline.
 //! - [`args`]: the argument limits shared by the module and the client.
+//! - [`wire`]: the reply field names and error texts of the protocol.
+
+#![forbid(unsafe_code)]
 
 pub mod args;
+pub mod change;
 pub mod fence;
 pub mod lock;
 pub mod queue;
 pub mod schedule;
+pub mod wire;
 
 pub use args::ArgError;
+pub use change::{Change, Counts, Mark, Transition};
 pub use fence::{FenceCounter, MAX_FENCE};
-pub use lock::{Acquire, Enqueue, Grant, Holder, Lock, Release};
+pub use lock::{Acquire, Enqueue, Expired, Grant, Holder, Lock, Release};
 pub use queue::{AlreadyWaiting, WaitQueue, Waiter};
 pub use schedule::ExpirySchedule;

@@ -74,6 +74,16 @@ pub struct Grant<W> {
     pub expires_at: u64,
 }
 
+/// A holder that [`Lock::expire_due`] expired, and the waiter that took
+/// over.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Expired<W> {
+    /// The expired holder's fence.
+    pub fence: u64,
+    /// The waiter that now holds the lock.
+    pub handoff: Option<Grant<W>>,
+}
+
 /// The outcome of [`Lock::release`] and [`Lock::force_release`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum Release<W> {
@@ -240,15 +250,10 @@ impl<W> Lock<W> {
     }
 
     /// Expires the holder if its time has come; the head waiter takes over.
-    /// Returns the expired holder's fence and the hand-off.
-    pub fn expire_due(
-        &mut self,
-        now: u64,
-        fences: &mut FenceCounter,
-    ) -> Option<(u64, Option<Grant<W>>)> {
+    pub fn expire_due(&mut self, now: u64, fences: &mut FenceCounter) -> Option<Expired<W>> {
         let fence = self.holder.as_ref().filter(|h| h.is_expired(now))?.fence;
         match self.vacate(now, fences) {
-            Release::Released { handoff } => Some((fence, handoff)),
+            Release::Released { handoff } => Some(Expired { fence, handoff }),
             Release::NotHolder => None,
         }
     }
@@ -351,8 +356,11 @@ mod tests {
         lock.acquire(b"a", 100, 0, &mut fences);
         lock.enqueue(waiter(1, "b", 100)).unwrap();
         assert!(lock.expire_due(99, &mut fences).is_none());
-        let (old, grant) = lock.expire_due(100, &mut fences).unwrap();
-        assert_eq!((old, grant.map(|g| g.fence)), (1, Some(2)));
+        let expired = lock.expire_due(100, &mut fences).unwrap();
+        assert_eq!(
+            (expired.fence, expired.handoff.map(|g| g.fence)),
+            (1, Some(2))
+        );
     }
 
     #[test]

@@ -74,8 +74,8 @@ impl Model {
 
     fn run(&mut self, op: Op) {
         // Callers expire first; so does the model.
-        if let Some((_, grant)) = self.lock.expire_due(self.now, &mut self.fences) {
-            self.check_grant(grant);
+        if let Some(expired) = self.lock.expire_due(self.now, &mut self.fences) {
+            self.check_grant(expired.handoff);
         }
         let before = snapshot(&self.lock);
         let now = self.now;

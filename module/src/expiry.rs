@@ -37,8 +37,7 @@ pub fn ensure_armed(ctx: ffi::Ctx) {
         return;
     }
     if let Some((_, timer)) = armed {
-        // The expiry timer carries no data, so there is nothing to free.
-        let _ = ffi::stop_timer(ctx, timer);
+        ffi::stop_timer(ctx, timer);
     }
     arm(ctx, deadline, deadline.saturating_sub(ffi::now_ms()));
 }
@@ -46,17 +45,17 @@ pub fn ensure_armed(ctx: ffi::Ctx) {
 /// Forgets the schedule (a replica keeps none).
 pub fn disarm(ctx: ffi::Ctx) {
     if let Some((_, timer)) = node::with(|node| node.armed.take()) {
-        let _ = ffi::stop_timer(ctx, timer);
+        ffi::stop_timer(ctx, timer);
     }
     node::with(|node| node.schedule.clear());
 }
 
 fn arm(ctx: ffi::Ctx, deadline: u64, delay_ms: u64) {
-    let timer = ffi::create_timer(ctx, delay_ms, Some(on_timer), std::ptr::null_mut());
+    let timer = ffi::create_timer(ctx, delay_ms, Some(on_timer));
     node::with(|node| node.armed = Some((deadline, timer)));
 }
 
-unsafe extern "C" fn on_timer(ctx: ffi::Ctx, _data: *mut c_void) {
+extern "C" fn on_timer(ctx: ffi::Ctx, _data: *mut c_void) {
     // This timer is done (Redis frees it after we return).
     node::with(|node| node.armed = None);
     if ffi::writes_paused() {
@@ -112,24 +111,24 @@ fn expire(ctx: ffi::Ctx, lock_ref: &KeyRef, fence: u64, now: u64) {
         return;
     };
     let scope = Scope::local(ctx, &lock_ref.key);
-    let before = effects::mark(key.lock().as_deref());
-    match before {
+    let Some(lock) = key.lock() else {
         // The key is gone; eviction may have kept its holder until now.
-        None if key.lock().is_none() => external::forget_evicted(lock_ref, fence),
-        // The grant this entry was for is gone (released, renewed): stale.
-        Some((current, _)) if current == fence => {
-            match effects::expire_if_due(key.lock(), now) {
-                Some(grant) => effects::settle(&scope, &key, before, grant.into_iter().collect()),
-                // Renewed past this deadline without a schedule update: re-queue.
-                None => {
-                    if let Some((_, expires_at)) = before {
-                        node::with(|node| {
-                            node.schedule.insert(expires_at, fence, lock_ref.clone())
-                        });
-                    }
-                }
-            }
-        }
-        _ => {}
+        external::forget_evicted(lock_ref, fence);
+        return;
+    };
+    // The grant this entry was for is gone (released, renewed): stale.
+    let Some(expires_at) = lock
+        .holder()
+        .filter(|h| h.fence == fence)
+        .map(|h| h.expires_at)
+    else {
+        return;
+    };
+    let ((), transition) = effects::change(lock, now, |_| ());
+    if transition.changed {
+        effects::execute(&scope, &key, transition);
+    } else {
+        // Renewed past this deadline without a schedule update: re-queue.
+        node::with(|node| node.schedule.insert(expires_at, fence, lock_ref.clone()));
     }
 }

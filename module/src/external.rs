@@ -21,7 +21,7 @@ use crate::node::KeyRef;
 use crate::{expiry, ffi, node, waiting};
 use baton_core::Holder;
 use redis_module::{raw, Context, RedisError, RedisString};
-use std::ffi::{c_void, CStr};
+use std::ffi::c_void;
 use std::os::raw::{c_char, c_int};
 
 /// Subscribes to the events above (at module load).
@@ -64,17 +64,17 @@ pub fn unlinked(at: Option<(i32, &[u8])>, lock: &mut LockValue) {
 }
 
 /// Puts back the held lock that eviction took from `at`, unless its time has
-/// passed. `key` is `at`, open and empty.
-pub fn restore_evicted(key: &LockKey, at: &KeyRef, now: u64) -> Result<(), RedisError> {
+/// passed; true when it did. `key` is `at`, open and empty.
+pub fn restore_evicted(key: &LockKey, at: &KeyRef, now: u64) -> Result<bool, RedisError> {
     let Some(holder) = node::with(|node| node.evicted.remove(at)) else {
-        return Ok(());
+        return Ok(false);
     };
     if holder.is_expired(now) {
-        return Ok(());
+        return Ok(false);
     }
     let lock = key.create(LockValue::new())?;
     node::with(|node| lock.apply(holder, node.fences()));
-    Ok(())
+    Ok(true)
 }
 
 /// The holder that eviction took from `at`, for reads (which cannot put the
@@ -97,17 +97,18 @@ pub fn forget_all_evicted() {
     node::with(|node| node.evicted.clear());
 }
 
-unsafe extern "C" fn on_keyspace_event(
+extern "C" fn on_keyspace_event(
     ctx: ffi::Ctx,
     _class: c_int,
     event: *const c_char,
     key: *mut raw::RedisModuleString,
 ) -> c_int {
-    if event.is_null() || key.is_null() || !ffi::is_primary(ctx) {
+    let Some(event) = ffi::c_str(event) else {
+        return 0;
+    };
+    if key.is_null() || !ffi::is_primary(ctx) {
         return 0;
     }
-    // SAFETY: Redis passes the event name as a NUL-terminated C string.
-    let event = unsafe { CStr::from_ptr(event) }.to_bytes();
     let name = redis_module::RedisString::string_as_slice(key);
     let at = KeyRef {
         db: ffi::selected_db(ctx),
@@ -129,7 +130,7 @@ unsafe extern "C" fn on_keyspace_event(
 
 /// Keeps the holder of a held lock that eviction is taking (the key-removal
 /// event, fired just before the type's unlink callback).
-unsafe extern "C" fn on_key_removed(
+extern "C" fn on_key_removed(
     ctx: ffi::Ctx,
     _event: raw::RedisModuleEvent,
     subevent: u64,
@@ -138,15 +139,13 @@ unsafe extern "C" fn on_key_removed(
     if subevent != raw::REDISMODULE_SUBEVENT_KEY_EVICTED || !ffi::is_primary(ctx) {
         return;
     }
-    // SAFETY: Redis passes a RedisModuleKeyInfo with this event.
-    let Some(info) = (unsafe { data.cast::<raw::RedisModuleKeyInfo>().as_ref() }) else {
+    let Some(info) = ffi::event_data::<raw::RedisModuleKeyInfo>(data) else {
         return;
     };
     if ffi::key_module_type(info.key) != *LOCK_TYPE.raw_type.borrow() {
         return;
     }
-    // SAFETY: a key of our type holds a LockValue made by us.
-    let lock = unsafe { ffi::key_module_value(info.key).cast::<LockValue>().as_ref() };
+    let lock = ffi::value_ref::<LockValue>(ffi::key_module_value(info.key));
     let holder = lock.and_then(|lock| lock.holder()).cloned();
     if let (Some((db, name)), Some(holder)) = (ffi::module_key_name(info.key), holder) {
         let at = KeyRef {
@@ -172,7 +171,7 @@ fn schedule_moved(ctx: ffi::Ctx, at: KeyRef) {
     }
 }
 
-unsafe extern "C" fn on_flush(
+extern "C" fn on_flush(
     ctx: ffi::Ctx,
     _event: raw::RedisModuleEvent,
     subevent: u64,
@@ -181,8 +180,7 @@ unsafe extern "C" fn on_flush(
     if subevent != raw::REDISMODULE_SUBEVENT_FLUSHDB_START {
         return;
     }
-    // SAFETY: Redis passes a RedisModuleFlushInfo with this event.
-    let Some(info) = (unsafe { data.cast::<raw::RedisModuleFlushInfo>().as_ref() }) else {
+    let Some(info) = ffi::event_data::<raw::RedisModuleFlushInfo>(data) else {
         return;
     };
     let flushed = |db: i32| info.dbnum == -1 || info.dbnum == db;
@@ -190,14 +188,13 @@ unsafe extern "C" fn on_flush(
     node::with(|node| node.evicted.retain(|at, _| !flushed(at.db)));
 }
 
-unsafe extern "C" fn on_swapdb(
+extern "C" fn on_swapdb(
     ctx: ffi::Ctx,
     _event: raw::RedisModuleEvent,
     _subevent: u64,
     data: *mut c_void,
 ) {
-    // SAFETY: Redis passes a RedisModuleSwapDbInfo with this event.
-    let Some(info) = (unsafe { data.cast::<raw::RedisModuleSwapDbInfo>().as_ref() }) else {
+    let Some(info) = ffi::event_data::<raw::RedisModuleSwapDbInfo>(data) else {
         return;
     };
     let (a, b) = (info.dbnum_first, info.dbnum_second);

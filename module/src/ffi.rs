@@ -1,10 +1,12 @@
 //! Thin wrappers over the parts of the raw Redis module API that the safe
 //! `redis-module` crate does not cover: blocking with reply, timeout and free
-//! callbacks, timers that carry our own data, replication of effects, keyspace
-//! scans, server events and the INFO section.
+//! callbacks, timers that own their data, replication of effects, keyspace
+//! scans, server events and the INFO section; and the typed views of the raw
+//! pointers Redis hands to callbacks (module values, event data, C strings).
 //!
-//! Every wrapper checks the API pointer: a missing function is a no-op or a
-//! `None`, never a panic (a panic here would take Redis down).
+//! This is the module's only file with `unsafe`: everything else gets typed
+//! values from here. Every wrapper checks the API pointer: a missing function
+//! is a no-op or a `None`, never a panic (a panic here would take Redis down).
 
 use redis_module::raw;
 use std::ffi::{c_void, CStr};
@@ -12,8 +14,22 @@ use std::os::raw::{c_char, c_int, c_longlong};
 
 /// A raw module context.
 pub type Ctx = *mut raw::RedisModuleCtx;
-/// A raw blocked-client handle.
-pub type BlockedClient = *mut raw::RedisModuleBlockedClient;
+
+/// A blocked client's handle. Its address names it while it is blocked
+/// (Redis reuses addresses once a handle is freed, after its unblocking).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockedClient(usize);
+
+impl BlockedClient {
+    /// The handle Redis passed to a callback.
+    pub fn from_raw(bc: *mut raw::RedisModuleBlockedClient) -> Self {
+        Self(bc as usize)
+    }
+
+    fn raw(self) -> *mut raw::RedisModuleBlockedClient {
+        self.0 as *mut raw::RedisModuleBlockedClient
+    }
+}
 
 /// Calls a raw API function if Redis exported it.
 macro_rules! api {
@@ -50,14 +66,51 @@ pub fn monotonic_us() -> u64 {
     api!(RedisModule_MonotonicMicroseconds()).unwrap_or(0)
 }
 
-/// The context flags (`REDISMODULE_CTX_FLAGS_*`).
-pub fn context_flags(ctx: Ctx) -> u32 {
-    api!(RedisModule_GetContextFlags(ctx)).map_or(0, |flags| flags as u32)
+/// What a context says about where it runs (`REDISMODULE_CTX_FLAGS_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct Flags(u32);
+
+impl Flags {
+    /// The flags of `ctx`.
+    pub fn of(ctx: Ctx) -> Self {
+        Self(api!(RedisModule_GetContextFlags(ctx)).map_or(0, |flags| flags as u32))
+    }
+
+    fn has(self, flags: u32) -> bool {
+        self.0 & flags != 0
+    }
+
+    /// This node is a replica.
+    pub fn is_replica(self) -> bool {
+        self.has(raw::REDISMODULE_CTX_FLAGS_SLAVE)
+    }
+
+    /// The command comes from the primary's stream or an AOF being loaded.
+    pub fn is_applying(self) -> bool {
+        self.has(raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING)
+    }
+
+    /// The server is loading data (RDB, AOF).
+    pub fn is_loading(self) -> bool {
+        self.has(raw::REDISMODULE_CTX_FLAGS_LOADING)
+    }
+
+    /// The caller cannot be blocked: MULTI, Lua, the replication stream, AOF
+    /// loading, a module's RM_Call.
+    pub fn cannot_block(self) -> bool {
+        self.has(
+            raw::REDISMODULE_CTX_FLAGS_MULTI
+                | raw::REDISMODULE_CTX_FLAGS_LUA
+                | raw::REDISMODULE_CTX_FLAGS_REPLICATED
+                | raw::REDISMODULE_CTX_FLAGS_LOADING
+                | raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING,
+        )
+    }
 }
 
 /// True on a primary (not a replica).
 pub fn is_primary(ctx: Ctx) -> bool {
-    context_flags(ctx) & raw::REDISMODULE_CTX_FLAGS_SLAVE == 0
+    !Flags::of(ctx).is_replica()
 }
 
 /// True while `CLIENT PAUSE`, `FAILOVER` or a Cluster manual failover holds
@@ -91,61 +144,162 @@ pub fn init_module_ctx(ctx: Ctx) -> bool {
 }
 
 /// Blocks the calling client with no server-side timeout (ours are module
-/// timers, precise to the ms rather than to `hz`).
+/// timers, precise to the ms rather than to `hz`). What [`unblock_with`]
+/// hands over reaches `reply` (read it with [`blocked_data`]) and then
+/// `free` (free it with [`free_blocked_data`]).
 pub fn block_client(
     ctx: Ctx,
     reply: raw::RedisModuleCmdFunc,
     timeout: raw::RedisModuleCmdFunc,
-    free_privdata: Option<unsafe extern "C" fn(Ctx, *mut c_void)>,
+    free: Option<unsafe extern "C" fn(Ctx, *mut c_void)>,
 ) -> Option<BlockedClient> {
-    api!(RedisModule_BlockClient(
-        ctx,
-        reply,
-        timeout,
-        free_privdata,
-        0
-    ))
-    .filter(|bc| !bc.is_null())
+    api!(RedisModule_BlockClient(ctx, reply, timeout, free, 0))
+        .filter(|bc| !bc.is_null())
+        .map(BlockedClient::from_raw)
 }
 
 /// Registers the callback Redis calls when a blocked client disconnects.
 pub fn set_disconnect_callback(bc: BlockedClient, callback: raw::RedisModuleDisconnectFunc) {
-    api!(RedisModule_SetDisconnectCallback(bc, callback));
+    api!(RedisModule_SetDisconnectCallback(bc.raw(), callback));
 }
 
-/// Unblocks a client; `privdata` reaches the reply callback and then the free
-/// callback. Must be called exactly once per blocked client.
-pub fn unblock_client(bc: BlockedClient, privdata: *mut c_void) {
-    api!(RedisModule_UnblockClient(bc, privdata));
+/// Unblocks a client; `data` (boxed) reaches the reply callback and then the
+/// free callback. Must be called exactly once per blocked client.
+pub fn unblock_with<T>(bc: BlockedClient, data: Option<T>) {
+    let privdata = data.map_or(std::ptr::null_mut(), |d| Box::into_raw(Box::new(d)).cast());
+    api!(RedisModule_UnblockClient(bc.raw(), privdata));
 }
 
-/// The private data passed to `unblock_client`, inside a reply callback.
-pub fn blocked_private_data(ctx: Ctx) -> *mut c_void {
-    api!(RedisModule_GetBlockedClientPrivateData(ctx)).unwrap_or(std::ptr::null_mut())
+/// The data given to [`unblock_with`], inside a reply callback. `T` must
+/// be the type the client was unblocked with.
+pub fn blocked_data<'a, T>(ctx: Ctx) -> Option<&'a T> {
+    let data = api!(RedisModule_GetBlockedClientPrivateData(ctx))?;
+    // SAFETY: the private data is null or the Box<T> made by
+    // `unblock_with`, freed only by the free callback after this one.
+    unsafe { data.cast::<T>().as_ref() }
+}
+
+/// Frees the data given to [`unblock_with`], in a free callback. `T` must be
+/// the type the client was unblocked with.
+pub fn free_blocked_data<T>(privdata: *mut c_void) {
+    if !privdata.is_null() {
+        // SAFETY: made by Box::into_raw in `unblock_with`; Redis calls the
+        // free callback once.
+        drop(unsafe { Box::from_raw(privdata.cast::<T>()) });
+    }
 }
 
 /// The blocked-client handle, inside a timeout callback.
-pub fn blocked_client_handle(ctx: Ctx) -> BlockedClient {
-    api!(RedisModule_GetBlockedClientHandle(ctx)).unwrap_or(std::ptr::null_mut())
+pub fn blocked_client_handle(ctx: Ctx) -> Option<BlockedClient> {
+    api!(RedisModule_GetBlockedClientHandle(ctx))
+        .filter(|bc| !bc.is_null())
+        .map(BlockedClient::from_raw)
 }
 
-/// Starts a one-shot timer. `data` is handed back to `callback`.
-pub fn create_timer(
+/// Starts a one-shot timer that carries no data.
+pub fn create_timer(ctx: Ctx, ms: u64, callback: raw::RedisModuleTimerProc) -> u64 {
+    raw_timer(ctx, ms, callback, std::ptr::null_mut())
+}
+
+/// Starts a one-shot timer that owns `data`: its callback takes it back
+/// with [`timer_data`], or [`stop_timer_with`] does. `T` must be the type
+/// the callback reads.
+pub fn create_timer_with<T>(
     ctx: Ctx,
     ms: u64,
     callback: raw::RedisModuleTimerProc,
-    data: *mut c_void,
+    data: T,
 ) -> u64 {
+    let data = Box::into_raw(Box::new(data));
+    let id = raw_timer(ctx, ms, callback, data.cast());
+    if id == 0 {
+        // Not started: nothing but us will free it.
+        // SAFETY: made just above and handed to nobody.
+        drop(unsafe { Box::from_raw(data) });
+    }
+    id
+}
+
+fn raw_timer(ctx: Ctx, ms: u64, callback: raw::RedisModuleTimerProc, data: *mut c_void) -> u64 {
     let period = c_longlong::try_from(ms).unwrap_or(c_longlong::MAX);
     api!(RedisModule_CreateTimer(ctx, period, callback, data)).unwrap_or(0)
 }
 
-/// Stops a timer that has not fired; returns its data pointer so the caller
-/// can free it with the right type.
-pub fn stop_timer(ctx: Ctx, id: u64) -> Option<*mut c_void> {
+/// The data of a [`create_timer_with`] timer, in its callback (Redis frees
+/// the timer itself after the callback returns).
+pub fn timer_data<T>(data: *mut c_void) -> Option<T> {
+    if data.is_null() {
+        return None;
+    }
+    // SAFETY: made by Box::into_raw in `create_timer_with` for this
+    // callback; a timer that fired was not stopped, so this is the one take.
+    Some(*unsafe { Box::from_raw(data.cast::<T>()) })
+}
+
+/// Stops a timer that carries no data; false when it had fired or was
+/// stopped already.
+pub fn stop_timer(ctx: Ctx, id: u64) -> bool {
+    raw_stop_timer(ctx, id).is_some()
+}
+
+/// Stops a [`create_timer_with`] timer that has not fired and returns its
+/// data.
+pub fn stop_timer_with<T>(ctx: Ctx, id: u64) -> Option<T> {
+    timer_data(raw_stop_timer(ctx, id)?)
+}
+
+fn raw_stop_timer(ctx: Ctx, id: u64) -> Option<*mut c_void> {
     let mut data: *mut c_void = std::ptr::null_mut();
     let status = api!(RedisModule_StopTimer(ctx, id, &mut data))?;
     (status == raw::REDISMODULE_OK as c_int).then_some(data)
+}
+
+/// A module value that Redis hands to a callback of the type whose values
+/// are `T` (or that an open key of that type holds), as a reference.
+pub fn value_ref<'a, T>(value: *const c_void) -> Option<&'a T> {
+    // SAFETY: every value of the type was made by `value_into_raw::<T>` and
+    // stays alive while Redis hands it to us.
+    unsafe { value.cast::<T>().as_ref() }
+}
+
+/// As [`value_ref`], mutable: for callbacks and open keys that change the
+/// value (Redis passes a const pointer to some callbacks, but the value is
+/// ours and not shared).
+pub fn value_mut<'a, T>(value: *const c_void) -> Option<&'a mut T> {
+    // SAFETY: as `value_ref`; Redis runs one callback or command at a time on
+    // the main thread, and callers hold one such reference at a time.
+    unsafe { value.cast::<T>().cast_mut().as_mut() }
+}
+
+/// A new module value for Redis to keep (`rdb_load`).
+pub fn value_into_raw<T>(value: T) -> *mut c_void {
+    Box::into_raw(Box::new(value)).cast()
+}
+
+/// Takes back a module value that Redis frees (the type's `free`).
+pub fn value_from_raw<T>(value: *mut c_void) -> Option<T> {
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: made by `value_into_raw::<T>`; Redis frees each value once.
+    Some(*unsafe { Box::from_raw(value.cast::<T>()) })
+}
+
+/// The data Redis passes to a server event callback, as the struct of that
+/// event.
+pub fn event_data<'a, T>(data: *mut c_void) -> Option<&'a T> {
+    // SAFETY: Redis passes a pointer to the event's own struct (`T`), alive
+    // for the callback.
+    unsafe { data.cast::<T>().as_ref() }
+}
+
+/// A NUL-terminated string Redis passes to a callback.
+pub fn c_str<'a>(ptr: *const c_char) -> Option<&'a [u8]> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: a NUL-terminated string, alive for the callback.
+    Some(unsafe { CStr::from_ptr(ptr) }.to_bytes())
 }
 
 /// Reports a duration to Redis' latency monitor (shown by `LATENCY LATEST`
@@ -330,9 +484,7 @@ pub fn server_is_valkey(ctx: Ctx) -> bool {
         info,
         c"server_name".as_ptr()
     ))
-    .filter(|name| !name.is_null())
-    // SAFETY: a NUL-terminated string owned by `info`, read before it is freed.
-    .is_some_and(|name| unsafe { CStr::from_ptr(name) }.to_bytes() == b"valkey");
+    .is_some_and(|name| c_str(name) == Some(b"valkey"));
     api!(RedisModule_FreeServerInfo(ctx, info));
     name
 }
@@ -365,7 +517,10 @@ pub fn info_section(ictx: *mut raw::RedisModuleInfoCtx) {
 }
 
 /// Adds one `name:value` line to the INFO section.
-pub fn info_field(ictx: *mut raw::RedisModuleInfoCtx, name: &CStr, value: u64) {
+pub fn info_field(ictx: *mut raw::RedisModuleInfoCtx, name: &str, value: u64) {
+    let Ok(name) = std::ffi::CString::new(name) else {
+        return;
+    };
     api!(RedisModule_InfoAddFieldULongLong(
         ictx,
         name.as_ptr(),
@@ -378,9 +533,15 @@ pub fn reply_integer(ctx: Ctx, value: u64) {
     api!(RedisModule_ReplyWithLongLong(ctx, ll(value)));
 }
 
-/// Replies with an error line (`CODE message`).
-pub fn reply_error(ctx: Ctx, line: &CStr) {
-    api!(RedisModule_ReplyWithError(ctx, line.as_ptr()));
+/// Replies with an error line (`CODE message`; no NUL bytes).
+pub fn reply_error(ctx: Ctx, line: &str) {
+    match std::ffi::CString::new(line) {
+        Ok(line) => {
+            api!(RedisModule_ReplyWithError(ctx, line.as_ptr()));
+        }
+        // Every reply must be sent; our texts hold no NUL, so never here.
+        Err(_) => reply_null(ctx),
+    }
 }
 
 /// Replies with null.
@@ -389,11 +550,10 @@ pub fn reply_null(ctx: Ctx) {
 }
 
 /// Replies with a map of integers, in the given order (a flat array in RESP2).
-pub fn reply_map(ctx: Ctx, fields: &[(&CStr, i64)]) {
+pub fn reply_map(ctx: Ctx, fields: &[(&str, i64)]) {
     let len = std::os::raw::c_long::try_from(fields.len()).unwrap_or(0);
     raw::reply_with_map(ctx, len);
     for (name, value) in fields {
-        let name = name.to_bytes();
         api!(RedisModule_ReplyWithStringBuffer(
             ctx,
             name.as_ptr().cast(),

@@ -34,10 +34,10 @@ impl LockKey {
     /// out `&mut` from `&self`: callers use one borrow at a time.
     #[allow(clippy::mut_from_ref)]
     pub fn lock(&self) -> Option<&mut LockValue> {
-        // SAFETY: the address came from Redis for this open key, and only
-        // `delete` (which clears it) or `create` (which replaces it) change
-        // the value while the key is open.
-        unsafe { self.value.get().as_mut() }
+        // The address came from Redis for this open key, and only `delete`
+        // (which clears it) or `create` (which replaces it) change the value
+        // while the key is open.
+        ffi::value_mut::<LockValue>(self.value.get().cast())
     }
 
     /// Stores a new lock under the key (which must be empty) and returns it.

@@ -10,8 +10,9 @@
 //! - `commands`: one file per `LOCK.*` command; parsing and replies.
 //! - `lock_type`: the `baton-lck` data type: RDB, AOF rewrite, memory, free.
 //! - `keyspace`: opening the lock under a key (WRONGTYPE, create, delete).
-//! - `effects`: what follows a change: schedule, replication, key deletion,
-//!   counters, waking granted waiters.
+//! - `effects`: runs core's driver on a lock key and executes the transition
+//!   it returns: schedule, replication, key deletion, counters, waking
+//!   granted waiters.
 //! - `waiting`: blocked waiters: block, wake, timeout, disconnect.
 //! - `expiry`: the expiry timer, in batches; idle while writes are paused.
 //! - `external`: what DEL, RENAME, MOVE, SWAPDB, FLUSH*, RESTORE and
@@ -20,7 +21,9 @@
 //! - `node`: node-wide state (fence counter, schedule, waiters, evicted
 //!   holders).
 //! - `stats`: counters for `LOCK.STATS` and `INFO baton`.
-//! - `ffi`: wrappers over the raw module API; none can panic.
+//! - `ffi`: wrappers over the raw module API and typed views of the raw
+//!   pointers Redis hands to callbacks; the only file with `unsafe`; none
+//!   can panic.
 
 mod commands;
 mod effects;
@@ -58,7 +61,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     Status::Ok
 }
 
-unsafe extern "C" fn on_role_changed(
+extern "C" fn on_role_changed(
     ctx: ffi::Ctx,
     _event: raw::RedisModuleEvent,
     _subevent: u64,
@@ -70,7 +73,7 @@ unsafe extern "C" fn on_role_changed(
     sweep::rebuild(ctx);
 }
 
-unsafe extern "C" fn on_loading(
+extern "C" fn on_loading(
     ctx: ffi::Ctx,
     _event: raw::RedisModuleEvent,
     subevent: u64,
@@ -81,7 +84,7 @@ unsafe extern "C" fn on_loading(
     }
 }
 
-unsafe extern "C" fn on_info(ictx: *mut raw::RedisModuleInfoCtx, _for_crash_report: i32) {
+extern "C" fn on_info(ictx: *mut raw::RedisModuleInfoCtx, _for_crash_report: i32) {
     ffi::info_section(ictx);
     for (name, value) in stats::all() {
         ffi::info_field(ictx, name, value);

@@ -59,9 +59,8 @@ pub fn count_new(lock: &LockValue) {
     }
 }
 
-unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
-    // SAFETY: Redis passes a value of this type, made by us.
-    let Some(lock) = (unsafe { value.cast::<LockValue>().as_ref() }) else {
+extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
+    let Some(lock) = ffi::value_ref::<LockValue>(value) else {
         return;
     };
     let (fence, expires_at, token) = lock
@@ -72,7 +71,7 @@ unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) 
     raw::save_slice(rdb, token);
 }
 
-unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
+extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
     // Every read is checked: with REDISMODULE_OPTIONS_HANDLE_IO_ERRORS set at
     // load, a short or malformed payload (RESTORE) is an error we see here,
     // not a panic of Redis. Null makes RESTORE reply an error.
@@ -80,7 +79,7 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
         Some(holder) => {
             let lock = node::with(|node| LockValue::held_by(holder, node.fences()));
             count_new(&lock);
-            Box::into_raw(Box::new(lock)).cast()
+            ffi::value_into_raw(lock)
         }
         None => std::ptr::null_mut(),
     }
@@ -108,13 +107,12 @@ fn load_holder(rdb: *mut raw::RedisModuleIO, encver: c_int) -> Option<Holder> {
     })
 }
 
-unsafe extern "C" fn aof_rewrite(
+extern "C" fn aof_rewrite(
     aof: *mut raw::RedisModuleIO,
     key: *mut raw::RedisModuleString,
     value: *mut c_void,
 ) {
-    // SAFETY: Redis passes a value of this type, made by us.
-    let Some(lock) = (unsafe { value.cast::<LockValue>().as_ref() }) else {
+    let Some(lock) = ffi::value_ref::<LockValue>(value) else {
         return;
     };
     if let Some(holder) = lock.holder() {
@@ -122,9 +120,8 @@ unsafe extern "C" fn aof_rewrite(
     }
 }
 
-unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
-    // SAFETY: Redis passes a value of this type, made by us.
-    let Some(lock) = (unsafe { value.cast::<LockValue>().as_ref() }) else {
+extern "C" fn mem_usage(value: *const c_void) -> usize {
+    let Some(lock) = ffi::value_ref::<LockValue>(value) else {
         return 0;
     };
     let token = lock.holder().map_or(0, |h| h.token.len());
@@ -133,23 +130,21 @@ unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
     std::mem::size_of::<LockValue>() + token + lock.waiters() * per_waiter
 }
 
-unsafe extern "C" fn free(value: *mut c_void) {
-    if value.is_null() {
+extern "C" fn free(value: *mut c_void) {
+    let Some(lock) = ffi::value_from_raw::<LockValue>(value) else {
         return;
-    }
-    // SAFETY: Redis hands back a value made by Box::into_raw, exactly once.
-    let lock = unsafe { Box::from_raw(value.cast::<LockValue>()) };
+    };
     stats::LOCKS.decr();
     if lock.holder().is_some() {
         stats::HELD.decr();
     }
 }
 
-unsafe extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, _when: c_int) {
+extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, _when: c_int) {
     raw::save_unsigned(rdb, node::with(|node| node.fences().last()));
 }
 
-unsafe extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, _when: c_int) -> c_int {
+extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, _when: c_int) -> c_int {
     if encver != ENCODING_VERSION {
         return raw::REDISMODULE_ERR as c_int;
     }
@@ -164,10 +159,9 @@ unsafe extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, _when
     }
 }
 
-unsafe extern "C" fn unlink(ctx: *mut raw::RedisModuleKeyOptCtx, value: *const c_void) {
-    // SAFETY: Redis passes a value of this type, made by us and still alive
-    // (it leaves the keyspace; it is freed, if at all, after this returns).
-    let Some(lock) = (unsafe { value.cast::<LockValue>().cast_mut().as_mut() }) else {
+extern "C" fn unlink(ctx: *mut raw::RedisModuleKeyOptCtx, value: *const c_void) {
+    // The value leaves the keyspace; it is freed, if at all, after this.
+    let Some(lock) = ffi::value_mut::<LockValue>(value) else {
         return;
     };
     external::unlinked(ffi::opt_ctx_key(ctx), lock);

@@ -6,7 +6,8 @@
 //! never touches this state.
 
 use crate::ffi;
-use baton_core::{ExpirySchedule, FenceCounter, Holder};
+use crate::lock_type::LockValue;
+use baton_core::{Change, ExpirySchedule, FenceCounter, Holder, Transition};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -21,7 +22,7 @@ pub struct KeyRef {
 #[derive(Debug)]
 pub struct Waiting {
     /// Its blocked-client handle.
-    pub bc: usize,
+    pub bc: ffi::BlockedClient,
     /// Its timeout timer.
     pub timer: u64,
     pub lock: KeyRef,
@@ -43,7 +44,7 @@ pub struct Node {
     /// Waiter id by blocked-client address, for the callbacks that only know
     /// the handle (disconnect, CLIENT UNBLOCK). An address is in here exactly
     /// while its client is blocked by us, so it is never stale.
-    pub waiter_of: HashMap<usize, u64>,
+    pub waiter_of: HashMap<ffi::BlockedClient, u64>,
     pub next_waiter_id: u64,
     /// Holders of held locks that eviction took, until their expiry: the
     /// next command on the key puts the lock back (see `external`).
@@ -58,6 +59,25 @@ impl Node {
     pub fn fences(&mut self) -> &mut FenceCounter {
         self.fences.tick(ffi::now_us());
         &mut self.fences
+    }
+
+    /// Runs `act` as one change of `lock` at `now` (core's driver: the
+    /// lazy expiry first, the fence counter floored by the clock) and
+    /// finishes it: a grant whose waiter no longer waits passes on.
+    pub fn change<R>(
+        &mut self,
+        lock: &mut LockValue,
+        now: u64,
+        act: impl FnOnce(&mut Change<'_, ()>) -> R,
+    ) -> (R, Transition<()>) {
+        self.fences.tick(ffi::now_us());
+        let mut change = lock.change(now, &mut self.fences);
+        let reply = act(&mut change);
+        let waiting = &self.waiting;
+        (
+            reply,
+            change.finish(|grant| waiting.contains_key(&grant.id)),
+        )
     }
 
     /// True when a fence from outside (RDB, RESTORE, replication) is in

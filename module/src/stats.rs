@@ -3,7 +3,7 @@
 //! Atomics, because a lock value may be freed off the main thread (lazy free)
 //! and the free callback keeps `locks` and `held` right.
 
-use std::ffi::CStr;
+use baton_core::wire::STATS_FIELDS;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// One counter.
@@ -22,6 +22,13 @@ impl Counter {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 
+    pub fn add(&self, n: u64) {
+        if n > 0 {
+            self.0
+                .fetch_add(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+        }
+    }
+
     /// The value, never below zero.
     pub fn get(&self) -> u64 {
         u64::try_from(self.0.load(Ordering::Relaxed)).unwrap_or(0)
@@ -38,17 +45,31 @@ pub static EXPIRATIONS: Counter = Counter::new();
 pub static WAIT_TIMEOUTS: Counter = Counter::new();
 pub static FORCE_RELEASES: Counter = Counter::new();
 
+/// Adds what one change counted.
+pub fn count(counts: &baton_core::Counts) {
+    for (counter, n) in [
+        (&GRANTS, counts.grants),
+        (&RELEASES, counts.releases),
+        (&EXTENDS, counts.extends),
+        (&EXPIRATIONS, counts.expirations),
+        (&FORCE_RELEASES, counts.force_releases),
+    ] {
+        counter.add(n);
+    }
+}
+
 /// Every counter by name, in the order `LOCK.STATS` replies them.
-pub fn all() -> [(&'static CStr, u64); 9] {
-    [
-        (c"locks", LOCKS.get()),
-        (c"held", HELD.get()),
-        (c"waiters", WAITERS.get()),
-        (c"grants", GRANTS.get()),
-        (c"releases", RELEASES.get()),
-        (c"extends", EXTENDS.get()),
-        (c"expirations", EXPIRATIONS.get()),
-        (c"wait_timeouts", WAIT_TIMEOUTS.get()),
-        (c"force_releases", FORCE_RELEASES.get()),
-    ]
+pub fn all() -> [(&'static str, u64); 9] {
+    let counters = [
+        &LOCKS,
+        &HELD,
+        &WAITERS,
+        &GRANTS,
+        &RELEASES,
+        &EXTENDS,
+        &EXPIRATIONS,
+        &WAIT_TIMEOUTS,
+        &FORCE_RELEASES,
+    ];
+    std::array::from_fn(|i| (STATS_FIELDS[i], counters[i].get()))
 }

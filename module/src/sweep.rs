@@ -63,17 +63,17 @@ fn restart(ctx: ffi::Ctx, mode: Mode, delay_ms: u64) {
         s.timer.take()
     });
     if let Some(timer) = old {
-        let _ = ffi::stop_timer(ctx, timer);
+        ffi::stop_timer(ctx, timer);
     }
     schedule_step(ctx, delay_ms);
 }
 
 fn schedule_step(ctx: ffi::Ctx, delay_ms: u64) {
-    let timer = ffi::create_timer(ctx, delay_ms, Some(on_step), std::ptr::null_mut());
+    let timer = ffi::create_timer(ctx, delay_ms, Some(on_step));
     SCANNER.with(|s| s.borrow_mut().timer = Some(timer));
 }
 
-unsafe extern "C" fn on_step(ctx: ffi::Ctx, _data: *mut c_void) {
+extern "C" fn on_step(ctx: ffi::Ctx, _data: *mut c_void) {
     // Redis frees this timer after we return; forget its id first.
     let (mode, db, cursor) = SCANNER.with(|s| {
         let mut s = s.borrow_mut();
@@ -127,8 +127,7 @@ fn visit(db: i32, name: &[u8], key: *mut redis_module::raw::RedisModuleKey) {
     if ffi::key_module_type(key) != *LOCK_TYPE.raw_type.borrow() {
         return;
     }
-    // SAFETY: a key of our type holds a LockValue made by us.
-    let Some(lock) = (unsafe { ffi::key_module_value(key).cast::<LockValue>().as_ref() }) else {
+    let Some(lock) = ffi::value_ref::<LockValue>(ffi::key_module_value(key)) else {
         return;
     };
     // Every stored lock has a holder: a free one has no key, and loading

@@ -19,10 +19,6 @@ use redis_module::{raw, Context, RedisString};
 use std::ffi::c_void;
 use std::os::raw::c_int;
 
-/// The reply to a waiter whose lock's key was taken away while it waited.
-const KEY_REMOVED: &std::ffi::CStr =
-    c"UNBLOCKED the lock's key was deleted, renamed, moved or flushed while waiting";
-
 /// How a wait ended; the reply callback turns it into the reply.
 enum Outcome {
     Granted(u64),
@@ -33,12 +29,7 @@ enum Outcome {
 /// True when the calling context cannot block (MULTI, Lua, the replication
 /// stream, AOF loading, a module's RM_Call): there WAIT acts as WAIT 0.
 pub fn cannot_block(ctx: ffi::Ctx) -> bool {
-    let denied = raw::REDISMODULE_CTX_FLAGS_MULTI
-        | raw::REDISMODULE_CTX_FLAGS_LUA
-        | raw::REDISMODULE_CTX_FLAGS_REPLICATED
-        | raw::REDISMODULE_CTX_FLAGS_LOADING
-        | raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING;
-    ffi::context_flags(ctx) & denied != 0
+    ffi::Flags::of(ctx).cannot_block()
 }
 
 /// Blocks the calling client in the queue of `key`'s lock for `wait_ms`.
@@ -55,14 +46,12 @@ pub fn block(ctx: &Context, lock: KeyRef, key: &LockKey, token: &[u8], ttl: u64,
         return;
     };
     ffi::set_disconnect_callback(bc, Some(on_disconnect));
-    let bc = bc as usize;
     let id = node::with(|node| {
         node.next_waiter_id += 1;
         node.next_waiter_id
     });
-    // The timer carries the waiter's id, boxed (a timer's data is a pointer).
-    let timer_data = Box::into_raw(Box::new(id));
-    let timer = ffi::create_timer(raw_ctx, wait_ms, Some(on_wait_timer), timer_data.cast());
+    // The timer carries the waiter's id.
+    let timer = ffi::create_timer_with(raw_ctx, wait_ms, Some(on_wait_timer), id);
     let waiter = Waiter {
         id,
         token: token.into(),
@@ -82,11 +71,6 @@ pub fn block(ctx: &Context, lock: KeyRef, key: &LockKey, token: &[u8], ttl: u64,
     }
 }
 
-/// True while waiter `id` is blocked, so a grant made for it can reach it.
-pub fn is_waiting(id: u64) -> bool {
-    node::with(|node| node.waiting.contains_key(&id))
-}
-
 /// Wakes the waiter a grant was made for. False when that waiter is gone
 /// (the caller must then pass the lock on).
 pub fn wake(ctx: ffi::Ctx, grant: &LockGrant) -> bool {
@@ -94,7 +78,7 @@ pub fn wake(ctx: ffi::Ctx, grant: &LockGrant) -> bool {
 }
 
 /// Answers waiters taken out of a lock whose key is going away: they get
-/// [`KEY_REMOVED`] at once and hold nothing. Runs where Redis may hand us no
+/// `wire::KEY_REMOVED` at once and hold nothing. Runs where Redis may hand us no
 /// context (a type's unlink callback), so timers are stopped through the
 /// module's own.
 pub fn dismiss(waiters: Vec<Waiter<()>>) {
@@ -138,9 +122,8 @@ fn answer(ctx: ffi::Ctx, id: u64, outcome: Outcome) -> bool {
     true
 }
 
-fn unblock(bc: usize, outcome: Outcome) {
-    let privdata = Box::into_raw(Box::new(outcome));
-    ffi::unblock_client(bc as ffi::BlockedClient, privdata.cast());
+fn unblock(bc: ffi::BlockedClient, outcome: Outcome) {
+    ffi::unblock_with(bc, Some(outcome));
 }
 
 /// Takes waiter `id` out of the registry; the caller owns its unblocking.
@@ -155,19 +138,14 @@ fn take(id: u64) -> Option<Waiting> {
 }
 
 /// Takes the waiter blocked on handle `bc` out of the registry.
-fn take_client(bc: usize) -> Option<(u64, Waiting)> {
+fn take_client(bc: ffi::BlockedClient) -> Option<(u64, Waiting)> {
     let id = node::with(|node| node.waiter_of.get(&bc).copied())?;
     take(id).map(|waiting| (id, waiting))
 }
 
-/// Stops a waiter's timeout timer and frees its data.
+/// Stops a waiter's timeout timer (and frees the id it carries).
 fn drop_timer(ctx: ffi::Ctx, timer: u64) {
-    if let Some(data) = ffi::stop_timer(ctx, timer) {
-        if !data.is_null() {
-            // SAFETY: every waiter timer carries a Box<u64>.
-            drop(unsafe { Box::from_raw(data.cast::<u64>()) });
-        }
-    }
+    let _ = ffi::stop_timer_with::<u64>(ctx, timer);
 }
 
 /// Runs `f` on the lock stored at `lock`, if there is one; leaves `lock.db`
@@ -187,12 +165,10 @@ fn leave_queue(ctx: ffi::Ctx, id: u64, waiting: &Waiting) {
     let _ = with_lock(ctx, &waiting.lock, |lock| lock.remove_waiter(id));
 }
 
-unsafe extern "C" fn on_wait_timer(ctx: ffi::Ctx, data: *mut c_void) {
-    if data.is_null() {
+extern "C" fn on_wait_timer(ctx: ffi::Ctx, data: *mut c_void) {
+    let Some(id) = ffi::timer_data::<u64>(data) else {
         return;
-    }
-    // SAFETY: made by Box::into_raw in `block`; a fired timer is never stopped.
-    let id = *unsafe { Box::from_raw(data.cast::<u64>()) };
+    };
     // Not `answer`: Redis frees this timer after we return, so stopping it
     // here would free it twice.
     let Some(waiting) = take(id) else {
@@ -203,50 +179,45 @@ unsafe extern "C" fn on_wait_timer(ctx: ffi::Ctx, data: *mut c_void) {
     unblock(waiting.bc, Outcome::TimedOut);
 }
 
-unsafe extern "C" fn on_disconnect(ctx: ffi::Ctx, bc: ffi::BlockedClient) {
-    if let Some((id, waiting)) = take_client(bc as usize) {
+extern "C" fn on_disconnect(ctx: ffi::Ctx, bc: *mut raw::RedisModuleBlockedClient) {
+    let bc = ffi::BlockedClient::from_raw(bc);
+    if let Some((id, waiting)) = take_client(bc) {
         leave_queue(ctx, id, &waiting);
         drop_timer(ctx, waiting.timer);
-        ffi::unblock_client(bc, std::ptr::null_mut());
+        ffi::unblock_with::<Outcome>(bc, None);
     }
 }
 
 /// Redis' own timeout (we set none, but CLIENT UNBLOCK can still end a wait).
-unsafe extern "C" fn on_timeout(
+extern "C" fn on_timeout(
     ctx: ffi::Ctx,
     _argv: *mut *mut raw::RedisModuleString,
     _argc: c_int,
 ) -> c_int {
-    let bc = ffi::blocked_client_handle(ctx);
-    if let Some((id, waiting)) = take_client(bc as usize) {
+    let taken = ffi::blocked_client_handle(ctx).and_then(|bc| Some((bc, take_client(bc)?)));
+    if let Some((bc, (id, waiting))) = taken {
         stats::WAIT_TIMEOUTS.incr();
         leave_queue(ctx, id, &waiting);
         drop_timer(ctx, waiting.timer);
-        ffi::unblock_client(bc, std::ptr::null_mut());
+        ffi::unblock_with::<Outcome>(bc, None);
     }
     ffi::reply_null(ctx);
     raw::REDISMODULE_OK as c_int
 }
 
-unsafe extern "C" fn on_reply(
+extern "C" fn on_reply(
     ctx: ffi::Ctx,
     _argv: *mut *mut raw::RedisModuleString,
     _argc: c_int,
 ) -> c_int {
-    let outcome = ffi::blocked_private_data(ctx).cast::<Outcome>();
-    // SAFETY: the private data is the Box<Outcome> given to `unblock`, freed
-    // only by `free_outcome` after this callback.
-    match unsafe { outcome.as_ref() } {
+    match ffi::blocked_data::<Outcome>(ctx) {
         Some(Outcome::Granted(fence)) => ffi::reply_integer(ctx, *fence),
-        Some(Outcome::KeyRemoved) => ffi::reply_error(ctx, KEY_REMOVED),
+        Some(Outcome::KeyRemoved) => ffi::reply_error(ctx, baton_core::wire::KEY_REMOVED),
         Some(Outcome::TimedOut) | None => ffi::reply_null(ctx),
     }
     raw::REDISMODULE_OK as c_int
 }
 
-unsafe extern "C" fn free_outcome(_ctx: ffi::Ctx, privdata: *mut c_void) {
-    if !privdata.is_null() {
-        // SAFETY: made by Box::into_raw in `unblock`, freed once by Redis.
-        drop(unsafe { Box::from_raw(privdata.cast::<Outcome>()) });
-    }
+extern "C" fn free_outcome(_ctx: ffi::Ctx, privdata: *mut c_void) {
+    ffi::free_blocked_data::<Outcome>(privdata);
 }

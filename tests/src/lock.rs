@@ -25,21 +25,9 @@ pub struct LockInfo {
 /// `LOCK.STATS` as name → value.
 pub type Stats = BTreeMap<String, i64>;
 
-/// The fields `LOCK.INFO` replies, in the SPEC's order.
-pub const INFO_FIELDS: [&str; 4] = ["held", "fence", "pttl", "waiters"];
-
-/// The counters `LOCK.STATS` replies, in the SPEC's order.
-pub const STATS_FIELDS: [&str; 9] = [
-    "locks",
-    "held",
-    "waiters",
-    "grants",
-    "releases",
-    "extends",
-    "expirations",
-    "wait_timeouts",
-    "force_releases",
-];
+/// The fields `LOCK.INFO` replies and the counters of `LOCK.STATS`, in
+/// reply order (the protocol's names, from `baton_core::wire`).
+pub use baton_core::wire::{INFO_FIELDS, STATS_FIELDS};
 
 /// The full error line as Redis sent it, e.g. `ERR token must be 1 to 256
 /// bytes` or `WRONGTYPE Operation against ...`.

@@ -262,12 +262,10 @@ impl LuaBackend {
         replicas: u64,
         timeout: Duration,
     ) -> Result<Option<u64>> {
-        let s = &SCRIPTS.extend;
-        let cmd = script_cmd(
-            "EVAL",
-            &s.body,
-            key,
-            &[token.into(), ms(ttl, 1).to_string()],
+        let cmd = SCRIPTS.extend.cmd(
+            true,
+            &lock_keys(key),
+            &[token.to_owned(), ms(ttl, 1).to_string()],
         );
         self.conns
             .wait_replicas(key_of(key).as_bytes(), cmd, replicas, timeout)
@@ -315,42 +313,20 @@ fn key_of(key: &str) -> String {
     h
 }
 
-/// `EVALSHA sha` or `EVAL body` of a script on the keys of lock `key`.
-fn script_cmd(verb: &str, script: &str, key: &str, args: &[String]) -> redis::Cmd {
-    let keys = lock_keys(key);
-    let mut cmd = redis::cmd(verb);
-    cmd.arg(script)
-        .arg(keys.len())
-        .arg(keys.as_slice())
-        .arg(args);
-    cmd
-}
-
 /// [`eval_on`] a pool connection.
 async fn eval(conns: &Conns, script: &Script, key: &str, args: &[String]) -> Result<redis::Value> {
     eval_on(&mut conns.get().await?, script, key, args).await
 }
 
-/// EVALSHA; on NOSCRIPT, EVAL of the whole script on the same route (the
-/// node that serves the lock, which caches it from then on).
+/// Runs `script` on the keys of lock `key` (which share one slot, so the
+/// command routes to the node that serves the lock).
 async fn eval_on(
     conn: &mut Conn,
     script: &Script,
     key: &str,
     args: &[String],
 ) -> Result<redis::Value> {
-    match script_cmd("EVALSHA", &script.sha, key, args)
-        .query_async(conn)
-        .await
-    {
-        Err(e) if e.code() == Some("NOSCRIPT") => {
-            tracing::debug!(script = script.name, "NOSCRIPT: sending the script whole");
-            Ok(script_cmd("EVAL", &script.body, key, args)
-                .query_async(conn)
-                .await?)
-        }
-        other => Ok(other?),
-    }
+    script.eval_on(conn, &lock_keys(key), args).await
 }
 
 fn reply_int(v: redis::Value) -> Result<Option<i64>> {
@@ -398,12 +374,9 @@ impl Drop for Cleanup<'_> {
         let conn = self.sent_on.clone();
         let key = self.key.to_owned();
         // The whole script: no NOSCRIPT round trip on this rare path.
-        let release = script_cmd(
-            "EVAL",
-            &SCRIPTS.release.body,
-            self.key,
-            &[self.token.into()],
-        );
+        let release = SCRIPTS
+            .release
+            .cmd(true, &lock_keys(self.key), &[self.token]);
         self.rt.spawn(async move {
             // RELEASE releases a raced grant, or takes a queued token out.
             if let Err(e) = conns.send_after(Some(conn), &release).await {
@@ -619,9 +592,7 @@ mod tests {
         args: &[&str],
     ) -> redis::Value {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        script_cmd("EVAL", &script.body, key, &args)
-            .query(con)
-            .unwrap()
+        script.cmd(true, &lock_keys(key), &args).query(con).unwrap()
     }
 
     /// A waiter that queued (with a lease) and then crashed is handed the

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use baton_core::{Acquire, FenceCounter, Grant, Lock, Release, Waiter};
+use baton_core::{Acquire, Change, FenceCounter, Lock, Waiter};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -37,56 +37,54 @@ pub(crate) struct MemoryBackend {
 }
 
 impl State {
-    /// Delivers a hand-off; a waiter that is gone gives the lock straight
-    /// back (to the next waiter).
-    fn deliver(&mut self, key: &str, mut grant: Option<Grant<Wake>>, now: u64) {
-        while let Some(g) = grant.take() {
-            self.stats.grants += 1;
-            if g.payload.send((g.fence, g.expires_at)).is_ok() {
-                return;
-            }
-            let Some(lock) = self.locks.get_mut(key) else {
-                return;
-            };
-            let token = lock.holder().map(|h| h.token.clone());
-            if let Some(token) = token {
-                if let Release::Released { handoff } = lock.release(&token, now, &mut self.fences) {
-                    grant = handoff;
-                }
-            }
-        }
-    }
-
-    /// Expires a due holder (handing off), then forgets an idle lock.
-    fn settle(&mut self, key: &str, now: u64) {
-        let Some(lock) = self.locks.get_mut(key) else {
-            return;
+    /// Runs `act` as one change of lock `key` (created first when `create`;
+    /// `None` when missing otherwise), then does what follows: counts,
+    /// forgets an idle lock, and hands each grant to its waiter. A waiter
+    /// that is gone gets none: core passes its grant on.
+    fn run<R>(
+        &mut self,
+        key: &str,
+        now: u64,
+        create: bool,
+        act: impl FnOnce(&mut Change<'_, Wake>) -> R,
+    ) -> Option<R> {
+        let lock = if create {
+            self.locks.entry(key.to_owned()).or_default()
+        } else {
+            self.locks.get_mut(key)?
         };
-        if let Some((_, handoff)) = lock.expire_due(now, &mut self.fences) {
-            self.stats.expirations += 1;
-            self.deliver(key, handoff, now);
-        }
-        self.forget_if_idle(key);
-    }
-
-    fn forget_if_idle(&mut self, key: &str) {
-        if self.locks.get(key).is_some_and(Lock::is_idle) {
+        let mut change = lock.change(now, &mut self.fences);
+        let reply = act(&mut change);
+        let t = change.finish(|grant| !grant.payload.is_closed());
+        self.stats.count(&t.counts);
+        if t.forget {
             self.locks.remove(key);
         }
+        for grant in t.grants {
+            // Under this state's mutex: a waiter dropped since `finish`
+            // runs its cleanup after us, which releases the grant.
+            let _ = grant.payload.send((grant.fence, grant.expires_at));
+        }
+        Some(reply)
+    }
+
+    /// Expires a due holder (handing off) and forgets an idle lock.
+    fn settle(&mut self, key: &str, now: u64) {
+        self.run(key, now, false, |_| ());
     }
 
     fn holder_expiry(&self, key: &str) -> Option<u64> {
         self.locks.get(key)?.holder().map(|h| h.expires_at)
     }
+}
 
-    fn vacate(&mut self, key: &str, release: Release<Wake>, now: u64) -> bool {
-        let released = matches!(release, Release::Released { .. });
-        if let Release::Released { handoff } = release {
-            self.deliver(key, handoff, now);
-        }
-        self.forget_if_idle(key);
-        released
-    }
+/// What the first call of an acquire found.
+enum First {
+    Granted(u64),
+    Busy,
+    AlreadyWaiting,
+    /// Queued: the grant comes on this channel.
+    Queued(oneshot::Receiver<(u64, u64)>),
 }
 
 /// Takes a dropped waiter out of the queue, or releases its raced grant.
@@ -104,19 +102,12 @@ impl Drop for Cleanup<'_> {
             return;
         }
         let now = self.backend.now();
-        let mut guard = self.backend.lock();
-        let st = &mut *guard;
-        let removed = st
-            .locks
-            .get_mut(self.key)
-            .and_then(|l| l.remove_waiter(self.id))
-            .is_some();
-        if removed {
-            st.forget_if_idle(self.key);
-        } else if let Some(lock) = st.locks.get_mut(self.key) {
-            let release = lock.release(self.token.as_bytes(), now, &mut st.fences);
-            st.vacate(self.key, release, now);
-        }
+        let (id, token) = (self.id, self.token.as_bytes());
+        self.backend.lock().run(self.key, now, false, |change| {
+            if change.lock().remove_waiter(id).is_none() {
+                change.release(token);
+            }
+        });
     }
 }
 
@@ -159,43 +150,43 @@ impl MemoryBackend {
             since: self.instant(at),
             blind: false,
         };
-        let (mut rx, id) = {
-            let mut guard = self.lock();
-            let st = &mut *guard;
-            st.settle(key, now);
-            let lock = st.locks.entry(key.to_owned()).or_default();
-            match lock.acquire(token.as_bytes(), ttl, now, &mut st.fences) {
-                Acquire::Granted { fence } => {
-                    st.stats.grants += 1;
-                    return Ok(Some(granted(fence, now)));
-                }
-                Acquire::Renewed { fence } => return Ok(Some(granted(fence, now))),
-                Acquire::AlreadyWaiting => {
-                    return Err(Error::InvalidOptions(
-                        "token is already waiting for this lock".into(),
-                    ))
-                }
-                Acquire::Busy if wait.is_zero() => {
-                    st.forget_if_idle(key);
-                    return Ok(None);
-                }
-                Acquire::Busy => {}
-            }
-            let (tx, rx) = oneshot::channel();
+        let (id, first) = {
+            let mut st = self.lock();
             st.next_id += 1;
             let id = st.next_id;
-            let waiter = Waiter {
-                id,
-                token: token.as_bytes().into(),
-                ttl,
-                payload: tx,
-            };
-            if lock.enqueue(waiter).is_err() {
+            let first = st.run(key, now, true, |change| {
+                match change.acquire(token.as_bytes(), ttl) {
+                    Acquire::Granted { fence } | Acquire::Renewed { fence } => {
+                        First::Granted(fence)
+                    }
+                    Acquire::AlreadyWaiting => First::AlreadyWaiting,
+                    Acquire::Busy if wait.is_zero() => First::Busy,
+                    Acquire::Busy => {
+                        let (tx, rx) = oneshot::channel();
+                        let waiter = Waiter {
+                            id,
+                            token: token.as_bytes().into(),
+                            ttl,
+                            payload: tx,
+                        };
+                        match change.lock().enqueue(waiter) {
+                            Ok(()) => First::Queued(rx),
+                            Err(_) => First::AlreadyWaiting,
+                        }
+                    }
+                }
+            });
+            (id, first)
+        };
+        let mut rx = match first {
+            Some(First::Queued(rx)) => rx,
+            Some(First::Granted(fence)) => return Ok(Some(granted(fence, now))),
+            Some(First::Busy) => return Ok(None),
+            Some(First::AlreadyWaiting) | None => {
                 return Err(Error::InvalidOptions(
                     "token is already waiting for this lock".into(),
-                ));
+                ))
             }
-            (rx, id)
         };
         let mut cleanup = Cleanup {
             backend: self,
@@ -224,10 +215,7 @@ impl MemoryBackend {
                 return Ok(Some(handed(grant)));
             }
             if Instant::now() >= deadline {
-                if let Some(l) = st.locks.get_mut(key) {
-                    l.remove_waiter(id);
-                }
-                st.forget_if_idle(key);
+                st.run(key, now, false, |change| change.lock().remove_waiter(id));
                 st.stats.wait_timeouts += 1;
                 cleanup.armed = false;
                 return Ok(None);
@@ -236,64 +224,33 @@ impl MemoryBackend {
     }
 
     pub(crate) async fn release(&self, key: &str, token: &str) -> Result<bool> {
-        let now = self.now();
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        st.settle(key, now);
-        let Some(lock) = st.locks.get_mut(key) else {
-            return Ok(false);
-        };
-        let release = lock.release(token.as_bytes(), now, &mut st.fences);
-        let released = st.vacate(key, release, now);
-        if released {
-            st.stats.releases += 1;
-        }
-        Ok(released)
+        Ok(self.release_now(key, token))
     }
 
-    /// The release a dropped guard does: synchronous, no runtime needed.
-    pub(crate) fn release_now(&self, key: &str, token: &str) {
+    /// The release, synchronous: a dropped guard's needs no runtime.
+    pub(crate) fn release_now(&self, key: &str, token: &str) -> bool {
         let now = self.now();
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        st.settle(key, now);
-        if let Some(lock) = st.locks.get_mut(key) {
-            let release = lock.release(token.as_bytes(), now, &mut st.fences);
-            if st.vacate(key, release, now) {
-                st.stats.releases += 1;
-            }
-        }
+        let mut st = self.lock();
+        let released = st.run(key, now, false, |change| change.release(token.as_bytes()));
+        released.unwrap_or(false)
     }
 
     pub(crate) async fn extend(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
         let now = self.now();
         let mut st = self.lock();
-        st.settle(key, now);
-        let ok = st
-            .locks
-            .get_mut(key)
-            .and_then(|l| l.extend(token.as_bytes(), ms(ttl, 1), now))
-            .is_some();
-        if ok {
-            st.stats.extends += 1;
-        }
-        Ok(ok)
+        let extended = st.run(key, now, false, |change| {
+            change.extend(token.as_bytes(), ms(ttl, 1))
+        });
+        Ok(extended.unwrap_or(false))
     }
 
+    /// Removes the holder, whoever it is; as on the server, a holder whose
+    /// time had run out was not held any more, and its successor stays.
     pub(crate) async fn force_release(&self, key: &str) -> Result<bool> {
         let now = self.now();
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        st.settle(key, now);
-        let Some(lock) = st.locks.get_mut(key) else {
-            return Ok(false);
-        };
-        let release = lock.force_release(now, &mut st.fences);
-        let released = st.vacate(key, release, now);
-        if released {
-            st.stats.force_releases += 1;
-        }
-        Ok(released)
+        let mut st = self.lock();
+        let removed = st.run(key, now, false, |change| change.force_release());
+        Ok(removed.unwrap_or(false))
     }
 
     pub(crate) async fn fence(&self, key: &str) -> Result<u64> {

@@ -16,13 +16,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use baton_core::wire::{INFO_FIELDS, STATS_FIELDS};
+
 use crate::error::{Error, Result};
 
 pub(crate) mod conns;
 pub(crate) mod lua;
 pub(crate) mod memory;
 pub(crate) mod module;
-pub(crate) mod sentinel;
 
 pub(crate) use conns::{Conns, Mode};
 
@@ -85,22 +86,33 @@ pub struct Stats {
 impl Stats {
     pub(crate) fn from_pairs(pairs: &[(String, i64)]) -> Self {
         let mut s = Stats::default();
-        for (name, v) in pairs {
-            let v = (*v).max(0) as u64;
-            match name.as_str() {
-                "locks" => s.locks = v,
-                "held" => s.held = v,
-                "waiters" => s.waiters = v,
-                "grants" => s.grants = v,
-                "releases" => s.releases = v,
-                "extends" => s.extends = v,
-                "expirations" => s.expirations = v,
-                "wait_timeouts" => s.wait_timeouts = v,
-                "force_releases" => s.force_releases = v,
-                _ => {}
+        // In the order of `wire::STATS_FIELDS`.
+        let fields = [
+            &mut s.locks,
+            &mut s.held,
+            &mut s.waiters,
+            &mut s.grants,
+            &mut s.releases,
+            &mut s.extends,
+            &mut s.expirations,
+            &mut s.wait_timeouts,
+            &mut s.force_releases,
+        ];
+        for (field, name) in fields.into_iter().zip(STATS_FIELDS) {
+            if let Some((_, v)) = pairs.iter().find(|(n, _)| n == name) {
+                *field = (*v).max(0) as u64;
             }
         }
         s
+    }
+
+    /// Adds what one change counted (the memory backend's own counters).
+    pub(crate) fn count(&mut self, counts: &baton_core::Counts) {
+        self.grants += counts.grants;
+        self.releases += counts.releases;
+        self.extends += counts.extends;
+        self.expirations += counts.expirations;
+        self.force_releases += counts.force_releases;
     }
 
     /// Adds `other` field by field (the counters of another cluster node).
@@ -119,17 +131,14 @@ impl Stats {
 }
 
 pub(crate) fn info_from_pairs(pairs: &[(String, i64)]) -> LockInfo {
-    let mut info = LockInfo::default();
-    for (name, v) in pairs {
-        match name.as_str() {
-            "held" => info.held = *v != 0,
-            "fence" => info.fence = (*v).max(0) as u64,
-            "pttl" => info.pttl = (*v >= 0).then_some(*v as u64),
-            "waiters" => info.waiters = (*v).max(0) as u64,
-            _ => {}
-        }
+    let get = |name: &str| pairs.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+    let [held, fence, pttl, waiters] = INFO_FIELDS.map(get);
+    LockInfo {
+        held: held.is_some_and(|v| v != 0),
+        fence: fence.map_or(0, |v| v.max(0) as u64),
+        pttl: pttl.filter(|v| *v >= 0).map(|v| v as u64),
+        waiters: waiters.map_or(0, |v| v.max(0) as u64),
     }
-    info
 }
 
 /// Parses a RESP2 flat map or a RESP3 map into name/integer pairs.

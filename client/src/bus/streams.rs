@@ -1,7 +1,8 @@
 //! The Redis Streams transport: XADD, XREAD / XREADGROUP BLOCK on a
-//! dedicated connection, XAUTOCLAIM, XACK, and three small Lua scripts that
-//! make check-then-act steps atomic (idempotent publish, hand back / keep
-//! alive only what this consumer holds, dead-letter once).
+//! dedicated connection, XAUTOCLAIM, XACK, and the small Lua scripts of
+//! `lua/bus/` that make check-then-act steps atomic (idempotent publish,
+//! claim with delivery counts, hand back / keep alive only what this
+//! consumer holds, dead-letter once).
 //!
 //! Short commands go through the client's pool. A blocking read runs on a
 //! [`StreamsReader`]: its own connection with no response timeout, on the
@@ -25,107 +26,35 @@ use crate::backend::conns::Node;
 use crate::backend::Conns;
 use crate::error::{Error, Result};
 use crate::options::ms;
-
-/// A Lua script sent by EVALSHA, loaded by EVAL on NOSCRIPT.
-struct BusScript {
-    body: &'static str,
-    sha: String,
-}
-
-impl BusScript {
-    fn new(body: &'static str) -> Self {
-        Self {
-            body,
-            sha: sha1_smol::Sha1::from(body).digest().to_string(),
-        }
-    }
-
-    async fn run(&self, conns: &Conns, keys: &[&str], args: &[&[u8]]) -> Result<Value> {
-        let mut conn = conns.get().await?;
-        let build = |name: &str, first: &str| {
-            let mut cmd = redis::cmd(name);
-            cmd.arg(first).arg(keys.len()).arg(keys).arg(args);
-            cmd
-        };
-        match build("EVALSHA", &self.sha).query_async(&mut conn).await {
-            Err(e) if e.code() == Some("NOSCRIPT") => {
-                Ok(build("EVAL", self.body).query_async(&mut conn).await?)
-            }
-            other => Ok(other?),
-        }
-    }
-}
+use crate::scripts::Script;
 
 /// KEYS stream, idem; ARGV maxlen ('' = none), window ms, payload.
-static PUBLISH_IDEM: LazyLock<BusScript> = LazyLock::new(|| {
-    BusScript::new(
-        r"local prev = redis.call('GET', KEYS[2])
-if prev then return {prev, 1} end
-local id
-if ARGV[1] == '' then
-  id = redis.call('XADD', KEYS[1], '*', 'p', ARGV[3])
-else
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'p', ARGV[3])
-end
-redis.call('SET', KEYS[2], id, 'PX', ARGV[2])
-return {id, 0}",
+static PUBLISH_IDEM: LazyLock<Script> = LazyLock::new(|| {
+    Script::plain(
+        "bus/publish_idem",
+        include_str!("../../../lua/bus/publish_idem.lua"),
     )
 });
 
 /// KEYS stream, stats; ARGV group, consumer, min idle ms, cursor, count.
 /// Returns {next cursor, entries, delivery counts, deleted count}.
-static AUTOCLAIM: LazyLock<BusScript> = LazyLock::new(|| {
-    BusScript::new(
-        r"local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
-local out, counts = {}, {}
-for _, e in ipairs(r[2]) do
-  if e then
-    local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
-    local n = 1
-    if p[1] then n = p[1][4] end
-    out[#out + 1] = e
-    counts[#counts + 1] = n
-  end
-end
-local deleted = 0
-if r[3] then deleted = #r[3] end
-if #out > 0 then redis.call('HINCRBY', KEYS[2], 'redeliveries', #out) end
-return {r[1], out, counts, deleted}",
+static AUTOCLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::plain(
+        "bus/autoclaim",
+        include_str!("../../../lua/bus/autoclaim.lua"),
     )
 });
 
 /// KEYS stream, errors; ARGV group, consumer, id, idle ms, error ('' = keep).
-static RELEASE: LazyLock<BusScript> = LazyLock::new(|| {
-    BusScript::new(
-        r"local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
-if not p[1] or p[1][2] ~= ARGV[2] then return 0 end
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[4], 'JUSTID')
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], ARGV[3], ARGV[5]) end
-return 1",
-    )
-});
+static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::plain("bus/release", include_str!("../../../lua/bus/release.lua")));
 
 /// KEYS stream, dlq, errors; ARGV group, id, deliveries, error ('' = the
 /// recorded one), dlq maxlen ('' = none).
-static DEAD_LETTER: LazyLock<BusScript> = LazyLock::new(|| {
-    BusScript::new(
-        r"if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-local err = ARGV[4]
-if err == '' then err = redis.call('HGET', KEYS[3], ARGV[2]) or '' end
-redis.call('HDEL', KEYS[3], ARGV[2])
-local payload = ''
-local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
-if e[1] then
-  local f = e[1][2]
-  for i = 1, #f, 2 do if f[i] == 'p' then payload = f[i + 1] end end
-end
-local fields = {'id', ARGV[2], 'group', ARGV[1], 'deliveries', ARGV[3], 'error', err, 'p', payload}
-if ARGV[5] == '' then
-  redis.call('XADD', KEYS[2], '*', unpack(fields))
-else
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(fields))
-end
-return 1",
+static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::plain(
+        "bus/dead_letter",
+        include_str!("../../../lua/bus/dead_letter.lua"),
     )
 });
 
@@ -273,8 +202,8 @@ impl StreamsTransport {
         let (stream, idem) = (keys::stream(topic), keys::idem(topic, key));
         let window = ms(window, 1).to_string();
         let v = PUBLISH_IDEM
-            .run(
-                &self.conns,
+            .eval_on(
+                &mut self.conns.get().await?,
                 &[&stream, &idem],
                 &[&maxlen_arg(maxlen), window.as_bytes(), payload],
             )
@@ -349,8 +278,8 @@ impl StreamsTransport {
             count.to_string(),
         );
         let v = AUTOCLAIM
-            .run(
-                &self.conns,
+            .eval_on(
+                &mut self.conns.get().await?,
                 &[&stream, &stats],
                 &[
                     g.group.as_bytes(),
@@ -415,8 +344,8 @@ impl StreamsTransport {
         let (stream, errors) = (keys::stream(&g.topic), keys::errors(&g.topic, &g.group));
         let (id, idle) = (id.to_string(), ms(idle, 0).to_string());
         let v = RELEASE
-            .run(
-                &self.conns,
+            .eval_on(
+                &mut self.conns.get().await?,
                 &[&stream, &errors],
                 &[
                     g.group.as_bytes(),
@@ -444,8 +373,8 @@ impl StreamsTransport {
         );
         let (id, deliveries) = (id.to_string(), deliveries.to_string());
         let v = DEAD_LETTER
-            .run(
-                &self.conns,
+            .eval_on(
+                &mut self.conns.get().await?,
                 &[&stream, &dlq, &errors],
                 &[
                     g.group.as_bytes(),

@@ -2,11 +2,10 @@
 //! queue the caller and block it on the server.
 
 use super::{arg_error, bytes};
-use crate::effects::Change;
-use crate::lock_type::LockValue;
+use crate::effects::Write;
 use crate::node::KeyRef;
-use crate::{node, stats, waiting};
-use baton_core::{args, Acquire};
+use crate::waiting;
+use baton_core::{args, wire, Acquire};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
@@ -18,34 +17,25 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let ttl = args::ttl_ms(ttl).map_err(arg_error)?;
     let wait = args::wait_option(rest).map_err(arg_error)?;
 
-    let change = Change::begin(ctx, &args[1])?;
-    let lock = match change.key.lock() {
-        Some(lock) => lock,
-        None => change.key.create(LockValue::new())?,
-    };
-    let now = change.now;
-    let outcome = node::with(|node| lock.acquire(token, ttl, now, node.fences()));
-    let reply = match outcome {
-        Acquire::Granted { fence } => {
-            stats::GRANTS.incr();
+    let write = Write::begin(ctx, &args[1])?;
+    let outcome = write
+        .run(true, |change| change.acquire(token, ttl))?
+        .unwrap_or(Acquire::Busy);
+    match outcome {
+        Acquire::Granted { fence } | Acquire::Renewed { fence } => {
             Ok(RedisValue::Integer(fence_reply(fence)))
         }
-        Acquire::Renewed { fence } => Ok(RedisValue::Integer(fence_reply(fence))),
-        Acquire::AlreadyWaiting => Err(RedisError::Str(
-            "ERR token is already waiting for this lock",
-        )),
+        Acquire::AlreadyWaiting => Err(RedisError::Str(wire::ALREADY_WAITING)),
         Acquire::Busy if wait == 0 || waiting::cannot_block(ctx.get_raw()) => Ok(RedisValue::Null),
         Acquire::Busy => {
             let lock_ref = KeyRef {
-                db: change.scope.db,
+                db: write.scope.db,
                 key: (*name).into(),
             };
-            waiting::block(ctx, lock_ref, &change.key, token, ttl, wait);
+            waiting::block(ctx, lock_ref, &write.key, token, ttl, wait);
             Ok(RedisValue::NoReply)
         }
-    };
-    change.finish();
-    reply
+    }
 }
 
 /// Fences fit an i64 reply: they count grants from 1.

@@ -8,33 +8,25 @@ use crate::effects::{self, Scope};
 use crate::keyspace::LockKey;
 use crate::lock_type::LockValue;
 use crate::{ffi, node};
-use baton_core::{args, Holder};
-use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
+use baton_core::{args, wire, Holder};
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let argv = bytes(&args);
     let [_, name, token, fence, expires_at] = &argv[..] else {
         return Err(RedisError::WrongArity);
     };
-    let trusted = raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING;
-    if ffi::context_flags(ctx.get_raw()) & trusted == 0 {
-        return Err(RedisError::Str(
-            "ERR LOCK.APPLY is internal: accepted only from replication and AOF loading",
-        ));
+    if !ffi::Flags::of(ctx.get_raw()).is_applying() {
+        return Err(RedisError::Str(wire::APPLY_INTERNAL));
     }
     let token = args::token(token).map_err(arg_error)?;
     let fence = parse_u64(fence)
         .filter(|&f| node::with(|node| node.accepts_fence(f)))
-        .ok_or(RedisError::Str(
-            "ERR fence must be a positive integer, below 2^53 and not far ahead of this node's clock",
-        ))?;
-    let expires_at = parse_u64(expires_at).ok_or(RedisError::Str(
-        "ERR expire-at-ms must be a non-negative integer",
-    ))?;
+        .ok_or(RedisError::Str(wire::APPLY_FENCE))?;
+    let expires_at = parse_u64(expires_at).ok_or(RedisError::Str(wire::APPLY_EXPIRY))?;
 
     let key = LockKey::open(ctx, &args[1])?;
     let scope = Scope::local(ctx.get_raw(), name);
-    let before = effects::mark(key.lock().as_deref());
     let lock = match key.lock() {
         Some(lock) => lock,
         None => key.create(LockValue::new())?,
@@ -44,8 +36,8 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         fence,
         expires_at,
     };
-    node::with(|node| lock.apply(holder, node.fences()));
-    effects::settle(&scope, &key, before, Vec::new());
+    let transition = node::with(|node| lock.change_applied(holder, node.fences()));
+    effects::execute(&scope, &key, transition);
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 

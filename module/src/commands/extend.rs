@@ -1,8 +1,7 @@
 //! `LOCK.EXTEND key token ttl-ms`: resets the holder's expiry to now + ttl-ms.
 
 use super::{arg_error, bytes};
-use crate::effects::Change;
-use crate::stats;
+use crate::effects::Write;
 use baton_core::args;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
@@ -14,15 +13,8 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let token = args::token(token).map_err(arg_error)?;
     let ttl = args::ttl_ms(ttl).map_err(arg_error)?;
 
-    let change = Change::begin(ctx, &args[1])?;
-    let extended = change
-        .key
-        .lock()
-        .and_then(|lock| lock.extend(token, ttl, change.now))
-        .is_some();
-    if extended {
-        stats::EXTENDS.incr();
-    }
-    change.finish();
+    let extended = Write::begin(ctx, &args[1])?
+        .run(false, |change| change.extend(token, ttl))?
+        .unwrap_or(false);
     Ok(RedisValue::Integer(i64::from(extended)))
 }

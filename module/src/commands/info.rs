@@ -2,6 +2,7 @@
 
 use super::acquire::fence_reply;
 use crate::{ffi, keyspace};
+use baton_core::wire::INFO_FIELDS;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
@@ -19,13 +20,14 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             None => (0, 0, -1, waiters),
         }
     })?;
+    let [held_f, fence_f, pttl_f, waiters_f] = INFO_FIELDS;
     ffi::reply_map(
         ctx.get_raw(),
         &[
-            (c"held", held),
-            (c"fence", fence),
-            (c"pttl", pttl),
-            (c"waiters", i64::try_from(waiters).unwrap_or(i64::MAX)),
+            (held_f, held),
+            (fence_f, fence),
+            (pttl_f, pttl),
+            (waiters_f, i64::try_from(waiters).unwrap_or(i64::MAX)),
         ],
     );
     Ok(RedisValue::NoReply)

@@ -2,9 +2,8 @@
 //! the queue takes over in the same step.
 
 use super::{arg_error, bytes};
-use crate::effects::Change;
-use crate::{node, stats};
-use baton_core::{args, Release};
+use crate::effects::Write;
+use baton_core::args;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
@@ -14,20 +13,8 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let token = args::token(token).map_err(arg_error)?;
 
-    let mut change = Change::begin(ctx, &args[1])?;
-    let now = change.now;
-    let outcome = change
-        .key
-        .lock()
-        .map(|lock| node::with(|node| lock.release(token, now, node.fences())));
-    let released = match outcome {
-        Some(Release::Released { handoff }) => {
-            stats::RELEASES.incr();
-            change.grants.extend(handoff);
-            true
-        }
-        Some(Release::NotHolder) | None => false,
-    };
-    change.finish();
+    let released = Write::begin(ctx, &args[1])?
+        .run(false, |change| change.release(token))?
+        .unwrap_or(false);
     Ok(RedisValue::Integer(i64::from(released)))
 }

@@ -22,7 +22,7 @@ use deadpool::managed;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::RedisError;
 
-use super::conns::Node;
+use super::Node;
 use crate::error::{Error, Result};
 
 /// The URL scheme of a Sentinel-monitored primary.

@@ -1,0 +1,363 @@
+//! Connections to Redis: one node, or a Redis Cluster found from one seed.
+//!
+//! - Short commands go through a deadpool pool ([`Conns::get`]) of
+//!   multiplexed single-node connections, or of cluster connections (`redis`
+//!   `cluster-async`) that route each command by its first key, follow
+//!   `MOVED`/`ASK` and learn the topology. `EVALSHA` routes by its first key
+//!   (every key of one lock shares a slot); `LOCK.*` by the lock key. The
+//!   pool's manager (`NoPing`) opens connections with deadpool-redis's
+//!   and recycles them with no round trip (deadpool-redis pings on every
+//!   checkout); a connection that failed with a connection error is
+//!   dropped at its next checkout. A checkout hands out a clone of the
+//!   connection and returns it at once, so concurrent commands pipeline on
+//!   the pool's connections.
+//! - Waits that block on the server (`LOCK.ACQUIRE .. WAIT`, `WAIT`) need a
+//!   dedicated connection with no response timeout, opened on the node that
+//!   serves the key ([`Conns::owner`], a slot table read from
+//!   `CLUSTER SLOTS` and corrected by `MOVED`): a `MOVED slot host:port`
+//!   reply reconnects there and retries, an `ASK` retries there once after
+//!   `ASKING`, at most [`MAX_REDIRECTS`] times (`Conns::redirect`). Each
+//!   node keeps up to `IDLE_WAIT_CONNS` idle wait connections with their
+//!   [`ClientName`] (`CLIENT INFO` id and address, what a `CLIENT KILL`
+//!   names; [`Node::wait_conn`], [`Node::put_back`]).
+//!
+//! Cluster mode is chosen by [`Mode`]: detected from `INFO cluster`
+//! (`cluster_enabled:1`) on the seed by default. A `redis+sentinel://` URL
+//! finds the primary through Sentinel instead and follows its promotions.
+//!
+//! # Layout
+//!
+//! - this file: [`Conns`], what the backends use;
+//! - `pool`: the pool's manager, its connections, and the errors that
+//!   break a connection;
+//! - `node`: one node's own connections (waits, `CLIENT KILL`) and
+//!   [`ClientName`];
+//! - `cluster`: the slot table, redirects, cluster detection, hash slots;
+//! - `sentinel`: `redis+sentinel://` URLs and finding the primary.
+
+mod cluster;
+mod node;
+mod pool;
+pub(crate) mod sentinel;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::Value;
+
+use cluster::{detect_cluster, SlotTable, SLOTS};
+pub(crate) use cluster::{key_slot, too_many_redirects, MAX_REDIRECTS};
+pub(crate) use node::{ClientName, Node};
+use pool::{build_pool, watch_errors, NoPing, Pool, Pooled};
+pub(crate) use pool::{is_connection_error, Conn};
+use sentinel::{Sentinel, SentinelManager, SentinelUrl};
+
+use crate::error::{Error, Result};
+
+/// How long opening a connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether the client talks to one node or to a Redis Cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Asks the seed: `INFO cluster` reports `cluster_enabled:1`.
+    Detect,
+    /// One node (or a proxy that hides the cluster).
+    Single,
+    /// A Redis Cluster; the URL is one seed node.
+    Cluster,
+}
+
+/// Connections to one Redis server, a Sentinel-monitored primary, or a
+/// cluster: a pool for ordinary commands, dedicated connections to a key's
+/// node for blocking ones.
+#[derive(Clone)]
+pub(crate) struct Conns {
+    pool: Pool,
+    /// The seed node (the URL given; in Sentinel mode the primary found
+    /// first): the first guess for a slot this client knows nothing about.
+    client: redis::Client,
+    /// The seed as a [`Node`], with its cache of idle wait connections.
+    seed: Node,
+    /// `Some` in cluster mode.
+    slots: Option<Arc<RwLock<SlotTable>>>,
+    /// `Some` in Sentinel mode.
+    sentinel: Option<Arc<Sentinel>>,
+}
+
+impl std::fmt::Debug for Conns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Conns");
+        match &self.pool {
+            Pool::Single(p) => d.field("pool", &p.status()),
+            Pool::Sentinel(p) => d.field("sentinel_pool", &p.status()),
+            Pool::Cluster(p) => d.field("cluster_pool", &p.status()),
+        };
+        d.finish_non_exhaustive()
+    }
+}
+
+impl Conns {
+    /// Connections to one node (no cluster detection).
+    pub(crate) fn new(url: &str) -> Result<Self> {
+        let client = redis::Client::open(url)?;
+        let manager = NoPing {
+            manager: deadpool_redis::Manager::new(url)?,
+            follows_primary: false,
+        };
+        let pool = build_pool(manager)
+            .map_err(|e| Error::InvalidOptions(format!("cannot build pool for {url:?}: {e}")))?;
+        Ok(Self {
+            pool: Pool::Single(pool),
+            seed: Node::new(client.clone()),
+            client,
+            slots: None,
+            sentinel: None,
+        })
+    }
+
+    /// Connections to the primary that the Sentinels of `url` name, found
+    /// at once (an error when no Sentinel names a reachable primary).
+    async fn sentinel(url: &SentinelUrl) -> Result<Self> {
+        let sentinel = Arc::new(Sentinel::new(url)?);
+        let primary = sentinel.find().await?;
+        let manager = NoPing {
+            manager: SentinelManager(sentinel.clone()),
+            follows_primary: true,
+        };
+        let pool = build_pool(manager).map_err(|e| {
+            Error::InvalidOptions(format!("cannot build pool for {:?}: {e}", url.service))
+        })?;
+        Ok(Self {
+            pool: Pool::Sentinel(pool),
+            client: primary.client().clone(),
+            seed: primary,
+            slots: None,
+            sentinel: Some(sentinel),
+        })
+    }
+
+    /// Connections for `mode`: one node, a Redis Cluster discovered from
+    /// the seed `url` (whose slot table is read at once), or with a
+    /// `redis+sentinel://` URL the primary the Sentinels name.
+    pub(crate) async fn connect(url: &str, mode: Mode) -> Result<Self> {
+        if let Some(sentinel) = SentinelUrl::parse(url) {
+            if mode == Mode::Cluster {
+                return Err(Error::InvalidOptions(
+                    "a redis+sentinel:// URL names one primary, not a cluster".into(),
+                ));
+            }
+            return Self::sentinel(&sentinel?).await;
+        }
+        let client = redis::Client::open(url)?;
+        let cluster = match mode {
+            Mode::Single => false,
+            Mode::Cluster => true,
+            Mode::Detect => detect_cluster(&client).await?,
+        };
+        if !cluster {
+            return Self::new(url);
+        }
+        let manager = NoPing {
+            manager: deadpool_redis::cluster::Manager::new(vec![url], false)?,
+            follows_primary: false,
+        };
+        let pool = build_pool(manager).map_err(|e| {
+            Error::InvalidOptions(format!("cannot build cluster pool for {url:?}: {e}"))
+        })?;
+        let conns = Self {
+            pool: Pool::Cluster(pool),
+            seed: Node::new(client.clone()),
+            client,
+            slots: Some(Arc::new(RwLock::new(SlotTable {
+                nodes: Vec::new(),
+                owner: vec![u16::MAX; SLOTS],
+            }))),
+            sentinel: None,
+        };
+        conns.refresh_slots().await?;
+        Ok(conns)
+    }
+
+    /// True for a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.slots.is_some()
+    }
+
+    /// True when another node can take over a failed one (Sentinel, or a
+    /// cluster), so a failed wait should look for it.
+    pub(crate) fn follows_failover(&self) -> bool {
+        self.slots.is_some() || self.sentinel.is_some()
+    }
+
+    /// A connection for short commands (never for blocking ones: they
+    /// would hold up the commands that share it).
+    ///
+    /// The pool hands out one of its multiplexed connections, which goes
+    /// back at once: the caller keeps a clone, and concurrent commands
+    /// share (pipeline on) the pool's connections instead of queueing for
+    /// one each. The pool opens connections as checkouts overlap, up to
+    /// its size, and replaces one after a connection error (see
+    /// [`NoPing`]).
+    pub(crate) async fn get(&self) -> Result<Conn> {
+        Ok(match &self.pool {
+            Pool::Single(p) => Conn::Single(p.get().await?.clone()),
+            Pool::Sentinel(p) => Conn::Single(p.get().await?.clone()),
+            Pool::Cluster(p) => Conn::Cluster(p.get().await?.clone()),
+        })
+    }
+
+    /// Sends `cmd` behind a command whose caller gave up on it (a cancelled
+    /// acquire): on `conn`, the connection that command went out on, so
+    /// that the server runs `cmd` after it; if `conn` turns out broken,
+    /// once more on a pool connection (the server ran whatever it had read
+    /// from the broken one before it noticed). `None`: a pool connection.
+    pub(crate) async fn send_after(&self, conn: Option<Conn>, cmd: &redis::Cmd) -> Result<Value> {
+        if let Some(mut conn) = conn {
+            match cmd.query_async(&mut conn).await {
+                Err(e) if is_connection_error(&e) => {}
+                other => return Ok(other?),
+            }
+        }
+        let mut conn = self.get().await?;
+        Ok(cmd.query_async(&mut conn).await?)
+    }
+
+    fn seed(&self) -> Node {
+        self.seed.clone()
+    }
+
+    /// A client for the node that pub/sub messages of this client's locks
+    /// reach: the seed, or in Sentinel mode the primary now (asked again
+    /// after a failure, see [`Conns::failed`]).
+    pub(crate) async fn pubsub_client(&self) -> Result<redis::Client> {
+        match &self.sentinel {
+            Some(sentinel) => Ok(sentinel.primary().await?.client().clone()),
+            None => Ok(self.client.clone()),
+        }
+    }
+
+    /// The node that serves `key` as far as this client knows: the seed for
+    /// a single node or an unknown slot, the primary last found in Sentinel
+    /// mode.
+    pub(crate) async fn owner(&self, key: &[u8]) -> Result<Node> {
+        if let Some(sentinel) = &self.sentinel {
+            return sentinel.primary().await;
+        }
+        let Some(slots) = &self.slots else {
+            return Ok(self.seed());
+        };
+        let table = slots.read().expect("slot table poisoned");
+        Ok(match table.owner[usize::from(key_slot(key))] {
+            u16::MAX => self.seed(),
+            i => table.nodes[usize::from(i)].2.clone(),
+        })
+    }
+
+    /// A command on `node` failed the way a failover makes commands fail
+    /// (no reply, `READONLY`): learns the topology again, so the next
+    /// [`Conns::owner`] may name another node. In Sentinel mode the
+    /// Sentinels are asked again; in a cluster the slot table is read again
+    /// (best effort: the cluster may still be electing).
+    pub(crate) async fn failed(&self, node: &Node) {
+        node.clear_idle();
+        if let Some(sentinel) = &self.sentinel {
+            sentinel.forget(node);
+        }
+        if let Err(e) = self.refresh_slots().await {
+            tracing::debug!(?node, error = %e, "slot table not refreshed after a failure");
+        }
+    }
+
+    /// Sends `cmd` to every primary (the seed alone for a single node) and
+    /// returns each node's reply, keyed by its address.
+    pub(crate) async fn on_primaries(&self, cmd: &redis::Cmd) -> Result<Vec<(String, Value)>> {
+        use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+        match self.get().await? {
+            mut c @ Conn::Single(_) => {
+                let v: Value = cmd.query_async(&mut c).await?;
+                Ok(vec![(
+                    self.client.get_connection_info().addr().to_string(),
+                    v,
+                )])
+            }
+            Conn::Cluster(Pooled {
+                mut conn,
+                broken,
+                follows_primary,
+            }) => {
+                let v = watch_errors(
+                    Box::pin(conn.route_command(
+                        cmd.clone(),
+                        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+                    )),
+                    &broken,
+                    follows_primary,
+                )
+                .await?;
+                let pairs = match v {
+                    Value::Map(m) => m,
+                    other => {
+                        return Err(Error::BackendUnavailable(format!(
+                            "unexpected reply from all primaries: {other:?}"
+                        )))
+                    }
+                };
+                Ok(pairs
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let addr = redis::from_redis_value::<String>(k).unwrap_or_default();
+                        (addr, v)
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// `WAIT replicas timeout` after a write by `token` on the same
+    /// connection (an EXTEND of `key`), on the node that serves `key`, so
+    /// every earlier write, the grant included, is covered. Returns the
+    /// replicas that acknowledged, or `None` when the EXTEND answered 0
+    /// (the lock is no longer held: nothing to wait for).
+    pub(crate) async fn wait_replicas(
+        &self,
+        key: &[u8],
+        extend: redis::Cmd,
+        replicas: u64,
+        timeout: Duration,
+    ) -> Result<Option<u64>> {
+        let mut node = self.owner(key).await?;
+        let mut asking = false;
+        for _ in 0..=MAX_REDIRECTS {
+            // A connection of the node's idle wait cache: WAIT blocks, and
+            // opening a new connection per durable grant would cost more
+            // than the WAIT itself.
+            let mut wait = node.wait_conn().await?;
+            // One round trip: the EXTEND makes this connection's last write
+            // the lock's, so the WAIT behind it covers the grant.
+            let mut pipe = redis::pipe();
+            if asking {
+                pipe.cmd("ASKING").ignore();
+            }
+            pipe.add_command(extend.clone())
+                .cmd("WAIT")
+                .arg(replicas)
+                .arg(crate::options::ms(timeout, 0));
+            match pipe.query_async::<(i64, u64)>(&mut wait.conn).await {
+                Ok((extended, acked)) => {
+                    node.put_back(wait);
+                    return Ok((extended != 0).then_some(acked));
+                }
+                Err(e) if wait.reused && is_connection_error(&e) => {
+                    // It died while idle in the cache: try a new one.
+                    node.clear_idle();
+                }
+                Err(e) => {
+                    let r = self.redirect(key, &e).ok_or(e)?;
+                    (node, asking) = (r.node, r.asking);
+                }
+            }
+        }
+        Err(too_many_redirects(key))
+    }
+}

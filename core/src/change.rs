@@ -1,0 +1,338 @@
+//! One change to one lock, from the lazy expiry check to what follows: the
+//! driver that the Redis module and the client's in-memory backend both run,
+//! so "expire, act, compare holder before and after, hand off, pass a grant
+//! on whose waiter is gone, forget an idle lock, count" is written once.
+//!
+//! ```
+//! use baton_core::{FenceCounter, Lock};
+//! let (mut lock, mut fences) = (Lock::<()>::new(), FenceCounter::default());
+//! let mut change = lock.change(0, &mut fences);
+//! change.acquire(b"t", 100);
+//! let t = change.finish(|_| true);
+//! assert_eq!(t.after.map(|h| h.fence), Some(1)); // schedule it, replicate it
+//! assert_eq!(t.counts.grants, 1);
+//! assert!(!t.forget);
+//! ```
+//!
+//! The adapters execute the [`Transition`]: unschedule `before`, schedule
+//! `after`, replicate when `changed` (the holder of the lock, or its
+//! absence), delete the key when `forget`, add `counts`, wake `grants`.
+
+use crate::fence::FenceCounter;
+use crate::lock::{Acquire, Grant, Holder, Lock, Release};
+
+/// A grant as the schedule and the replication stream name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    /// The grant's fence.
+    pub fence: u64,
+    /// Its absolute expiry, unix ms.
+    pub expires_at: u64,
+}
+
+/// What one change counted, for `LOCK.STATS`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Grants, hand-offs included (renewals are not).
+    pub grants: u64,
+    /// Releases by the holder.
+    pub releases: u64,
+    /// Extends by the holder.
+    pub extends: u64,
+    /// Holders whose time ran out.
+    pub expirations: u64,
+    /// Force-releases that removed a holder.
+    pub force_releases: u64,
+}
+
+/// What a change means outside the lock.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Transition<W> {
+    /// The holder before the change: unschedule it when `changed`.
+    pub before: Option<Mark>,
+    /// The holder after: schedule it (and replicate it) when `changed`.
+    pub after: Option<Mark>,
+    /// The holder changed (granted, renewed, extended, released, expired):
+    /// replicate the lock's holder, or that it is free.
+    pub changed: bool,
+    /// Waiters that became holders, to wake, in order. Each one's waiter
+    /// was alive when the change finished.
+    pub grants: Vec<Grant<W>>,
+    /// Nobody holds or waits: forget the lock (delete its key).
+    pub forget: bool,
+    /// What to add to the counters.
+    pub counts: Counts,
+}
+
+impl<W> Transition<W> {
+    /// +1 when the lock became held, -1 when it became free, else 0: the
+    /// change of the "locks held" gauge.
+    pub fn held_delta(&self) -> i64 {
+        match (self.before, self.after) {
+            (None, Some(_)) => 1,
+            (Some(_), None) => -1,
+            _ => 0,
+        }
+    }
+}
+
+/// A change in progress; made by [`Lock::change`].
+#[derive(Debug)]
+pub struct Change<'a, W> {
+    lock: &'a mut Lock<W>,
+    fences: &'a mut FenceCounter,
+    now: u64,
+    before: Option<Mark>,
+    expired: bool,
+    grants: Vec<Grant<W>>,
+    counts: Counts,
+}
+
+fn mark<W>(lock: &Lock<W>) -> Option<Mark> {
+    lock.holder().map(|h| Mark {
+        fence: h.fence,
+        expires_at: h.expires_at,
+    })
+}
+
+impl<W> Lock<W> {
+    /// Starts a change at `now`: a holder whose time has passed expires
+    /// first (and the lock passes to the head of the queue), so no call of
+    /// the change sees an expired holder.
+    pub fn change<'a>(&'a mut self, now: u64, fences: &'a mut FenceCounter) -> Change<'a, W> {
+        let before = mark(self);
+        let mut change = Change {
+            lock: self,
+            fences,
+            now,
+            before,
+            expired: false,
+            grants: Vec::new(),
+            counts: Counts::default(),
+        };
+        if let Some(expired) = change.lock.expire_due(now, change.fences) {
+            change.expired = true;
+            change.counts.expirations += 1;
+            change.take(expired.handoff);
+        }
+        change
+    }
+}
+
+impl<W> Lock<W> {
+    /// Sets the holder as the primary decided it (replication, AOF) and
+    /// tells what changed; nothing expires, nothing is handed off.
+    pub fn change_applied(&mut self, holder: Holder, fences: &mut FenceCounter) -> Transition<W> {
+        let before = mark(self);
+        let mut change = Change {
+            lock: self,
+            fences,
+            now: 0,
+            before,
+            expired: false,
+            grants: Vec::new(),
+            counts: Counts::default(),
+        };
+        change.apply(holder);
+        change.finish(|_| true)
+    }
+}
+
+impl<W> Change<'_, W> {
+    fn take(&mut self, handoff: Option<Grant<W>>) {
+        if let Some(grant) = handoff {
+            self.counts.grants += 1;
+            self.grants.push(grant);
+        }
+    }
+
+    /// True when the holder's time had run out when the change started.
+    pub fn expired(&self) -> bool {
+        self.expired
+    }
+
+    /// The lock, for calls that need no bookkeeping (enqueue a waiter).
+    pub fn lock(&mut self) -> &mut Lock<W> {
+        self.lock
+    }
+
+    /// [`Lock::acquire`], counted.
+    pub fn acquire(&mut self, token: &[u8], ttl: u64) -> Acquire {
+        let outcome = self.lock.acquire(token, ttl, self.now, self.fences);
+        if let Acquire::Granted { .. } = outcome {
+            self.counts.grants += 1;
+        }
+        outcome
+    }
+
+    /// [`Lock::release`], counted; true when `token` held the lock.
+    pub fn release(&mut self, token: &[u8]) -> bool {
+        match self.lock.release(token, self.now, self.fences) {
+            Release::Released { handoff } => {
+                self.counts.releases += 1;
+                self.take(handoff);
+                true
+            }
+            Release::NotHolder => false,
+        }
+    }
+
+    /// [`Lock::extend`], counted; true when `token` held the lock.
+    pub fn extend(&mut self, token: &[u8], ttl: u64) -> bool {
+        let extended = self.lock.extend(token, ttl, self.now).is_some();
+        if extended {
+            self.counts.extends += 1;
+        }
+        extended
+    }
+
+    /// [`Lock::force_release`], counted; true when a holder was removed. A
+    /// holder whose time had run out when the change started was not held
+    /// when this call came: its expiry handed the lock on, and the new
+    /// holder is left alone.
+    pub fn force_release(&mut self) -> bool {
+        if self.expired {
+            return false;
+        }
+        match self.lock.force_release(self.now, self.fences) {
+            Release::Released { handoff } => {
+                self.counts.force_releases += 1;
+                self.take(handoff);
+                true
+            }
+            Release::NotHolder => false,
+        }
+    }
+
+    /// Sets the holder as the primary decided it. Only for a change made
+    /// with [`Lock::change_applied`]: a replica never expires locks itself.
+    fn apply(&mut self, holder: Holder) {
+        self.lock.apply(holder, self.fences);
+    }
+
+    /// Ends the change. A grant whose waiter is gone (`alive` says no) is
+    /// taken back and the lock passes to the next waiter, so a grant only
+    /// ever reaches the waiter it was made for.
+    pub fn finish(mut self, alive: impl Fn(&Grant<W>) -> bool) -> Transition<W> {
+        let mut i = 0;
+        while i < self.grants.len() {
+            if alive(&self.grants[i]) {
+                i += 1;
+                continue;
+            }
+            let ghost = self.grants.remove(i);
+            self.counts.grants -= 1;
+            if self.lock.holder().map(|h| h.fence) == Some(ghost.fence) {
+                if let Release::Released { handoff } =
+                    self.lock.force_release(self.now, self.fences)
+                {
+                    self.take(handoff);
+                }
+            }
+        }
+        let after = mark(self.lock);
+        Transition {
+            before: self.before,
+            after,
+            changed: self.before != after,
+            grants: self.grants,
+            forget: self.lock.is_idle(),
+            counts: self.counts,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::Waiter;
+
+    fn waiter(id: u64, token: &str) -> Waiter<u64> {
+        Waiter {
+            id,
+            token: token.as_bytes().into(),
+            ttl: 100,
+            payload: id,
+        }
+    }
+
+    #[test]
+    fn a_release_with_a_waiter_hands_off_and_replicates_the_new_holder() {
+        let (mut lock, mut fences) = (Lock::new(), FenceCounter::default());
+        lock.acquire(b"a", 100, 0, &mut fences);
+        lock.enqueue(waiter(7, "b")).unwrap();
+        let mut change = lock.change(10, &mut fences);
+        assert!(change.release(b"a"));
+        let t = change.finish(|_| true);
+        assert_eq!(t.before.map(|m| m.fence), Some(1));
+        assert_eq!(
+            t.after,
+            Some(Mark {
+                fence: 2,
+                expires_at: 110
+            })
+        );
+        assert!(t.changed && !t.forget);
+        assert_eq!(t.held_delta(), 0);
+        assert_eq!(t.grants.iter().map(|g| g.id).collect::<Vec<_>>(), vec![7]);
+        let counts = Counts {
+            grants: 1,
+            releases: 1,
+            ..Counts::default()
+        };
+        assert_eq!(t.counts, counts);
+    }
+
+    #[test]
+    fn an_expired_holder_goes_first_and_cannot_be_force_released() {
+        let (mut lock, mut fences) = (Lock::<u64>::new(), FenceCounter::default());
+        lock.acquire(b"a", 100, 0, &mut fences);
+        let mut change = lock.change(100, &mut fences);
+        assert!(change.expired());
+        assert!(!change.force_release());
+        let t = change.finish(|_| true);
+        assert!(t.changed && t.forget && t.after.is_none());
+        assert_eq!(t.held_delta(), -1);
+        assert_eq!(t.counts.expirations, 1);
+        assert_eq!(t.counts.force_releases, 0);
+    }
+
+    #[test]
+    fn a_grant_for_a_waiter_that_is_gone_passes_to_the_next() {
+        let (mut lock, mut fences) = (Lock::new(), FenceCounter::default());
+        lock.acquire(b"a", 100, 0, &mut fences);
+        lock.enqueue(waiter(1, "ghost")).unwrap();
+        lock.enqueue(waiter(2, "b")).unwrap();
+        let mut change = lock.change(5, &mut fences);
+        assert!(change.release(b"a"));
+        let t = change.finish(|g| g.id != 1);
+        assert_eq!(t.grants.iter().map(|g| g.id).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(t.counts.grants, 1, "the ghost's grant is not counted");
+        assert_eq!(lock.holder().map(|h| &*h.token), Some(&b"b"[..]));
+    }
+
+    #[test]
+    fn a_refused_call_changes_nothing_to_replicate() {
+        let (mut lock, mut fences) = (Lock::<u64>::new(), FenceCounter::default());
+        lock.acquire(b"a", 100, 0, &mut fences);
+        let mut change = lock.change(5, &mut fences);
+        assert_eq!(change.acquire(b"b", 100), Acquire::Busy);
+        assert!(!change.release(b"b"));
+        assert!(!change.extend(b"b", 100));
+        let t = change.finish(|_| true);
+        assert!(!t.changed && !t.forget && t.grants.is_empty());
+        assert_eq!(t.counts, Counts::default());
+    }
+
+    #[test]
+    fn a_renewal_replicates_but_counts_no_grant() {
+        let (mut lock, mut fences) = (Lock::<u64>::new(), FenceCounter::default());
+        lock.acquire(b"a", 100, 0, &mut fences);
+        let mut change = lock.change(5, &mut fences);
+        assert_eq!(change.acquire(b"a", 100), Acquire::Renewed { fence: 1 });
+        let t = change.finish(|_| true);
+        assert!(t.changed);
+        assert_eq!(t.after.map(|m| m.expires_at), Some(105));
+        assert_eq!(t.counts, Counts::default());
+    }
+}

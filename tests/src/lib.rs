@@ -28,6 +28,8 @@
 //!   connection, for queue tests.
 //! - [`poll`]: [`wait_until`], polling a condition with a deadline instead of
 //!   sleeping and hoping.
+//! - `port`: [`free_port`], a loopback port that was free a moment ago (for
+//!   extra listeners such as `tls-port`).
 
 pub mod cluster;
 pub mod dump;
@@ -45,6 +47,7 @@ pub use cluster::RedisCluster;
 pub use lock::{err_text, LockInfo, Stats};
 pub use paths::{module_path, redis_server_bin};
 pub use poll::{assert_eventually, wait_until};
+pub use port::free_port;
 pub use replication::{promote, wait_for_sync};
 pub use sentinel::SentinelGroup;
 pub use server::{RedisServer, ServerBuilder};

@@ -7,7 +7,7 @@
 use std::net::TcpListener;
 
 /// A port that was free on 127.0.0.1 a moment ago.
-pub(crate) fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

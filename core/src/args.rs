@@ -22,6 +22,12 @@ pub enum ArgError {
     WaitWithoutTimeout,
     /// An argument that is not a known option.
     UnknownOption(String),
+    /// `LIMIT n` is missing or not an integer in `1..=MAX_MS`.
+    Limit,
+    /// `PERMITS p` is not an integer in `1..=limit`.
+    Permits,
+    /// An option that takes a value came last.
+    MissingValue(&'static str),
 }
 
 impl fmt::Display for ArgError {
@@ -32,6 +38,9 @@ impl fmt::Display for ArgError {
             Self::Timeout => write!(f, "timeout-ms must be an integer between 0 and {MAX_MS}"),
             Self::WaitWithoutTimeout => write!(f, "WAIT needs a timeout-ms"),
             Self::UnknownOption(arg) => write!(f, "unknown option '{arg}'"),
+            Self::Limit => write!(f, "LIMIT must be an integer between 1 and {MAX_MS}"),
+            Self::Permits => write!(f, "PERMITS must be an integer between 1 and LIMIT"),
+            Self::MissingValue(option) => write!(f, "{option} needs a value"),
         }
     }
 }
@@ -69,6 +78,58 @@ pub fn wait_option(rest: &[&[u8]]) -> Result<u64, ArgError> {
         // All shapes are covered above; kept total without a panic.
         [word, ..] => Err(unknown(word)),
     }
+}
+
+/// The options of `SEM.ACQUIRE` after ttl-ms: `LIMIT n` (required),
+/// `PERMITS p` (default 1, at most `n`), `WAIT timeout-ms`, in any order,
+/// each at most once, option words in any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SemOptions {
+    /// The semaphore's number of permits.
+    pub limit: u32,
+    /// The permits asked for.
+    pub permits: u32,
+    /// How long to wait in ms, 0 when absent.
+    pub wait: u64,
+}
+
+/// Parses the options of `SEM.ACQUIRE` (see [`SemOptions`]).
+pub fn sem_options(rest: &[&[u8]]) -> Result<SemOptions, ArgError> {
+    let (mut limit, mut permits, mut wait) = (None, None, None);
+    let mut args = rest.iter();
+    while let Some(word) = args.next() {
+        let (slot, name): (&mut Option<&[u8]>, &'static str) =
+            if word.eq_ignore_ascii_case(b"LIMIT") {
+                (&mut limit, "LIMIT")
+            } else if word.eq_ignore_ascii_case(b"PERMITS") {
+                (&mut permits, "PERMITS")
+            } else if word.eq_ignore_ascii_case(b"WAIT") {
+                (&mut wait, "WAIT")
+            } else {
+                return Err(unknown(word));
+            };
+        if slot.is_some() {
+            return Err(unknown(word));
+        }
+        *slot = Some(args.next().ok_or(match name {
+            "WAIT" => ArgError::WaitWithoutTimeout,
+            other => ArgError::MissingValue(other),
+        })?);
+    }
+    let limit = limit.and_then(|l| parse_ms(l, 1)).ok_or(ArgError::Limit)?;
+    let permits = match permits {
+        None => 1,
+        Some(p) => parse_ms(p, 1)
+            .filter(|&p| p <= limit)
+            .ok_or(ArgError::Permits)?,
+    };
+    let wait = wait.map_or(Ok(0), timeout_ms)?;
+    // Both fit: parse_ms bounds them by MAX_MS = i32::MAX.
+    Ok(SemOptions {
+        limit: u32::try_from(limit).unwrap_or(u32::MAX),
+        permits: u32::try_from(permits).unwrap_or(u32::MAX),
+        wait,
+    })
 }
 
 /// Echoes an argument as Redis' `sdscatrepr` would: printable ASCII as is,
@@ -154,6 +215,44 @@ mod tests {
         assert_eq!(
             wait_option(&[b"\xff\r\n'a"]),
             Err(ArgError::UnknownOption("\\xff\\x0d\\x0a\\'a".into()))
+        );
+    }
+
+    #[test]
+    fn sem_options_shapes() {
+        let ok = |limit, permits, wait| {
+            Ok(SemOptions {
+                limit,
+                permits,
+                wait,
+            })
+        };
+        assert_eq!(sem_options(&[b"LIMIT", b"5"]), ok(5, 1, 0));
+        assert_eq!(
+            sem_options(&[b"wait", b"10", b"permits", b"2", b"limit", b"3"]),
+            ok(3, 2, 10)
+        );
+        assert_eq!(sem_options(&[]), Err(ArgError::Limit));
+        assert_eq!(sem_options(&[b"LIMIT", b"0"]), Err(ArgError::Limit));
+        assert_eq!(
+            sem_options(&[b"LIMIT"]),
+            Err(ArgError::MissingValue("LIMIT"))
+        );
+        assert_eq!(
+            sem_options(&[b"LIMIT", b"2", b"PERMITS", b"3"]),
+            Err(ArgError::Permits)
+        );
+        assert_eq!(
+            sem_options(&[b"LIMIT", b"2", b"WAIT"]),
+            Err(ArgError::WaitWithoutTimeout)
+        );
+        assert_eq!(
+            sem_options(&[b"LIMIT", b"2", b"LIMIT", b"2"]),
+            Err(ArgError::UnknownOption("LIMIT".into()))
+        );
+        assert_eq!(
+            sem_options(&[b"LIMIT", b"2", b"NX"]),
+            Err(ArgError::UnknownOption("NX".into()))
         );
     }
 

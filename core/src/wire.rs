@@ -44,3 +44,21 @@ pub const UNBLOCKED: &str = "UNBLOCKED";
 /// The whole reply to a waiter whose lock's key went away while it waited.
 pub const KEY_REMOVED: &str =
     "UNBLOCKED the lock's key was deleted, renamed, moved or flushed while waiting";
+
+/// The fields of `SEM.INFO`, in reply order.
+pub const SEM_INFO_FIELDS: [&str; 5] = ["limit", "used", "holders", "waiters", "fence"];
+
+/// An acquire naming another limit than the semaphore's, which has holders
+/// or waiters.
+pub fn other_limit(limit: u32, asked: u32) -> String {
+    format!("ERR the semaphore's limit is {limit}, not {asked}")
+}
+
+/// A renewal asking another number of permits than the token's lease holds.
+pub fn other_permits(held: u32, asked: u32) -> String {
+    format!("ERR the token holds {held} permits, not {asked}")
+}
+
+/// `SEM.APPLY` or `SEM.DROP` sent by a client.
+pub const SEM_APPLY_INTERNAL: &str =
+    "ERR SEM.APPLY and SEM.DROP are internal: accepted only from replication and AOF loading";

@@ -42,8 +42,11 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A lease as (token, permits, fence, expiry).
+type LeaseRow = (Vec<u8>, u32, u64, u64);
+
 /// What the semaphore looks like from outside.
-fn snapshot(sem: &Semaphore<u64>) -> (u32, Vec<(Vec<u8>, u32, u64, u64)>, usize) {
+fn snapshot(sem: &Semaphore<u64>) -> (u32, Vec<LeaseRow>, usize) {
     let mut leases: Vec<_> = sem
         .leases()
         .map(|(t, l)| (t.to_vec(), l.permits, l.fence, l.expires_at))
@@ -98,10 +101,10 @@ impl Model {
                 token,
                 permits,
                 ttl,
-            } => match change.acquire(&[token], permits, LIMIT, ttl) {
-                SemAcquire::Granted { .. } | SemAcquire::Renewed { .. } => false,
-                _ => true,
-            },
+            } => !matches!(
+                change.acquire(&[token], permits, LIMIT, ttl),
+                SemAcquire::Granted { .. } | SemAcquire::Renewed { .. }
+            ),
             Op::Enqueue { token, permits } => {
                 self.next_id += 1;
                 let waiter = Waiter {

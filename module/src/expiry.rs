@@ -11,7 +11,7 @@
 //! `LOCK.APPLY`, and rebuilds its schedule when promoted (see `sweep`).
 
 use crate::effects::{self, Scope};
-use crate::keyspace::LockKey;
+use crate::keyspace::{LockKey, SemKey};
 use crate::node::KeyRef;
 use crate::{external, ffi, node};
 use redis_module::{Context, RedisString};
@@ -69,6 +69,9 @@ extern "C" fn on_timer(ctx: ffi::Ctx, _data: *mut c_void) {
     // never a cascade.
     node::with(|node| node.expiring = true);
     let started = ffi::monotonic_us();
+    if ffi::is_primary(ctx) {
+        settle_unsettled(ctx);
+    }
     let more = ffi::is_primary(ctx) && run_batch(ctx, started);
     node::with(|node| node.expiring = false);
     let took_ms = ffi::monotonic_us().saturating_sub(started) / 1000;
@@ -100,20 +103,30 @@ fn run_batch(ctx: ffi::Ctx, started: u64) -> bool {
     }
 }
 
-/// Expires one scheduled grant, if it is still the holder and due.
-fn expire(ctx: ffi::Ctx, lock_ref: &KeyRef, fence: u64, now: u64) {
-    if !ffi::select_db(ctx, lock_ref.db) {
+/// Expires one scheduled grant (a lock's holder or a semaphore's lease), if
+/// it is still there and due.
+fn expire(ctx: ffi::Ctx, at: &KeyRef, fence: u64, now: u64) {
+    if !ffi::select_db(ctx, at.db) {
         return;
     }
     let context = Context::new(ctx);
-    let name = RedisString::create_from_slice(ctx, &lock_ref.key);
-    let Ok(key) = LockKey::open(&context, &name) else {
-        return;
-    };
-    let scope = Scope::local(ctx, &lock_ref.key);
+    let name = RedisString::create_from_slice(ctx, &at.key);
+    let scope = Scope::local(ctx, &at.key);
+    match LockKey::open(&context, &name) {
+        Ok(key) => expire_lock(&scope, &key, at, fence, now),
+        // Not a lock: a semaphore, or another type that took the name.
+        Err(_) => {
+            if let Ok(key) = SemKey::open(&context, &name) {
+                expire_leases(&scope, &key, at, fence, now);
+            }
+        }
+    }
+}
+
+fn expire_lock(scope: &Scope<'_>, key: &LockKey, at: &KeyRef, fence: u64, now: u64) {
     let Some(lock) = key.lock() else {
         // The key is gone; eviction may have kept its holder until now.
-        external::forget_evicted(lock_ref, fence);
+        external::forget_evicted(at, fence, now);
         return;
     };
     // The grant this entry was for is gone (released, renewed): stale.
@@ -126,9 +139,41 @@ fn expire(ctx: ffi::Ctx, lock_ref: &KeyRef, fence: u64, now: u64) {
     };
     let ((), transition) = effects::change(lock, now, |_| ());
     if transition.changed {
-        effects::execute(&scope, &key, transition);
+        effects::execute(scope, key, transition);
     } else {
         // Renewed past this deadline without a schedule update: re-queue.
-        node::with(|node| node.schedule.insert(expires_at, fence, lock_ref.clone()));
+        node::with(|node| node.schedule.insert(expires_at, fence, at.clone()));
     }
+}
+
+fn expire_leases(scope: &Scope<'_>, key: &SemKey, at: &KeyRef, fence: u64, now: u64) {
+    let Some(sem) = key.value() else {
+        external::forget_evicted(at, fence, now);
+        return;
+    };
+    // Every due lease expires in the change; a lease renewed past this
+    // deadline was rescheduled by its renewal.
+    let ((), transition) = effects::change_sem(sem, now, |_| ());
+    effects::execute_sem(scope, key, transition);
+}
+
+/// Settles the semaphores whose queue a request left while writes were
+/// paused (see `effects::settle_semaphore`).
+fn settle_unsettled(ctx: ffi::Ctx) {
+    for at in node::with(|node| std::mem::take(&mut node.unsettled)) {
+        effects::settle_semaphore(ctx, &at);
+    }
+}
+
+/// Runs the timer on the next turn of the event loop (something waits for
+/// it: a semaphore to settle).
+pub fn wake_soon(ctx: ffi::Ctx) {
+    let (armed, expiring) = node::with(|node| (node.armed, node.expiring));
+    if expiring || armed.is_some_and(|(at, _)| at == 0) {
+        return;
+    }
+    if let Some((_, timer)) = armed {
+        ffi::stop_timer(ctx, timer);
+    }
+    arm(ctx, 0, 0);
 }

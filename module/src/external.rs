@@ -15,9 +15,10 @@
 //!   holder's extends keep working. Reads answer from the kept holder.
 //!   Redis offers no way to exempt a key from eviction; this is the next best.
 
-use crate::keyspace::{self, LockKey};
+use crate::keyspace::{self, LockKey, SemKey};
 use crate::lock_type::{LockValue, LOCK_TYPE};
-use crate::node::KeyRef;
+use crate::node::{Evicted, KeyRef};
+use crate::sem_type::{SemValue, SEM_TYPE};
 use crate::{expiry, ffi, node, waiting};
 use baton_core::Holder;
 use redis_module::{raw, Context, RedisError, RedisString};
@@ -52,21 +53,39 @@ pub fn subscribe(ctx: ffi::Ctx) -> bool {
 /// eviction). Its waiters are answered; its holder is remembered for an
 /// `evicted` event that may follow.
 pub fn unlinked(at: Option<(i32, &[u8])>, lock: &mut LockValue) {
-    waiting::dismiss(lock.drain_waiters());
-    let kept = at.zip(lock.holder()).map(|((db, key), holder)| {
-        let at = KeyRef {
-            db,
-            key: key.into(),
-        };
-        (at, holder.clone())
-    });
-    node::with(|node| node.unlinked = kept);
+    waiting::dismiss(lock.drain_waiters().into_iter().map(|w| w.id));
+    let kept = lock.holder().cloned().map(Evicted::Lock);
+    node::with(|node| node.unlinked = key_ref(at).zip(kept));
+}
+
+/// As [`unlinked`], for a semaphore: its waiters are answered, its leases
+/// remembered.
+pub fn unlinked_semaphore(at: Option<(i32, &[u8])>, sem: &mut SemValue) {
+    waiting::dismiss(sem.drain_waiters().into_iter().map(|w| w.id));
+    let kept = evicted_of(sem);
+    node::with(|node| node.unlinked = key_ref(at).zip(kept));
+}
+
+fn key_ref(at: Option<(i32, &[u8])>) -> Option<KeyRef> {
+    at.map(|(db, key)| KeyRef {
+        db,
+        key: key.into(),
+    })
+}
+
+/// What to keep of a semaphore that eviction takes: `None` without leases.
+fn evicted_of(sem: &SemValue) -> Option<Evicted> {
+    let leases: Vec<_> = sem.leases().map(|(t, l)| (t.into(), l.clone())).collect();
+    (!leases.is_empty()).then_some(Evicted::Sem {
+        limit: sem.limit(),
+        leases,
+    })
 }
 
 /// Puts back the held lock that eviction took from `at`, unless its time has
 /// passed; true when it did. `key` is `at`, open and empty.
 pub fn restore_evicted(key: &LockKey, at: &KeyRef, now: u64) -> Result<bool, RedisError> {
-    let Some(holder) = node::with(|node| node.evicted.remove(at)) else {
+    let Some(Evicted::Lock(holder)) = take_evicted(at) else {
         return Ok(false);
     };
     if holder.is_expired(now) {
@@ -77,22 +96,72 @@ pub fn restore_evicted(key: &LockKey, at: &KeyRef, now: u64) -> Result<bool, Red
     Ok(true)
 }
 
+/// As [`restore_evicted`], for a semaphore: its leases that have not run
+/// out. They are added after the value is stored, so the counters see them
+/// when the command's change is executed, as new leases.
+pub fn restore_evicted_semaphore(key: &SemKey, at: &KeyRef, now: u64) -> Result<bool, RedisError> {
+    let Some(restored) = take_evicted(at).and_then(|e| semaphore_of(e, now)) else {
+        return Ok(false);
+    };
+    let sem = key.create(SemValue::new(restored.limit()))?;
+    node::with(|node| {
+        for (token, lease) in restored.leases() {
+            sem.apply(token, lease.clone(), node.fences());
+        }
+    });
+    Ok(true)
+}
+
+fn take_evicted(at: &KeyRef) -> Option<Evicted> {
+    node::with(|node| node.evicted.remove(at))
+}
+
+/// The semaphore that eviction took, with its leases still running at
+/// `now`; `None` when none is.
+fn semaphore_of(evicted: Evicted, now: u64) -> Option<SemValue> {
+    let Evicted::Sem { limit, leases } = evicted else {
+        return None;
+    };
+    let mut sem = SemValue::new(limit);
+    node::with(|node| {
+        for (token, lease) in leases.into_iter().filter(|(_, l)| l.expires_at > now) {
+            sem.apply(&token, lease, node.fences());
+        }
+    });
+    (sem.holders() > 0).then_some(sem)
+}
+
 /// The holder that eviction took from `at`, for reads (which cannot put the
 /// lock back).
 pub fn evicted_holder(at: &KeyRef) -> Option<Holder> {
-    node::with(|node| node.evicted.get(at).cloned())
+    match node::with(|node| node.evicted.get(at).cloned())? {
+        Evicted::Lock(holder) => Some(holder),
+        Evicted::Sem { .. } => None,
+    }
 }
 
-/// Forgets what eviction took from `at` once grant `fence` expires.
-pub fn forget_evicted(at: &KeyRef, fence: u64) {
+/// The semaphore that eviction took from `at`, for reads.
+pub fn evicted_semaphore(at: &KeyRef) -> Option<SemValue> {
+    let evicted = node::with(|node| node.evicted.get(at).cloned())?;
+    semaphore_of(evicted, ffi::now_ms())
+}
+
+/// Forgets what eviction took from `at` once nothing of it runs at `now`
+/// (the expiry of grant `fence` was due).
+pub fn forget_evicted(at: &KeyRef, fence: u64, now: u64) {
     node::with(|node| {
-        if node.evicted.get(at).is_some_and(|h| h.fence == fence) {
+        let done = match node.evicted.get(at) {
+            Some(Evicted::Lock(holder)) => holder.fence == fence,
+            Some(Evicted::Sem { leases, .. }) => leases.iter().all(|(_, l)| l.expires_at <= now),
+            None => false,
+        };
+        if done {
             node.evicted.remove(at);
         }
     });
 }
 
-/// Forgets every evicted holder (this node became a replica).
+/// Forgets everything eviction took (this node became a replica).
 pub fn forget_all_evicted() {
     node::with(|node| node.evicted.clear());
 }
@@ -142,17 +211,20 @@ extern "C" fn on_key_removed(
     let Some(info) = ffi::event_data::<raw::RedisModuleKeyInfo>(data) else {
         return;
     };
-    if ffi::key_module_type(info.key) != *LOCK_TYPE.raw_type.borrow() {
+    let ty = ffi::key_module_type(info.key);
+    if ty != *LOCK_TYPE.raw_type.borrow() && ty != *SEM_TYPE.raw_type.borrow() {
         return;
     }
-    let lock = ffi::value_ref::<LockValue>(ffi::key_module_value(info.key));
-    let holder = lock.and_then(|lock| lock.holder()).cloned();
-    if let (Some((db, name)), Some(holder)) = (ffi::module_key_name(info.key), holder) {
-        let at = KeyRef {
-            db,
-            key: name.into(),
-        };
-        node::with(|node| node.evicted.insert(at, holder));
+    let value = ffi::key_module_value(info.key);
+    let kept = if ffi::key_module_type(info.key) == *LOCK_TYPE.raw_type.borrow() {
+        ffi::value_ref::<LockValue>(value)
+            .and_then(|lock| lock.holder().cloned())
+            .map(Evicted::Lock)
+    } else {
+        ffi::value_ref::<SemValue>(value).and_then(evicted_of)
+    };
+    if let Some((at, kept)) = key_ref(ffi::module_key_name(info.key)).zip(kept) {
+        node::with(|node| node.evicted.insert(at, kept));
     }
 }
 
@@ -161,14 +233,28 @@ extern "C" fn on_key_removed(
 fn schedule_moved(ctx: ffi::Ctx, at: KeyRef) {
     let context = Context::new(ctx);
     let name = RedisString::create_from_slice(ctx, &at.key);
-    let holder = keyspace::read(&context, &name, |lock| {
-        lock.and_then(|lock| lock.holder())
-            .map(|h| (h.expires_at, h.fence))
-    });
-    if let Ok(Some((expires_at, fence))) = holder {
-        node::with(|node| node.schedule.insert(expires_at, fence, at));
-        expiry::ensure_armed(ctx);
+    let marks: Vec<(u64, u64)> =
+        match keyspace::read(&context, &name, |lock: Option<&LockValue>| {
+            lock.and_then(|lock| lock.holder())
+                .map(|h| (h.expires_at, h.fence))
+        }) {
+            Ok(lock) => lock.into_iter().collect(),
+            // Not a lock: a semaphore, with a deadline per lease.
+            Err(_) => keyspace::read(&context, &name, |sem: Option<&SemValue>| {
+                sem.map(|sem| sem.leases().map(|(_, l)| (l.expires_at, l.fence)).collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default(),
+        };
+    if marks.is_empty() {
+        return;
     }
+    node::with(|node| {
+        for (expires_at, fence) in marks {
+            node.schedule.insert(expires_at, fence, at.clone());
+        }
+    });
+    expiry::ensure_armed(ctx);
 }
 
 extern "C" fn on_flush(

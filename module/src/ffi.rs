@@ -8,6 +8,7 @@
 //! values from here. Every wrapper checks the API pointer: a missing function
 //! is a no-op or a `None`, never a panic (a panic here would take Redis down).
 
+use baton_core::Lease;
 use redis_module::raw;
 use std::ffi::{c_void, CStr};
 use std::os::raw::{c_char, c_int, c_longlong};
@@ -382,6 +383,99 @@ pub fn emit_aof_apply(
             );
         }
     }
+}
+
+/// Propagates `SEM.APPLY key limit token permits fence expire-at-ms`: one
+/// lease as the primary granted, renewed or extended it.
+pub fn replicate_sem_apply(ctx: Ctx, key: &[u8], limit: u32, token: &[u8], lease: &Lease) {
+    // SAFETY: the format "blblll" is matched by (ptr, len), ll, (ptr, len),
+    // ll, ll, ll.
+    unsafe {
+        if let Some(replicate) = raw::RedisModule_Replicate {
+            replicate(
+                ctx,
+                c"SEM.APPLY".as_ptr(),
+                c"blblll".as_ptr(),
+                key.as_ptr().cast::<c_char>(),
+                key.len(),
+                c_longlong::from(limit),
+                token.as_ptr().cast::<c_char>(),
+                token.len(),
+                c_longlong::from(lease.permits),
+                ll(lease.fence),
+                ll(lease.expires_at),
+            );
+        }
+    }
+}
+
+/// Propagates `SEM.DROP key token`: the lease of `token` ended.
+pub fn replicate_sem_drop(ctx: Ctx, key: &[u8], token: &[u8]) {
+    // SAFETY: the format "bb" is matched by (ptr, len), (ptr, len).
+    unsafe {
+        if let Some(replicate) = raw::RedisModule_Replicate {
+            replicate(
+                ctx,
+                c"SEM.DROP".as_ptr(),
+                c"bb".as_ptr(),
+                key.as_ptr().cast::<c_char>(),
+                key.len(),
+                token.as_ptr().cast::<c_char>(),
+                token.len(),
+            );
+        }
+    }
+}
+
+/// Writes `SEM.APPLY key limit token permits fence expire-at-ms` into an
+/// AOF rewrite.
+pub fn emit_aof_sem_apply(
+    aof: *mut raw::RedisModuleIO,
+    key: *mut raw::RedisModuleString,
+    limit: u32,
+    token: &[u8],
+    lease: &Lease,
+) {
+    // SAFETY: the format "slblll" is matched by a module string, ll,
+    // (ptr, len), ll, ll, ll.
+    unsafe {
+        if let Some(emit) = raw::RedisModule_EmitAOF {
+            emit(
+                aof,
+                c"SEM.APPLY".as_ptr(),
+                c"slblll".as_ptr(),
+                key,
+                c_longlong::from(limit),
+                token.as_ptr().cast::<c_char>(),
+                token.len(),
+                c_longlong::from(lease.permits),
+                ll(lease.fence),
+                ll(lease.expires_at),
+            );
+        }
+    }
+}
+
+/// Fires a module keyspace event (`notify-keyspace-events` with `d` shows
+/// it), e.g. `lock.grant` on `key`.
+pub fn notify(ctx: Ctx, event: &CStr, key: &[u8]) {
+    let Some(name) = api!(RedisModule_CreateString(
+        ctx,
+        key.as_ptr().cast(),
+        key.len()
+    )) else {
+        return;
+    };
+    if name.is_null() {
+        return;
+    }
+    api!(RedisModule_NotifyKeyspaceEvent(
+        ctx,
+        raw::REDISMODULE_NOTIFY_MODULE as c_int,
+        event.as_ptr(),
+        name
+    ));
+    api!(RedisModule_FreeString(ctx, name));
 }
 
 /// A keyspace scan cursor (`RM_Scan`), destroyed on drop.

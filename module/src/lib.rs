@@ -33,12 +33,14 @@ mod ffi;
 mod keyspace;
 mod lock_type;
 mod node;
+mod sem_type;
 mod stats;
 mod sweep;
 mod waiting;
 
 use lock_type::LOCK_TYPE;
 use redis_module::{raw, redis_module, Context, RedisString, Status};
+use sem_type::SEM_TYPE;
 
 fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     let raw_ctx = ctx.get_raw();
@@ -86,7 +88,7 @@ extern "C" fn on_loading(
 
 extern "C" fn on_info(ictx: *mut raw::RedisModuleInfoCtx, _for_crash_report: i32) {
     ffi::info_section(ictx);
-    for (name, value) in stats::all() {
+    for (name, value) in stats::all().into_iter().chain(stats::sem_all()) {
         ffi::info_field(ictx, name, value);
     }
 }
@@ -95,7 +97,7 @@ redis_module! {
     name: "baton",
     version: 1,
     allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
-    data_types: [LOCK_TYPE],
+    data_types: [LOCK_TYPE, SEM_TYPE],
     init: init,
     commands: [
         ["lock.acquire", commands::acquire::run, "write deny-oom", 1, 1, 1, ""],
@@ -106,5 +108,12 @@ redis_module! {
         ["lock.info", commands::info::run, "readonly fast", 1, 1, 1, ""],
         ["lock.stats", commands::stats::run, "readonly fast", 0, 0, 0, ""],
         ["lock.apply", commands::apply::run, "write", 1, 1, 1, ""],
+        ["sem.acquire", commands::sem::acquire::run, "write deny-oom", 1, 1, 1, ""],
+        ["sem.release", commands::sem::release::run, "write fast", 1, 1, 1, ""],
+        ["sem.extend", commands::sem::extend::run, "write fast", 1, 1, 1, ""],
+        ["sem.forcerelease", commands::sem::force_release::run, "write fast", 1, 1, 1, ""],
+        ["sem.info", commands::sem::info::run, "readonly fast", 1, 1, 1, ""],
+        ["sem.apply", commands::sem::apply::apply, "write", 1, 1, 1, ""],
+        ["sem.drop", commands::sem::apply::drop_lease, "write", 1, 1, 1, ""],
     ],
 }

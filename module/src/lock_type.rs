@@ -21,9 +21,6 @@ const ENCODING_VERSION: i32 = 1;
 /// wake each (handle, timer) is in the node's registry (`waiting`).
 pub type LockValue = Lock<()>;
 
-/// Core's grant, as the module receives it.
-pub type LockGrant = baton_core::Grant<()>;
-
 pub static LOCK_TYPE: RedisType = RedisType::new(
     "baton-lck",
     ENCODING_VERSION,

@@ -7,7 +7,10 @@
 
 use crate::ffi;
 use crate::lock_type::LockValue;
-use baton_core::{Change, ExpirySchedule, FenceCounter, Holder, Transition};
+use crate::sem_type::SemValue;
+use baton_core::{
+    Change, ExpirySchedule, FenceCounter, Holder, Lease, SemChange, SemTransition, Transition,
+};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -18,6 +21,25 @@ pub struct KeyRef {
     pub key: Box<[u8]>,
 }
 
+/// What eviction took from a key, kept until it expires.
+#[derive(Debug, Clone)]
+pub enum Evicted {
+    /// A lock's holder.
+    Lock(Holder),
+    /// A semaphore's limit and leases.
+    Sem {
+        limit: u32,
+        leases: Vec<(Box<[u8]>, Lease)>,
+    },
+}
+
+/// Whether a waiter queued for a lock or a semaphore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Lock,
+    Sem,
+}
+
 /// A blocked waiter: how to wake it and the lock it queued for.
 #[derive(Debug)]
 pub struct Waiting {
@@ -26,6 +48,7 @@ pub struct Waiting {
     /// Its timeout timer.
     pub timer: u64,
     pub lock: KeyRef,
+    pub kind: Kind,
 }
 
 /// The module's state on this node.
@@ -46,12 +69,15 @@ pub struct Node {
     /// while its client is blocked by us, so it is never stale.
     pub waiter_of: HashMap<ffi::BlockedClient, u64>,
     pub next_waiter_id: u64,
-    /// Holders of held locks that eviction took, until their expiry: the
-    /// next command on the key puts the lock back (see `external`).
-    pub evicted: HashMap<KeyRef, Holder>,
-    /// The last held lock a key removal took from the keyspace, for the
-    /// `evicted` event that may follow it.
-    pub unlinked: Option<(KeyRef, Holder)>,
+    /// What eviction took from held locks and semaphores, until it
+    /// expires: the next command on the key puts it back (see `external`).
+    pub evicted: HashMap<KeyRef, Evicted>,
+    /// What the last key removal took from the keyspace, for the `evicted`
+    /// event that may follow it.
+    pub unlinked: Option<(KeyRef, Evicted)>,
+    /// Semaphores whose queue may let a request through (one left while
+    /// writes were paused): the expiry timer settles them.
+    pub unsettled: Vec<KeyRef>,
 }
 
 impl Node {
@@ -72,6 +98,23 @@ impl Node {
     ) -> (R, Transition<()>) {
         self.fences.tick(ffi::now_us());
         let mut change = lock.change(now, &mut self.fences);
+        let reply = act(&mut change);
+        let waiting = &self.waiting;
+        (
+            reply,
+            change.finish(|grant| waiting.contains_key(&grant.id)),
+        )
+    }
+
+    /// As [`Node::change`], for a semaphore.
+    pub fn change_sem<R>(
+        &mut self,
+        sem: &mut SemValue,
+        now: u64,
+        act: impl FnOnce(&mut SemChange<'_, ()>) -> R,
+    ) -> (R, SemTransition<()>) {
+        self.fences.tick(ffi::now_us());
+        let mut change = sem.change(now, &mut self.fences);
         let reply = act(&mut change);
         let waiting = &self.waiting;
         (

@@ -9,6 +9,7 @@
 
 use crate::lock_type::{LockValue, LOCK_TYPE};
 use crate::node::KeyRef;
+use crate::sem_type::{SemValue, SEM_TYPE};
 use crate::{expiry, ffi, node};
 use std::cell::RefCell;
 use std::ffi::c_void;
@@ -124,22 +125,33 @@ extern "C" fn on_step(ctx: ffi::Ctx, _data: *mut c_void) {
 }
 
 fn visit(db: i32, name: &[u8], key: *mut redis_module::raw::RedisModuleKey) {
-    if ffi::key_module_type(key) != *LOCK_TYPE.raw_type.borrow() {
-        return;
-    }
-    let Some(lock) = ffi::value_ref::<LockValue>(ffi::key_module_value(key)) else {
+    let ty = ffi::key_module_type(key);
+    let value = ffi::key_module_value(key);
+    // Every stored lock has a holder and every stored semaphore a lease: a
+    // free one has no key, and loading refuses a value without one.
+    let marks: Vec<(u64, u64)> = if ty == *LOCK_TYPE.raw_type.borrow() {
+        ffi::value_ref::<LockValue>(value)
+            .and_then(|lock| lock.holder())
+            .map(|h| (h.expires_at, h.fence))
+            .into_iter()
+            .collect()
+    } else if ty == *SEM_TYPE.raw_type.borrow() {
+        ffi::value_ref::<SemValue>(value)
+            .map(|sem| sem.leases().map(|(_, l)| (l.expires_at, l.fence)).collect())
+            .unwrap_or_default()
+    } else {
         return;
     };
-    // Every stored lock has a holder: a free one has no key, and loading
-    // refuses a value without one.
-    if let Some(holder) = lock.holder() {
-        let lock_ref = KeyRef {
-            db,
-            key: name.into(),
-        };
-        node::with(|node| {
-            node.schedule
-                .insert(holder.expires_at, holder.fence, lock_ref)
-        });
+    if marks.is_empty() {
+        return;
     }
+    let at = KeyRef {
+        db,
+        key: name.into(),
+    };
+    node::with(|node| {
+        for (expires_at, fence) in marks {
+            node.schedule.insert(expires_at, fence, at.clone());
+        }
+    });
 }

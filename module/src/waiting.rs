@@ -10,11 +10,12 @@
 //! calls `RM_UnblockClient`, and a path that finds it gone does nothing.
 //! Waiters are named by id, never by handle address: Redis reuses those.
 
-use crate::keyspace::LockKey;
-use crate::lock_type::{LockGrant, LockValue};
-use crate::node::{KeyRef, Waiting};
-use crate::{ffi, node, stats};
-use baton_core::Waiter;
+use crate::keyspace::{Key, Stored};
+use crate::lock_type::LockValue;
+use crate::node::{KeyRef, Kind, Waiting};
+use crate::sem_type::SemValue;
+use crate::{effects, ffi, node, stats};
+use baton_core::Grant;
 use redis_module::{raw, Context, RedisString};
 use std::ffi::c_void;
 use std::os::raw::c_int;
@@ -32,9 +33,16 @@ pub fn cannot_block(ctx: ffi::Ctx) -> bool {
     ffi::Flags::of(ctx).cannot_block()
 }
 
-/// Blocks the calling client in the queue of `key`'s lock for `wait_ms`.
-/// The lock is held by someone else and `token` is not queued.
-pub fn block(ctx: &Context, lock: KeyRef, key: &LockKey, token: &[u8], ttl: u64, wait_ms: u64) {
+/// Blocks the calling client in the queue of the lock or semaphore at
+/// `lock` for `wait_ms`: `enqueue` puts the waiter of the id it is given in
+/// the queue (the lock is busy and `token` is not queued, so it succeeds).
+pub fn block(
+    ctx: &Context,
+    lock: KeyRef,
+    kind: Kind,
+    wait_ms: u64,
+    enqueue: impl FnOnce(u64) -> bool,
+) {
     let raw_ctx = ctx.get_raw();
     let Some(bc) = ffi::block_client(
         raw_ctx,
@@ -52,16 +60,16 @@ pub fn block(ctx: &Context, lock: KeyRef, key: &LockKey, token: &[u8], ttl: u64,
     });
     // The timer carries the waiter's id.
     let timer = ffi::create_timer_with(raw_ctx, wait_ms, Some(on_wait_timer), id);
-    let waiter = Waiter {
-        id,
-        token: token.into(),
-        ttl,
-        payload: (),
-    };
-    if let Some(Ok(())) = key.lock().map(|l| l.enqueue(waiter)) {
+    if enqueue(id) {
         stats::WAITERS.incr();
         node::with(|node| {
-            node.waiting.insert(id, Waiting { bc, timer, lock });
+            let waiting = Waiting {
+                bc,
+                timer,
+                lock,
+                kind,
+            };
+            node.waiting.insert(id, waiting);
             node.waiter_of.insert(bc, id);
         });
     } else {
@@ -71,19 +79,19 @@ pub fn block(ctx: &Context, lock: KeyRef, key: &LockKey, token: &[u8], ttl: u64,
     }
 }
 
-/// Wakes the waiter a grant was made for. False when that waiter is gone
-/// (the caller must then pass the lock on).
-pub fn wake(ctx: ffi::Ctx, grant: &LockGrant) -> bool {
+/// Wakes the waiter a grant (of a lock or a semaphore) was made for. False
+/// when that waiter is gone.
+pub fn wake<W>(ctx: ffi::Ctx, grant: &Grant<W>) -> bool {
     answer(ctx, grant.id, Outcome::Granted(grant.fence))
 }
 
-/// Answers waiters taken out of a lock whose key is going away: they get
-/// `wire::KEY_REMOVED` at once and hold nothing. Runs where Redis may hand us no
-/// context (a type's unlink callback), so timers are stopped through the
-/// module's own.
-pub fn dismiss(waiters: Vec<Waiter<()>>) {
-    for waiter in waiters {
-        answer(ffi::module_ctx(), waiter.id, Outcome::KeyRemoved);
+/// Answers the waiters of ids taken out of a lock or semaphore whose key is
+/// going away: they get `wire::KEY_REMOVED` at once and hold nothing. Runs
+/// where Redis may hand us no context (a type's unlink callback), so timers
+/// are stopped through the module's own.
+pub fn dismiss(ids: impl IntoIterator<Item = u64>) {
+    for id in ids {
+        answer(ffi::module_ctx(), id, Outcome::KeyRemoved);
     }
 }
 
@@ -91,21 +99,29 @@ pub fn dismiss(waiters: Vec<Waiter<()>>) {
 /// says where that lock is now (the same database for a flush, the other one
 /// for a swap), taking it out of that lock's queue first.
 pub fn dismiss_where(ctx: ffi::Ctx, moved_to: impl Fn(i32) -> Option<i32>) {
-    let affected: Vec<(u64, KeyRef)> = node::with(|node| {
+    let affected: Vec<(u64, KeyRef, Kind)> = node::with(|node| {
         node.waiting
             .iter()
             .filter_map(|(id, w)| {
                 let db = moved_to(w.lock.db)?;
                 let key = w.lock.key.clone();
-                Some((*id, KeyRef { db, key }))
+                Some((*id, KeyRef { db, key }, w.kind))
             })
             .collect()
     });
     let selected = ffi::selected_db(ctx);
-    for (id, lock) in affected {
+    for (id, lock, kind) in affected {
         // Answered already with an earlier waiter of the same lock, or not.
-        let drained = with_lock(ctx, &lock, LockValue::drain_waiters);
-        dismiss(drained.unwrap_or_default());
+        let drained: Vec<u64> = match kind {
+            Kind::Lock => with_value(ctx, &lock, |l: &mut LockValue| {
+                l.drain_waiters().into_iter().map(|w| w.id).collect()
+            }),
+            Kind::Sem => with_value(ctx, &lock, |s: &mut SemValue| {
+                s.drain_waiters().into_iter().map(|w| w.id).collect()
+            }),
+        }
+        .unwrap_or_default();
+        dismiss(drained);
         answer(ctx, id, Outcome::KeyRemoved);
     }
     ffi::select_db(ctx, selected);
@@ -148,21 +164,38 @@ fn drop_timer(ctx: ffi::Ctx, timer: u64) {
     let _ = ffi::stop_timer_with::<u64>(ctx, timer);
 }
 
-/// Runs `f` on the lock stored at `lock`, if there is one; leaves `lock.db`
-/// selected.
-fn with_lock<R>(ctx: ffi::Ctx, lock: &KeyRef, f: impl FnOnce(&mut LockValue) -> R) -> Option<R> {
-    if !ffi::select_db(ctx, lock.db) {
+/// Runs `f` on the value of type `V` stored at `at`, if there is one;
+/// leaves `at.db` selected.
+fn with_value<V: Stored, R>(ctx: ffi::Ctx, at: &KeyRef, f: impl FnOnce(&mut V) -> R) -> Option<R> {
+    if !ffi::select_db(ctx, at.db) {
         return None;
     }
     let context = Context::new(ctx);
-    let name = RedisString::create_from_slice(ctx, &lock.key);
-    let key = LockKey::open(&context, &name).ok()?;
-    key.lock().map(f)
+    let name = RedisString::create_from_slice(ctx, &at.key);
+    let key = Key::<V>::open(&context, &name).ok()?;
+    key.value().map(f)
 }
 
-/// Takes waiter `id` out of its lock's queue, if the lock is still there.
+/// Takes waiter `id` out of its queue, if the lock or semaphore is still
+/// there. A semaphore's queue may then let requests behind it through: they
+/// are granted now, or once writes resume (nothing is granted while they
+/// are paused).
 fn leave_queue(ctx: ffi::Ctx, id: u64, waiting: &Waiting) {
-    let _ = with_lock(ctx, &waiting.lock, |lock| lock.remove_waiter(id));
+    match waiting.kind {
+        Kind::Lock => {
+            let _ = with_value(ctx, &waiting.lock, |lock: &mut LockValue| {
+                lock.remove_waiter(id)
+            });
+        }
+        Kind::Sem => {
+            let removed = with_value(ctx, &waiting.lock, |sem: &mut SemValue| {
+                sem.remove_waiter(id).is_some()
+            });
+            if removed == Some(true) {
+                effects::settle_semaphore(ctx, &waiting.lock);
+            }
+        }
+    }
 }
 
 extern "C" fn on_wait_timer(ctx: ffi::Ctx, data: *mut c_void) {

@@ -3,9 +3,10 @@
 
 use super::{arg_error, bytes};
 use crate::effects::Write;
-use crate::node::KeyRef;
+use crate::lock_type::LockValue;
+use crate::node::{KeyRef, Kind};
 use crate::waiting;
-use baton_core::{args, wire, Acquire};
+use baton_core::{args, wire, Acquire, Waiter};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
@@ -17,7 +18,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let ttl = args::ttl_ms(ttl).map_err(arg_error)?;
     let wait = args::wait_option(rest).map_err(arg_error)?;
 
-    let write = Write::begin(ctx, &args[1])?;
+    let write = Write::<LockValue>::begin(ctx, &args[1])?;
     let outcome = write
         .run(true, |change| change.acquire(token, ttl))?
         .unwrap_or(Acquire::Busy);
@@ -32,7 +33,15 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 db: write.scope.db,
                 key: (*name).into(),
             };
-            waiting::block(ctx, lock_ref, &write.key, token, ttl, wait);
+            waiting::block(ctx, lock_ref, Kind::Lock, wait, |id| {
+                let waiter = Waiter {
+                    id,
+                    token: token.into(),
+                    ttl,
+                    payload: (),
+                };
+                write.key.lock().is_some_and(|l| l.enqueue(waiter).is_ok())
+            });
             Ok(RedisValue::NoReply)
         }
     }

@@ -2,6 +2,7 @@
 
 use super::{arg_error, bytes};
 use crate::effects::Write;
+use crate::lock_type::LockValue;
 use baton_core::args;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
@@ -13,7 +14,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let token = args::token(token).map_err(arg_error)?;
     let ttl = args::ttl_ms(ttl).map_err(arg_error)?;
 
-    let extended = Write::begin(ctx, &args[1])?
+    let extended = Write::<LockValue>::begin(ctx, &args[1])?
         .run(false, |change| change.extend(token, ttl))?
         .unwrap_or(false);
     Ok(RedisValue::Integer(i64::from(extended)))

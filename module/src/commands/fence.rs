@@ -2,6 +2,7 @@
 //! (a free lock's key is gone, and its fence with it).
 
 use super::acquire::fence_reply;
+use crate::lock_type::LockValue;
 use crate::{ffi, keyspace};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
@@ -12,7 +13,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let now = ffi::now_ms();
     keyspace::read(ctx, name, |lock| {
         let fence = lock
-            .and_then(|lock| lock.holder())
+            .and_then(|lock: &LockValue| lock.holder())
             .filter(|holder| !holder.is_expired(now))
             .map_or(0, |holder| holder.fence);
         RedisValue::Integer(fence_reply(fence))

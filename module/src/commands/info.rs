@@ -1,6 +1,7 @@
 //! `LOCK.INFO key`: a map of `held`, `fence`, `pttl` and `waiters`.
 
 use super::acquire::fence_reply;
+use crate::lock_type::LockValue;
 use crate::{ffi, keyspace};
 use baton_core::wire::INFO_FIELDS;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
@@ -12,7 +13,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let now = ffi::now_ms();
     let (held, fence, pttl, waiters) = keyspace::read(ctx, name, |lock| {
         let holder = lock
-            .and_then(|lock| lock.holder())
+            .and_then(|lock: &LockValue| lock.holder())
             .filter(|holder| !holder.is_expired(now));
         let waiters = lock.map_or(0, |lock| lock.waiters());
         match holder {

@@ -1,6 +1,6 @@
-//! The `LOCK.*` commands, one file each. A handler checks its arity and parses
-//! every argument before it touches the keyspace, so a command that replies
-//! with an error has changed nothing.
+//! The `LOCK.*` commands, one file each, and the `SEM.*` ones in `sem`. A
+//! handler checks its arity and parses every argument before it touches the
+//! keyspace, so a command that replies with an error has changed nothing.
 
 pub mod acquire;
 pub mod apply;
@@ -9,6 +9,7 @@ pub mod fence;
 pub mod force_release;
 pub mod info;
 pub mod release;
+pub mod sem;
 pub mod stats;
 
 use baton_core::ArgError;

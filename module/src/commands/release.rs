@@ -3,6 +3,7 @@
 
 use super::{arg_error, bytes};
 use crate::effects::Write;
+use crate::lock_type::LockValue;
 use baton_core::args;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
@@ -13,7 +14,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let token = args::token(token).map_err(arg_error)?;
 
-    let released = Write::begin(ctx, &args[1])?
+    let released = Write::<LockValue>::begin(ctx, &args[1])?
         .run(false, |change| change.release(token))?
         .unwrap_or(false);
     Ok(RedisValue::Integer(i64::from(released)))

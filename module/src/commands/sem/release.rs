@@ -1,0 +1,20 @@
+//! `SEM.RELEASE key token`: ends the token's lease; the queue's head is
+//! granted while it fits.
+
+use crate::commands::{arg_error, bytes};
+use crate::effects::Write;
+use crate::sem_type::SemValue;
+use baton_core::args;
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+
+pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let argv = bytes(&args);
+    let [_, _, token] = &argv[..] else {
+        return Err(RedisError::WrongArity);
+    };
+    let token = args::token(token).map_err(arg_error)?;
+    let released = Write::<SemValue>::begin(ctx, &args[1])?
+        .run(None, |change| change.release(token))?
+        .unwrap_or(false);
+    Ok(RedisValue::Integer(i64::from(released)))
+}

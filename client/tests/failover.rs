@@ -60,6 +60,23 @@ async fn queued_waiter(
     task
 }
 
+/// Waits until the primary the Sentinels name has a replica in sync.
+fn wait_for_a_replica(group: &SentinelGroup) {
+    let primary = group.primary();
+    let replica = group
+        .servers()
+        .iter()
+        .filter(|s| s.is_running() && s.port() != primary.port())
+        .find(|s| {
+            baton_tests::wait_until(20 * SECOND, || {
+                baton_tests::replication::info_field(s, "replication", "master_port")
+                    .is_some_and(|p| p == primary.port().to_string())
+            })
+        })
+        .expect("a replica follows the new primary");
+    baton_tests::wait_for_sync(primary, replica);
+}
+
 /// `f` until it succeeds, at most `within`: the first command after a
 /// failover may fail once on a connection to the old primary.
 async fn retried<T, F, Fut>(within: Duration, mut f: F) -> T
@@ -110,6 +127,9 @@ async fn a_durable_lock_and_its_watchdog_survive_a_sentinel_failover() {
     for backend in [Backend::Module, Backend::Lua] {
         let client = sentinel_client(&group, backend).await;
         let key = format!("durable-{backend:?}");
+        // The replica left after a failover streams from the new primary
+        // only once the Sentinels have reconfigured it: wait for that.
+        block_in_place(|| wait_for_a_replica(&group));
         let guard = client
             .lock(&key, opts(4_000).durable(1, SECOND))
             .await

@@ -1,8 +1,8 @@
 //! `cargo xtask test`: everything CI checks, in order, stopping at the
 //! first failure: fmt, clippy, the module build, every test on Redis, then
-//! the module's integration tests (`baton-tests`) and the client's
-//! (`baton-client`: failover, Sentinel, the bounded chaos checker) again on
-//! Valkey, so both servers baton supports are tested. `--no-fail-fast` so one failing
+//! every test again on Valkey (the module's, the client's with failover,
+//! Sentinel and the bounded chaos checker, the CLI's), so both servers baton
+//! supports are tested. `--no-fail-fast` so one failing
 //! test binary does not hide the results of the others.
 
 use crate::cargo::{build_module, cargo, header, run};
@@ -44,20 +44,15 @@ pub fn run_all() -> Result<()> {
     )?;
 
     header(&format!(
-        "[6/6] cargo test -p baton-tests -p baton-client --no-fail-fast (REDIS_SERVER={})",
+        "[6/6] cargo test --workspace --no-fail-fast (REDIS_SERVER={})",
         valkey.display()
     ));
     run(
         "test on valkey",
-        cargo(&[
-            "test",
-            "-p",
-            "baton-tests",
-            "-p",
-            "baton-client",
-            "--no-fail-fast",
-        ])
-        .env("BATON_MODULE", &module)
-        .env("REDIS_SERVER", &valkey),
+        // The whole workspace, as in step 5: the same features, so nothing
+        // is built twice.
+        cargo(&["test", "--workspace", "--no-fail-fast"])
+            .env("BATON_MODULE", &module)
+            .env("REDIS_SERVER", &valkey),
     )
 }

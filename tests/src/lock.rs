@@ -200,6 +200,50 @@ pub fn to_int_map(v: &Value) -> Option<BTreeMap<String, i64>> {
     Some(map)
 }
 
+/// `SEM.ACQUIRE key token ttl LIMIT limit PERMITS permits`: the fence, or
+/// `None` when not granted.
+#[track_caller]
+pub fn sem_acquire(
+    con: &mut Connection,
+    key: &[u8],
+    token: &[u8],
+    ttl: u64,
+    permits: u64,
+    limit: u64,
+) -> Option<i64> {
+    redis::cmd("SEM.ACQUIRE")
+        .arg(key)
+        .arg(token)
+        .arg(ttl)
+        .arg("LIMIT")
+        .arg(limit)
+        .arg("PERMITS")
+        .arg(permits)
+        .query(con)
+        .unwrap_or_else(|e| panic!("SEM.ACQUIRE failed: {}", err_text(&e)))
+}
+
+/// `SEM.RELEASE key token`: 1 released, 0 no lease.
+#[track_caller]
+pub fn sem_release(con: &mut Connection, key: &[u8], token: &[u8]) -> i64 {
+    redis::cmd("SEM.RELEASE")
+        .arg(key)
+        .arg(token)
+        .query(con)
+        .unwrap_or_else(|e| panic!("SEM.RELEASE failed: {}", err_text(&e)))
+}
+
+/// `SEM.INFO key` as field -> value (`limit`, `used`, `holders`,
+/// `waiters`, `fence`).
+#[track_caller]
+pub fn sem_info(con: &mut Connection, key: &[u8]) -> BTreeMap<String, i64> {
+    let v: Value = redis::cmd("SEM.INFO")
+        .arg(key)
+        .query(con)
+        .unwrap_or_else(|e| panic!("SEM.INFO failed: {}", err_text(&e)));
+    to_int_map(&v).unwrap_or_else(|| panic!("SEM.INFO is not a map of integers: {v:?}"))
+}
+
 /// `EXISTS key` (does not run module code, so it cannot expire the lock
 /// lazily).
 pub fn exists(con: &mut Connection, key: &[u8]) -> bool {

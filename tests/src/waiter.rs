@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::lock::{info, try_acquire_wait};
+use crate::lock::info;
 use crate::poll::assert_eventually;
 use crate::server::RedisServer;
 
@@ -27,21 +27,58 @@ impl Waiter {
     /// Returns once the connection is open (the command may not have reached
     /// the server yet: poll `LOCK.INFO` `waiters` to know it is queued).
     pub fn start(server: &RedisServer, key: &[u8], token: &[u8], ttl: u64, wait: u64) -> Waiter {
+        let mut cmd = redis::cmd("LOCK.ACQUIRE");
+        cmd.arg(key).arg(token).arg(ttl).arg("WAIT").arg(wait);
+        Self::start_cmd(server, cmd)
+    }
+
+    /// Opens a connection to `server` and sends `cmd` (a blocking acquire
+    /// of any kind) on a new thread; its reply is read as a fence or null.
+    pub fn start_cmd(server: &RedisServer, cmd: redis::Cmd) -> Waiter {
         let mut con = server.connection();
         let client_id: i64 = redis::cmd("CLIENT")
             .arg("ID")
             .query(&mut con)
             .expect("CLIENT ID");
-        let (key, token) = (key.to_vec(), token.to_vec());
         let (started_tx, started_rx) = mpsc::channel();
         let handle = thread::spawn(move || {
             let _ = started_tx.send(());
             let start = Instant::now();
-            let reply = try_acquire_wait(&mut con, &key, &token, ttl, wait);
+            let reply = cmd.query(&mut con);
             (reply, start.elapsed())
         });
         started_rx.recv().expect("waiter thread started");
         Waiter { client_id, handle }
+    }
+
+    /// `SEM.ACQUIRE key token ttl LIMIT limit PERMITS permits WAIT wait` on
+    /// its own thread, once the server counts it in the semaphore's queue.
+    #[track_caller]
+    pub fn queued_sem(
+        server: &RedisServer,
+        key: &[u8],
+        token: &[u8],
+        permits: u64,
+        limit: u64,
+        wait: u64,
+    ) -> Waiter {
+        let mut con = server.connection();
+        let before = crate::lock::sem_info(&mut con, key)["waiters"];
+        let mut cmd = redis::cmd("SEM.ACQUIRE");
+        cmd.arg(key)
+            .arg(token)
+            .arg(30_000)
+            .arg("LIMIT")
+            .arg(limit)
+            .arg("PERMITS")
+            .arg(permits)
+            .arg("WAIT")
+            .arg(wait);
+        let w = Waiter::start_cmd(server, cmd);
+        assert_eventually(Duration::from_secs(5), "the request is queued", || {
+            crate::lock::sem_info(&mut con, key)["waiters"] == before + 1
+        });
+        w
     }
 
     /// [`Waiter::start`], then waits until the server counts it in the

@@ -97,3 +97,24 @@ fn an_evicted_lock_frees_at_its_holders_expiry() {
         "the loss is reported"
     );
 }
+
+#[test]
+fn an_evicted_semaphore_keeps_its_leases() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    let lease = |con: &mut redis::Connection, token: &[u8]| {
+        baton_tests::lock::sem_acquire(con, b"s", token, 60_000, 1, 2)
+    };
+    let fence = lease(&mut con, b"a").unwrap();
+    let last = lease(&mut con, b"b").unwrap();
+    evict(&server, b"s");
+    let seen = baton_tests::lock::sem_info(&mut con, b"s");
+    assert_eq!((seen["used"], seen["fence"]), (2, last), "read as it was");
+    assert_eq!(lease(&mut con, b"intruder"), None, "no permit is free");
+    assert_eq!(
+        lease(&mut con, b"a"),
+        Some(fence),
+        "a's lease is back, renewed"
+    );
+    assert!(exists(&mut con, b"s"));
+}

@@ -150,3 +150,31 @@ fn cluster_failover_with_expiring_locks_leaves_both_nodes_alive() {
     });
     assert_alive(primary);
 }
+
+#[test]
+fn a_write_pause_holds_back_lease_expiry_and_hand_off_until_it_ends() {
+    let primary = RedisServer::builder().aof(true).start();
+    let mut con = primary.connection();
+    baton_tests::lock::sem_acquire(&mut con, b"s", b"a", 1_000, 1, 1).unwrap();
+    let due = Instant::now() + SECOND;
+    let w = Waiter::queued_sem(&primary, b"s", b"w", 1, 1, 20_000);
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(20_000)
+        .arg("WRITE")
+        .query(&mut con)
+        .unwrap();
+    let_time_pass_until(due + Duration::from_millis(500));
+    assert_alive(&primary);
+    assert!(
+        !w.is_finished(),
+        "the waiter got the lease during the pause"
+    );
+    assert!(exists(&mut con, b"s"));
+    let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query(&mut con).unwrap();
+    assert!(
+        w.fence().is_some(),
+        "the waiter gets the lease once writes resume"
+    );
+    assert_alive(&primary);
+}

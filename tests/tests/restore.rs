@@ -1,4 +1,4 @@
-//! DUMP / RESTORE of lock keys (SPEC §9: "RESTORE validates its payload"):
+//! DUMP / RESTORE of lock and semaphore keys (SPEC §9: "RESTORE validates its payload"):
 //! a valid lock travels and raises the node's fence floor; a malformed or
 //! forged payload is an error reply, never a crash and never a change; and
 //! thousands of mutated payloads (checksums recomputed, so the module parses
@@ -200,8 +200,19 @@ fn mutated_payloads_never_crash_the_server_and_leave_only_valid_locks() {
         .unwrap_or_else(unix_us);
     eprintln!("restore fuzz: {rounds} rounds, BATON_FUZZ_SEED={seed}");
     let (server, mut con, format) = server_and_format();
+    let _: Option<i64> = redis::cmd("SEM.ACQUIRE")
+        .arg("sem-model")
+        .arg("t")
+        .arg(60_000)
+        .arg("LIMIT")
+        .arg(3)
+        .arg("PERMITS")
+        .arg(2)
+        .query(&mut con)
+        .unwrap();
     let seeds: Vec<Vec<u8>> = vec![
         dump_of(&mut con, "model"),
+        dump_of(&mut con, "sem-model"),
         format.lock(unix_us(), unix_ms() + 60_000, &[0xab; 40]),
         format.lock(unix_us(), unix_ms() + 60_000, b"12345"),
     ];
@@ -241,6 +252,12 @@ fn mutated_payloads_never_crash_the_server_and_leave_only_valid_locks() {
     let mut highest = 0;
     for key in &keys {
         let kind: String = redis::cmd("TYPE").arg(key).query(&mut con).unwrap();
+        if kind == "baton-sem" {
+            let info = baton_tests::lock::sem_info(&mut con, key.as_bytes());
+            assert!(info["used"] <= info["limit"], "{key}: {info:?}");
+            highest = highest.max(info["fence"]);
+            continue;
+        }
         if kind != "baton-lck" {
             continue;
         }

@@ -134,7 +134,7 @@ pub enum Command {
     /// Run CMD while holding the lock KEY.
     #[command(after_help = format!("{LOCK_HELP}\n{}", crate::exit::help()))]
     Lock(LockArgs),
-    /// Show a lock: held, fence, time left, waiters.
+    /// Show a lock: held, fence, time left, waiters, the holder's META.
     #[command(after_help = "Example:\n  baton info deploy:web --json")]
     Info(InfoArgs),
     /// Show the server's lock counters (LOCK.STATS; a Cluster's summed).

@@ -35,7 +35,8 @@ pub fn stats_text(s: &Stats) -> String {
     table(counters(s).map(|(k, v)| (k, v.to_string())))
 }
 
-/// A lock as JSON: `pttl` in milliseconds, `null` when free.
+/// A lock as JSON: `pttl` in milliseconds, `null` when free; `meta` as
+/// text (bytes that are not UTF-8 replaced), `null` when none.
 pub fn info_json(key: &str, i: &LockInfo) -> Value {
     json!({
         "key": key,
@@ -43,7 +44,14 @@ pub fn info_json(key: &str, i: &LockInfo) -> Value {
         "fence": i.fence,
         "pttl": i.pttl,
         "waiters": i.waiters,
+        "meta": meta_text(i),
     })
+}
+
+fn meta_text(i: &LockInfo) -> Option<String> {
+    i.meta
+        .as_deref()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
 }
 
 /// A lock as `name  value` lines.
@@ -57,6 +65,7 @@ pub fn info_text(key: &str, i: &LockInfo) -> String {
         ("fence", i.fence.to_string()),
         ("pttl", left),
         ("waiters", i.waiters.to_string()),
+        ("meta", meta_text(i).unwrap_or_else(|| "-".to_string())),
     ])
 }
 
@@ -76,12 +85,23 @@ mod tests {
         let free = LockInfo::default();
         assert_eq!(
             info_json("k", &free),
-            json!({"key": "k", "held": false, "fence": 0, "pttl": null, "waiters": 0})
+            json!({"key": "k", "held": false, "fence": 0, "pttl": null, "waiters": 0, "meta": null})
         );
         assert_eq!(
             info_text("k", &free),
-            "key      k\nheld     no\nfence    0\npttl     -\nwaiters  0\n"
+            "key      k\nheld     no\nfence    0\npttl     -\nwaiters  0\nmeta     -\n"
         );
+    }
+
+    #[test]
+    fn meta_is_shown_as_text() {
+        let held = LockInfo {
+            held: true,
+            meta: Some(b"10.0.0.7".to_vec()),
+            ..LockInfo::default()
+        };
+        assert_eq!(info_json("k", &held)["meta"], "10.0.0.7");
+        assert!(info_text("k", &held).contains("meta     10.0.0.7\n"));
     }
 
     #[test]

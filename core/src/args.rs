@@ -5,6 +5,8 @@ use std::fmt;
 
 /// The longest token accepted, in bytes.
 pub const MAX_TOKEN_LEN: usize = 256;
+/// The longest `META` value accepted, in bytes.
+pub const MAX_META_LEN: usize = 1024;
 /// The largest ttl-ms and timeout-ms accepted: 2^31 - 1.
 pub const MAX_MS: u64 = i32::MAX as u64;
 
@@ -28,6 +30,8 @@ pub enum ArgError {
     Permits,
     /// An option that takes a value came last.
     MissingValue(&'static str),
+    /// The `META` value is over [`MAX_META_LEN`] bytes.
+    Meta,
 }
 
 impl fmt::Display for ArgError {
@@ -41,6 +45,7 @@ impl fmt::Display for ArgError {
             Self::Limit => write!(f, "LIMIT must be an integer between 1 and {MAX_MS}"),
             Self::Permits => write!(f, "PERMITS must be an integer between 1 and LIMIT"),
             Self::MissingValue(option) => write!(f, "{option} needs a value"),
+            Self::Meta => write!(f, "META must be 0 to {MAX_META_LEN} bytes"),
         }
     }
 }
@@ -66,18 +71,42 @@ pub fn timeout_ms(bytes: &[u8]) -> Result<u64, ArgError> {
     parse_ms(bytes, 0).ok_or(ArgError::Timeout)
 }
 
-/// Parses the options after ttl-ms: nothing, or `WAIT timeout-ms` (any case).
-/// Returns the wait in ms, 0 when absent.
-pub fn wait_option(rest: &[&[u8]]) -> Result<u64, ArgError> {
-    match rest {
-        [] => Ok(0),
-        [word] if word.eq_ignore_ascii_case(b"WAIT") => Err(ArgError::WaitWithoutTimeout),
-        [word, timeout] if word.eq_ignore_ascii_case(b"WAIT") => timeout_ms(timeout),
-        [word, ..] if !word.eq_ignore_ascii_case(b"WAIT") => Err(unknown(word)),
-        [_, _, extra, ..] => Err(unknown(extra)),
-        // All shapes are covered above; kept total without a panic.
-        [word, ..] => Err(unknown(word)),
+/// The options of `LOCK.ACQUIRE` after ttl-ms: `WAIT timeout-ms` and
+/// `META value`, in any order, each at most once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockArgs<'a> {
+    /// How long to wait in ms, 0 when absent.
+    pub wait: u64,
+    /// The value to store with the holder.
+    pub meta: Option<&'a [u8]>,
+}
+
+/// Parses the options of `LOCK.ACQUIRE` (see [`LockArgs`]).
+pub fn lock_options<'a>(rest: &[&'a [u8]]) -> Result<LockArgs<'a>, ArgError> {
+    let (mut wait, mut meta) = (None, None);
+    let mut args = rest.iter();
+    while let Some(word) = args.next() {
+        let is_wait = word.eq_ignore_ascii_case(b"WAIT");
+        let slot = match () {
+            _ if is_wait => &mut wait,
+            _ if word.eq_ignore_ascii_case(b"META") => &mut meta,
+            _ => return Err(unknown(word)),
+        };
+        if slot.is_some() {
+            return Err(unknown(word));
+        }
+        *slot = Some(*args.next().ok_or(match is_wait {
+            true => ArgError::WaitWithoutTimeout,
+            false => ArgError::MissingValue("META"),
+        })?);
     }
+    if meta.is_some_and(|m| m.len() > MAX_META_LEN) {
+        return Err(ArgError::Meta);
+    }
+    Ok(LockArgs {
+        wait: wait.map_or(Ok(0), timeout_ms)?,
+        meta,
+    })
 }
 
 /// The options of `SEM.ACQUIRE` after ttl-ms: `LIMIT n` (required),
@@ -196,16 +225,16 @@ mod tests {
 
     #[test]
     fn wait_option_shapes() {
-        assert_eq!(wait_option(&[]), Ok(0));
-        assert_eq!(wait_option(&[b"wait", b"50"]), Ok(50));
-        assert_eq!(wait_option(&[b"WAIT"]), Err(ArgError::WaitWithoutTimeout));
-        assert_eq!(wait_option(&[b"WAIT", b"-1"]), Err(ArgError::Timeout));
+        assert_eq!(lock_options(&[]).map(|o| o.wait), Ok(0));
+        assert_eq!(lock_options(&[b"wait", b"50"]).map(|o| o.wait), Ok(50));
+        assert_eq!(lock_options(&[b"WAIT"]), Err(ArgError::WaitWithoutTimeout));
+        assert_eq!(lock_options(&[b"WAIT", b"-1"]), Err(ArgError::Timeout));
         assert_eq!(
-            wait_option(&[b"NX"]),
+            lock_options(&[b"NX"]),
             Err(ArgError::UnknownOption("NX".into()))
         );
         assert_eq!(
-            wait_option(&[b"WAIT", b"5", b"WAIT"]),
+            lock_options(&[b"WAIT", b"5", b"WAIT"]),
             Err(ArgError::UnknownOption("WAIT".into()))
         );
     }
@@ -213,8 +242,29 @@ mod tests {
     #[test]
     fn unknown_options_are_echoed_as_printable_ascii() {
         assert_eq!(
-            wait_option(&[b"\xff\r\n'a"]),
+            lock_options(&[b"\xff\r\n'a"]),
             Err(ArgError::UnknownOption("\\xff\\x0d\\x0a\\'a".into()))
+        );
+    }
+
+    #[test]
+    fn lock_options_shapes() {
+        let ok = |wait, meta| Ok(LockArgs { wait, meta });
+        assert_eq!(lock_options(&[]), ok(0, None));
+        assert_eq!(
+            lock_options(&[b"meta", b"", b"WAIT", b"5"]),
+            ok(5, Some(&b""[..]))
+        );
+        assert_eq!(
+            lock_options(&[b"META"]),
+            Err(ArgError::MissingValue("META"))
+        );
+        assert_eq!(lock_options(&[b"WAIT"]), Err(ArgError::WaitWithoutTimeout));
+        let long = vec![b'x'; MAX_META_LEN + 1];
+        assert_eq!(lock_options(&[b"META", &long]), Err(ArgError::Meta));
+        assert_eq!(
+            lock_options(&[b"WAIT", b"1", b"WAIT", b"2"]),
+            Err(ArgError::UnknownOption("WAIT".into()))
         );
     }
 

@@ -52,8 +52,8 @@ pub struct Transition<W> {
     pub before: Option<Mark>,
     /// The holder after: schedule it (and replicate it) when `changed`.
     pub after: Option<Mark>,
-    /// The holder changed (granted, renewed, extended, released, expired):
-    /// replicate the lock's holder, or that it is free.
+    /// The holder changed (granted, renewed, extended, released, expired,
+    /// given a new value): replicate the lock's holder, or that it is free.
     pub changed: bool,
     /// Waiters that became holders, to wake, in order. Each one's waiter
     /// was alive when the change finished.
@@ -84,6 +84,9 @@ pub struct Change<'a, W> {
     now: u64,
     before: Option<Mark>,
     expired: bool,
+    /// The holder's value was replaced: replicate even if its mark is the
+    /// same.
+    meta_replaced: bool,
     grants: Vec<Grant<W>>,
     counts: Counts,
 }
@@ -107,6 +110,7 @@ impl<W> Lock<W> {
             now,
             before,
             expired: false,
+            meta_replaced: false,
             grants: Vec::new(),
             counts: Counts::default(),
         };
@@ -130,6 +134,7 @@ impl<W> Lock<W> {
             now: 0,
             before,
             expired: false,
+            meta_replaced: false,
             grants: Vec::new(),
             counts: Counts::default(),
         };
@@ -156,11 +161,19 @@ impl<W> Change<'_, W> {
         self.lock
     }
 
-    /// [`Lock::acquire`], counted.
+    /// [`Lock::acquire`] without a value, counted.
     pub fn acquire(&mut self, token: &[u8], ttl: u64) -> Acquire {
-        let outcome = self.lock.acquire(token, ttl, self.now, self.fences);
-        if let Acquire::Granted { .. } = outcome {
-            self.counts.grants += 1;
+        self.acquire_with(token, ttl, None)
+    }
+
+    /// [`Lock::acquire`] with `meta` stored with a new holder (or replacing
+    /// a renewed holder's), counted.
+    pub fn acquire_with(&mut self, token: &[u8], ttl: u64, meta: Option<&[u8]>) -> Acquire {
+        let outcome = self.lock.acquire(token, ttl, meta, self.now, self.fences);
+        match outcome {
+            Acquire::Granted { .. } => self.counts.grants += 1,
+            Acquire::Renewed { .. } => self.meta_replaced |= meta.is_some(),
+            Acquire::AlreadyWaiting | Acquire::Busy => {}
         }
         outcome
     }
@@ -234,7 +247,7 @@ impl<W> Change<'_, W> {
         Transition {
             before: self.before,
             after,
-            changed: self.before != after,
+            changed: self.before != after || self.meta_replaced,
             grants: self.grants,
             forget: self.lock.is_idle(),
             counts: self.counts,
@@ -252,6 +265,7 @@ mod tests {
             id,
             token: token.as_bytes().into(),
             ttl: 100,
+            meta: None,
             payload: id,
         }
     }
@@ -259,7 +273,7 @@ mod tests {
     #[test]
     fn a_release_with_a_waiter_hands_off_and_replicates_the_new_holder() {
         let (mut lock, mut fences) = (Lock::new(), FenceCounter::default());
-        lock.acquire(b"a", 100, 0, &mut fences);
+        lock.acquire(b"a", 100, None, 0, &mut fences);
         lock.enqueue(waiter(7, "b")).unwrap();
         let mut change = lock.change(10, &mut fences);
         assert!(change.release(b"a"));
@@ -284,9 +298,25 @@ mod tests {
     }
 
     #[test]
+    fn a_renewal_that_replaces_the_value_is_a_change_even_at_the_same_expiry() {
+        let (mut lock, mut fences) = (Lock::<u64>::new(), FenceCounter::default());
+        lock.acquire(b"a", 100, Some(b"one"), 0, &mut fences);
+        let mut change = lock.change(0, &mut fences);
+        assert_eq!(change.acquire(b"a", 100), Acquire::Renewed { fence: 1 });
+        assert!(!change.finish(|_| true).changed, "same mark, same value");
+        let mut change = lock.change(0, &mut fences);
+        change.acquire_with(b"a", 100, Some(b"two"));
+        assert!(change.finish(|_| true).changed);
+        assert_eq!(
+            lock.holder().and_then(|h| h.meta.as_deref()),
+            Some(&b"two"[..])
+        );
+    }
+
+    #[test]
     fn an_expired_holder_goes_first_and_cannot_be_force_released() {
         let (mut lock, mut fences) = (Lock::<u64>::new(), FenceCounter::default());
-        lock.acquire(b"a", 100, 0, &mut fences);
+        lock.acquire(b"a", 100, None, 0, &mut fences);
         let mut change = lock.change(100, &mut fences);
         assert!(change.expired());
         assert!(!change.force_release());
@@ -300,7 +330,7 @@ mod tests {
     #[test]
     fn a_grant_for_a_waiter_that_is_gone_passes_to_the_next() {
         let (mut lock, mut fences) = (Lock::new(), FenceCounter::default());
-        lock.acquire(b"a", 100, 0, &mut fences);
+        lock.acquire(b"a", 100, None, 0, &mut fences);
         lock.enqueue(waiter(1, "ghost")).unwrap();
         lock.enqueue(waiter(2, "b")).unwrap();
         let mut change = lock.change(5, &mut fences);
@@ -314,7 +344,7 @@ mod tests {
     #[test]
     fn a_refused_call_changes_nothing_to_replicate() {
         let (mut lock, mut fences) = (Lock::<u64>::new(), FenceCounter::default());
-        lock.acquire(b"a", 100, 0, &mut fences);
+        lock.acquire(b"a", 100, None, 0, &mut fences);
         let mut change = lock.change(5, &mut fences);
         assert_eq!(change.acquire(b"b", 100), Acquire::Busy);
         assert!(!change.release(b"b"));
@@ -327,7 +357,7 @@ mod tests {
     #[test]
     fn a_renewal_replicates_but_counts_no_grant() {
         let (mut lock, mut fences) = (Lock::<u64>::new(), FenceCounter::default());
-        lock.acquire(b"a", 100, 0, &mut fences);
+        lock.acquire(b"a", 100, None, 0, &mut fences);
         let mut change = lock.change(5, &mut fences);
         assert_eq!(change.acquire(b"a", 100), Acquire::Renewed { fence: 1 });
         let t = change.finish(|_| true);

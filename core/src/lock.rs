@@ -23,6 +23,9 @@ pub struct Holder {
     pub fence: u64,
     /// Absolute expiry, unix ms.
     pub expires_at: u64,
+    /// A value stored with the holder (`META`, 0 to 1024 bytes), e.g. a
+    /// leader's address.
+    pub meta: Option<Box<[u8]>>,
 }
 
 impl Holder {
@@ -156,11 +159,13 @@ impl<W> Lock<W> {
     }
 
     /// Takes the lock for `token` when it is free and nobody waits, or renews
-    /// it when `token` already holds it.
+    /// it when `token` already holds it. `meta` is stored with a new holder;
+    /// a renewal replaces the holder's when it is given.
     pub fn acquire(
         &mut self,
         token: &[u8],
         ttl: u64,
+        meta: Option<&[u8]>,
         now: u64,
         fences: &mut FenceCounter,
     ) -> Acquire {
@@ -171,6 +176,9 @@ impl<W> Lock<W> {
         match &mut self.holder {
             Some(holder) if *holder.token == *token => {
                 holder.expires_at = now.saturating_add(ttl);
+                if let Some(meta) = meta {
+                    holder.meta = Some(meta.into());
+                }
                 Acquire::Renewed {
                     fence: holder.fence,
                 }
@@ -183,6 +191,7 @@ impl<W> Lock<W> {
                     token: token.into(),
                     fence,
                     expires_at: now.saturating_add(ttl),
+                    meta: meta.map(Into::into),
                 });
                 Acquire::Granted { fence }
             }
@@ -278,6 +287,7 @@ impl<W> Lock<W> {
             token: waiter.token,
             fence,
             expires_at,
+            meta: waiter.meta,
         });
         Some(Grant {
             id: waiter.id,
@@ -297,6 +307,7 @@ mod tests {
             id,
             token: token.as_bytes().into(),
             ttl,
+            meta: None,
             payload: "wake",
         }
     }
@@ -305,19 +316,19 @@ mod tests {
     fn grants_a_free_lock_and_refuses_the_next() {
         let (mut lock, mut fences) = (Lock::<()>::new(), FenceCounter::default());
         assert_eq!(
-            lock.acquire(b"a", 100, 0, &mut fences),
+            lock.acquire(b"a", 100, None, 0, &mut fences),
             Acquire::Granted { fence: 1 }
         );
-        assert_eq!(lock.acquire(b"b", 100, 0, &mut fences), Acquire::Busy);
+        assert_eq!(lock.acquire(b"b", 100, None, 0, &mut fences), Acquire::Busy);
         assert_eq!(lock.holder().map(|h| h.expires_at), Some(100));
     }
 
     #[test]
     fn retry_by_the_holder_renews_with_the_same_fence() {
         let (mut lock, mut fences) = (Lock::<()>::new(), FenceCounter::default());
-        lock.acquire(b"a", 100, 0, &mut fences);
+        lock.acquire(b"a", 100, None, 0, &mut fences);
         assert_eq!(
-            lock.acquire(b"a", 500, 50, &mut fences),
+            lock.acquire(b"a", 500, None, 50, &mut fences),
             Acquire::Renewed { fence: 1 }
         );
         assert_eq!(lock.holder().map(|h| h.expires_at), Some(550));
@@ -326,7 +337,7 @@ mod tests {
     #[test]
     fn release_hands_off_to_the_head_waiter() {
         let (mut lock, mut fences) = (Lock::new(), FenceCounter::default());
-        lock.acquire(b"a", 100, 0, &mut fences);
+        lock.acquire(b"a", 100, None, 0, &mut fences);
         lock.enqueue(waiter(7, "b", 300)).unwrap();
         lock.enqueue(waiter(8, "c", 300)).unwrap();
         assert_eq!(lock.release(b"x", 10, &mut fences), Release::NotHolder);
@@ -344,16 +355,16 @@ mod tests {
     #[test]
     fn a_newcomer_never_overtakes_a_waiter() {
         let (mut lock, mut fences) = (Lock::new(), FenceCounter::default());
-        lock.acquire(b"a", 100, 0, &mut fences);
+        lock.acquire(b"a", 100, None, 0, &mut fences);
         lock.enqueue(waiter(1, "b", 100)).unwrap();
         lock.release(b"a", 1, &mut fences);
-        assert_eq!(lock.acquire(b"c", 100, 1, &mut fences), Acquire::Busy);
+        assert_eq!(lock.acquire(b"c", 100, None, 1, &mut fences), Acquire::Busy);
     }
 
     #[test]
     fn expiry_hands_off_and_reports_the_old_fence() {
         let (mut lock, mut fences) = (Lock::new(), FenceCounter::default());
-        lock.acquire(b"a", 100, 0, &mut fences);
+        lock.acquire(b"a", 100, None, 0, &mut fences);
         lock.enqueue(waiter(1, "b", 100)).unwrap();
         assert!(lock.expire_due(99, &mut fences).is_none());
         let expired = lock.expire_due(100, &mut fences).unwrap();
@@ -366,10 +377,10 @@ mod tests {
     #[test]
     fn a_queued_token_cannot_acquire_or_queue_again() {
         let (mut lock, mut fences) = (Lock::new(), FenceCounter::default());
-        lock.acquire(b"a", 100, 0, &mut fences);
+        lock.acquire(b"a", 100, None, 0, &mut fences);
         lock.enqueue(waiter(1, "b", 100)).unwrap();
         assert_eq!(
-            lock.acquire(b"b", 100, 0, &mut fences),
+            lock.acquire(b"b", 100, None, 0, &mut fences),
             Acquire::AlreadyWaiting
         );
         assert_eq!(
@@ -388,7 +399,7 @@ mod tests {
     #[test]
     fn a_removed_waiter_is_never_granted() {
         let (mut lock, mut fences) = (Lock::new(), FenceCounter::default());
-        lock.acquire(b"a", 100, 0, &mut fences);
+        lock.acquire(b"a", 100, None, 0, &mut fences);
         lock.enqueue(waiter(1, "b", 100)).unwrap();
         assert!(lock.remove_waiter(1).is_some());
         assert_eq!(

@@ -17,6 +17,8 @@ pub struct Waiter<W> {
     pub token: Box<[u8]>,
     /// The ttl, in ms, of the grant when it comes.
     pub ttl: u64,
+    /// The value (`META`) the holder will carry once granted.
+    pub meta: Option<Box<[u8]>>,
     /// The caller's handle on the waiting party.
     pub payload: W,
 }
@@ -139,6 +141,7 @@ mod tests {
             id,
             token: token.as_bytes().into(),
             ttl: 100,
+            meta: None,
             payload: (),
         }
     }

@@ -473,6 +473,7 @@ mod tests {
             id,
             token: token.as_bytes().into(),
             ttl: 100,
+            meta: None,
             payload: Request {
                 permits,
                 payload: id,

@@ -3,8 +3,9 @@
 //! `LOCK.INFO` and `LOCK.STATS` (in reply order), and the error replies
 //! that are not about one argument (those are [`crate::ArgError`]).
 
-/// The fields of `LOCK.INFO`, in reply order.
-pub const INFO_FIELDS: [&str; 4] = ["held", "fence", "pttl", "waiters"];
+/// The fields of `LOCK.INFO`, in reply order; all integers but `meta`, a
+/// bulk string or null.
+pub const INFO_FIELDS: [&str; 5] = ["held", "fence", "pttl", "waiters", "meta"];
 
 /// The counters of `LOCK.STATS` (and `INFO baton`), in reply order.
 pub const STATS_FIELDS: [&str; 9] = [

@@ -43,10 +43,10 @@ proptest! {
     #[test]
     fn options_never_panic_and_errors_are_printable_ascii(rest in proptest::collection::vec(word(), 0..5)) {
         let rest: Vec<&[u8]> = rest.iter().map(Vec::as_slice).collect();
-        match args::wait_option(&rest) {
-            Ok(wait) => {
-                prop_assert!(wait <= MAX_MS);
-                prop_assert!(rest.is_empty() || rest.len() == 2);
+        match args::lock_options(&rest) {
+            Ok(opts) => {
+                prop_assert!(opts.wait <= MAX_MS);
+                prop_assert!(rest.len().is_multiple_of(2) && rest.len() <= 4);
             }
             Err(error) => {
                 let text = error.to_string();

@@ -81,7 +81,10 @@ impl Model {
         let now = self.now;
         let refused = match op {
             Op::Acquire { token, ttl } => {
-                match self.lock.acquire(&[token], ttl, now, &mut self.fences) {
+                match self
+                    .lock
+                    .acquire(&[token], ttl, None, now, &mut self.fences)
+                {
                     Acquire::Granted { fence } => {
                         assert!(before.0.is_none() && before.1.is_empty(), "barged");
                         self.check_fence(fence);
@@ -101,6 +104,7 @@ impl Model {
                     id,
                     token: vec![token].into(),
                     ttl,
+                    meta: None,
                     payload: id,
                 };
                 match self.lock.enqueue(waiter) {

@@ -111,6 +111,7 @@ impl Model {
                     id: self.next_id,
                     token: vec![token].into(),
                     ttl: 30,
+                    meta: None,
                     payload: Request {
                         permits,
                         payload: self.next_id,

@@ -102,9 +102,7 @@ pub fn execute(scope: &Scope<'_>, key: &LockKey, t: Transition<()>) {
         }
         if scope.replicate {
             match key.lock().and_then(|lock| lock.holder()) {
-                Some(h) => {
-                    ffi::replicate_apply(scope.ctx, scope.key, &h.token, h.fence, h.expires_at)
-                }
+                Some(h) => ffi::replicate_apply(scope.ctx, scope.key, h),
                 None => ffi::replicate_del(scope.ctx, scope.key),
             }
         }

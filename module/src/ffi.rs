@@ -8,7 +8,7 @@
 //! values from here. Every wrapper checks the API pointer: a missing function
 //! is a no-op or a `None`, never a panic (a panic here would take Redis down).
 
-use baton_core::Lease;
+use baton_core::{Holder, Lease};
 use redis_module::raw;
 use std::ffi::{c_void, CStr};
 use std::os::raw::{c_char, c_int, c_longlong};
@@ -324,11 +324,18 @@ fn ll(value: u64) -> c_longlong {
     c_longlong::try_from(value).unwrap_or(c_longlong::MAX)
 }
 
-/// Propagates `LOCK.APPLY key token fence expire-at-ms` to replicas and AOF.
-pub fn replicate_apply(ctx: Ctx, key: &[u8], token: &[u8], fence: u64, expires_at: u64) {
-    // SAFETY: the format "bbll" is matched by (ptr, len), (ptr, len), ll, ll.
-    unsafe {
-        if let Some(replicate) = raw::RedisModule_Replicate {
+/// Propagates `LOCK.APPLY key token fence expire-at-ms [META value]` to
+/// replicas and AOF: the holder as the primary set it.
+pub fn replicate_apply(ctx: Ctx, key: &[u8], holder: &Holder) {
+    // SAFETY: filled in once by RedisModule_Init, read-only afterwards.
+    let Some(replicate) = (unsafe { raw::RedisModule_Replicate }) else {
+        return;
+    };
+    let (token, fence, expires) = (&holder.token, ll(holder.fence), ll(holder.expires_at));
+    match holder.meta.as_deref() {
+        // SAFETY: the format "bbll" is matched by (ptr, len), (ptr, len), ll,
+        // ll.
+        None => unsafe {
             replicate(
                 ctx,
                 c"LOCK.APPLY".as_ptr(),
@@ -337,10 +344,28 @@ pub fn replicate_apply(ctx: Ctx, key: &[u8], token: &[u8], fence: u64, expires_a
                 key.len(),
                 token.as_ptr().cast::<c_char>(),
                 token.len(),
-                ll(fence),
-                ll(expires_at),
+                fence,
+                expires,
             );
-        }
+        },
+        // SAFETY: the format "bbllcb" is matched by (ptr, len), (ptr, len),
+        // ll, ll, a C string, (ptr, len).
+        Some(meta) => unsafe {
+            replicate(
+                ctx,
+                c"LOCK.APPLY".as_ptr(),
+                c"bbllcb".as_ptr(),
+                key.as_ptr().cast::<c_char>(),
+                key.len(),
+                token.as_ptr().cast::<c_char>(),
+                token.len(),
+                fence,
+                expires,
+                c"META".as_ptr(),
+                meta.as_ptr().cast::<c_char>(),
+                meta.len(),
+            );
+        },
     }
 }
 
@@ -360,17 +385,22 @@ pub fn replicate_del(ctx: Ctx, key: &[u8]) {
     }
 }
 
-/// Writes `LOCK.APPLY key token fence expire-at-ms` into an AOF rewrite.
+/// Writes `LOCK.APPLY key token fence expire-at-ms [META value]` into an
+/// AOF rewrite.
 pub fn emit_aof_apply(
     aof: *mut raw::RedisModuleIO,
     key: *mut raw::RedisModuleString,
-    token: &[u8],
-    fence: u64,
-    expires_at: u64,
+    holder: &Holder,
 ) {
-    // SAFETY: the format "sbll" is matched by a module string, (ptr, len), ll, ll.
-    unsafe {
-        if let Some(emit) = raw::RedisModule_EmitAOF {
+    // SAFETY: filled in once by RedisModule_Init, read-only afterwards.
+    let Some(emit) = (unsafe { raw::RedisModule_EmitAOF }) else {
+        return;
+    };
+    let (token, fence, expires) = (&holder.token, ll(holder.fence), ll(holder.expires_at));
+    match holder.meta.as_deref() {
+        // SAFETY: the format "sbll" is matched by a module string,
+        // (ptr, len), ll, ll.
+        None => unsafe {
             emit(
                 aof,
                 c"LOCK.APPLY".as_ptr(),
@@ -378,10 +408,27 @@ pub fn emit_aof_apply(
                 key,
                 token.as_ptr().cast::<c_char>(),
                 token.len(),
-                ll(fence),
-                ll(expires_at),
+                fence,
+                expires,
             );
-        }
+        },
+        // SAFETY: the format "sbllcb" is matched by a module string,
+        // (ptr, len), ll, ll, a C string, (ptr, len).
+        Some(meta) => unsafe {
+            emit(
+                aof,
+                c"LOCK.APPLY".as_ptr(),
+                c"sbllcb".as_ptr(),
+                key,
+                token.as_ptr().cast::<c_char>(),
+                token.len(),
+                fence,
+                expires,
+                c"META".as_ptr(),
+                meta.as_ptr().cast::<c_char>(),
+                meta.len(),
+            );
+        },
     }
 }
 
@@ -641,6 +688,41 @@ pub fn reply_error(ctx: Ctx, line: &str) {
 /// Replies with null.
 pub fn reply_null(ctx: Ctx) {
     api!(RedisModule_ReplyWithNull(ctx));
+}
+
+/// One value of a map reply.
+#[derive(Debug, Clone, Copy)]
+pub enum Field<'a> {
+    Int(i64),
+    /// A bulk string, or null.
+    Bulk(Option<&'a [u8]>),
+}
+
+/// Replies with a map of mixed values, in the given order (a flat array in
+/// RESP2).
+pub fn reply_fields(ctx: Ctx, fields: &[(&str, Field<'_>)]) {
+    let len = std::os::raw::c_long::try_from(fields.len()).unwrap_or(0);
+    raw::reply_with_map(ctx, len);
+    for (name, value) in fields {
+        api!(RedisModule_ReplyWithStringBuffer(
+            ctx,
+            name.as_ptr().cast(),
+            name.len()
+        ));
+        match value {
+            Field::Int(n) => {
+                api!(RedisModule_ReplyWithLongLong(ctx, *n));
+            }
+            Field::Bulk(Some(bytes)) => {
+                api!(RedisModule_ReplyWithStringBuffer(
+                    ctx,
+                    bytes.as_ptr().cast(),
+                    bytes.len()
+                ));
+            }
+            Field::Bulk(None) => reply_null(ctx),
+        }
+    }
 }
 
 /// Replies with a map of integers, in the given order (a flat array in RESP2).

@@ -14,8 +14,9 @@ use redis_module::raw;
 use std::ffi::c_void;
 use std::os::raw::c_int;
 
-/// The encoding version of the RDB format below.
-const ENCODING_VERSION: i32 = 1;
+/// The encoding version of the RDB format below: 2 adds the holder's
+/// value (`META`); 1 (no value) still loads.
+const ENCODING_VERSION: i32 = 2;
 
 /// A lock as stored in the keyspace. Its queue holds waiter ids only: how to
 /// wake each (handle, timer) is in the node's registry (`waiting`).
@@ -60,12 +61,16 @@ extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
     let Some(lock) = ffi::value_ref::<LockValue>(value) else {
         return;
     };
-    let (fence, expires_at, token) = lock
-        .holder()
-        .map_or((0, 0, &b""[..]), |h| (h.fence, h.expires_at, &h.token[..]));
+    let (fence, expires_at, token, meta) = lock.holder().map_or((0, 0, &b""[..], None), |h| {
+        (h.fence, h.expires_at, &h.token[..], h.meta.as_deref())
+    });
     raw::save_unsigned(rdb, fence);
     raw::save_unsigned(rdb, expires_at);
     raw::save_slice(rdb, token);
+    raw::save_unsigned(rdb, u64::from(meta.is_some()));
+    if let Some(meta) = meta {
+        raw::save_slice(rdb, meta);
+    }
 }
 
 extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
@@ -87,13 +92,17 @@ extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_vo
 /// (`FenceCounter::accepts`), so a forged payload cannot push the node's
 /// counter out of the range fences live in.
 fn load_holder(rdb: *mut raw::RedisModuleIO, encver: c_int) -> Option<Holder> {
-    if encver != ENCODING_VERSION {
+    if !(1..=ENCODING_VERSION).contains(&encver) {
         return None;
     }
     let fence = raw::load_unsigned(rdb).ok()?;
     let expires_at = raw::load_unsigned(rdb).ok()?;
     let token = raw::load_string_buffer(rdb).ok()?;
     let token = baton_core::args::token(token.as_ref()).ok()?;
+    let meta = match encver {
+        1 => None,
+        _ => load_meta(rdb)?,
+    };
     if expires_at > baton_core::MAX_FENCE || !node::with(|node| node.accepts_fence(fence)) {
         return None;
     }
@@ -101,7 +110,22 @@ fn load_holder(rdb: *mut raw::RedisModuleIO, encver: c_int) -> Option<Holder> {
         token: token.into(),
         fence,
         expires_at,
+        meta,
     })
+}
+
+/// Reads a saved value: a flag, then the bytes (at most `MAX_META_LEN`).
+/// `None` when malformed; `Some(None)` when the holder has none.
+fn load_meta(rdb: *mut raw::RedisModuleIO) -> Option<Option<Box<[u8]>>> {
+    match raw::load_unsigned(rdb).ok()? {
+        0 => Some(None),
+        1 => {
+            let meta = raw::load_string_buffer(rdb).ok()?;
+            let meta = meta.as_ref();
+            (meta.len() <= baton_core::args::MAX_META_LEN).then(|| Some(meta.into()))
+        }
+        _ => None,
+    }
 }
 
 extern "C" fn aof_rewrite(
@@ -113,7 +137,7 @@ extern "C" fn aof_rewrite(
         return;
     };
     if let Some(holder) = lock.holder() {
-        ffi::emit_aof_apply(aof, key, &holder.token, holder.fence, holder.expires_at);
+        ffi::emit_aof_apply(aof, key, holder);
     }
 }
 
@@ -142,7 +166,7 @@ extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, _when: c_int) {
 }
 
 extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, _when: c_int) -> c_int {
-    if encver != ENCODING_VERSION {
+    if !(1..=ENCODING_VERSION).contains(&encver) {
         return raw::REDISMODULE_ERR as c_int;
     }
     match raw::load_unsigned(rdb) {

@@ -5,6 +5,7 @@
 //! little endian) and a CRC-64 (Jones, reflected, 8 bytes little endian) of
 //! everything before it. A lock value is: the module type byte and id, then
 //! module opcodes for fence (unsigned), expiry (unsigned) and token (string),
+//! a metadata flag (unsigned) and the metadata (string) when the flag is 1,
 //! then the module EOF opcode. RESTORE checks the CRC before it parses, so a
 //! mutation is only seen by the module when the CRC is recomputed.
 
@@ -57,16 +58,42 @@ impl DumpFormat {
         }
     }
 
-    /// A lock value as the module saves it, with any fields.
+    /// A lock value as the module saves it (encoding version 2), without
+    /// metadata.
     pub fn lock(&self, fence: u64, expires_at: u64, token: &[u8]) -> Vec<u8> {
-        let mut body = self.header.clone();
+        self.lock_with_meta(fence, expires_at, token, None)
+    }
+
+    /// A lock value in encoding version 2: holder fields, then a metadata
+    /// flag (unsigned 0 or 1) and, when 1, the metadata (string).
+    pub fn lock_with_meta(
+        &self,
+        fence: u64,
+        expires_at: u64,
+        token: &[u8],
+        meta: Option<&[u8]>,
+    ) -> Vec<u8> {
+        let mut body = holder_fields(&self.header, fence, expires_at, token);
         body.push(OPCODE_UINT);
-        push_len(&mut body, fence);
-        body.push(OPCODE_UINT);
-        push_len(&mut body, expires_at);
-        body.push(OPCODE_STRING);
-        push_len(&mut body, token.len() as u64);
-        body.extend_from_slice(token);
+        push_len(&mut body, u64::from(meta.is_some()));
+        if let Some(meta) = meta {
+            body.push(OPCODE_STRING);
+            push_len(&mut body, meta.len() as u64);
+            body.extend_from_slice(meta);
+        }
+        body.push(OPCODE_EOF);
+        self.seal(&body)
+    }
+
+    /// A lock value in encoding version 1, as modules before lock metadata
+    /// saved it: the holder fields only.
+    pub fn lock_v1(&self, fence: u64, expires_at: u64, token: &[u8]) -> Vec<u8> {
+        let mut header = self.header.clone();
+        // The module id's low 10 bits are the encoding version.
+        let last = header.len() - 1;
+        header[last - 1] &= !0x03;
+        header[last] = 1;
+        let mut body = holder_fields(&header, fence, expires_at, token);
         body.push(OPCODE_EOF);
         self.seal(&body)
     }
@@ -79,6 +106,19 @@ impl DumpFormat {
         out.extend_from_slice(&crc.to_le_bytes());
         out
     }
+}
+
+/// A lock value's header and holder fields: fence, expiry, token.
+fn holder_fields(header: &[u8], fence: u64, expires_at: u64, token: &[u8]) -> Vec<u8> {
+    let mut body = header.to_vec();
+    body.push(OPCODE_UINT);
+    push_len(&mut body, fence);
+    body.push(OPCODE_UINT);
+    push_len(&mut body, expires_at);
+    body.push(OPCODE_STRING);
+    push_len(&mut body, token.len() as u64);
+    body.extend_from_slice(token);
+    body
 }
 
 /// The body of a payload: everything before the footer.

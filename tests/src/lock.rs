@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use redis::{Connection, RedisError, Value};
 
 /// The fields of `LOCK.INFO key`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockInfo {
     /// The lock has a holder.
     pub held: bool,
@@ -20,6 +20,8 @@ pub struct LockInfo {
     pub pttl: i64,
     /// Blocked waiters in the queue.
     pub waiters: i64,
+    /// The holder's value (`META`), `None` when free or none.
+    pub meta: Option<Vec<u8>>,
 }
 
 /// `LOCK.STATS` as name → value.
@@ -153,7 +155,9 @@ pub fn info(con: &mut Connection, key: &[u8]) -> LockInfo {
         .arg(key)
         .query(con)
         .unwrap_or_else(|e| panic!("LOCK.INFO failed: {}", err_text(&e)));
-    let map = to_int_map(&v).unwrap_or_else(|| panic!("LOCK.INFO is not a map of integers: {v:?}"));
+    let (meta, ints) = split_meta(&v).unwrap_or_else(|| panic!("LOCK.INFO is not a map: {v:?}"));
+    let map =
+        to_int_map(&ints).unwrap_or_else(|| panic!("LOCK.INFO is not a map of integers: {v:?}"));
     let get = |name: &str| {
         *map.get(name)
             .unwrap_or_else(|| panic!("LOCK.INFO has no {name:?}: {v:?}"))
@@ -163,7 +167,33 @@ pub fn info(con: &mut Connection, key: &[u8]) -> LockInfo {
         fence: get("fence"),
         pttl: get("pttl"),
         waiters: get("waiters"),
+        meta,
     }
+}
+
+/// `LOCK.INFO`'s `meta` (a bulk string or null), and the rest of the map.
+/// `None` when there is no `meta` field or the reply is not a map.
+pub fn split_meta(v: &Value) -> Option<(Option<Vec<u8>>, Value)> {
+    let pairs: Vec<(Value, Value)> = match v {
+        Value::Array(items) if items.len() % 2 == 0 => items
+            .chunks(2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .collect(),
+        Value::Map(items) => items.clone(),
+        _ => return None,
+    };
+    let is_meta = |k: &Value| matches!(k, Value::BulkString(b) if b.as_slice() == b"meta");
+    let meta = pairs
+        .iter()
+        .find(|(k, _)| is_meta(k))
+        .map(|(_, v)| v.clone())?;
+    let meta = match meta {
+        Value::BulkString(b) => Some(b),
+        Value::Nil => None,
+        _ => return None,
+    };
+    let rest = pairs.into_iter().filter(|(k, _)| !is_meta(k));
+    Some((meta, Value::Map(rest.collect())))
 }
 
 /// `LOCK.STATS`, parsed.

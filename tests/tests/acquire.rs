@@ -78,7 +78,8 @@ fn release_by_the_holder_frees_the_lock_and_deletes_the_key() {
             held: false,
             fence: 0,
             pttl: -1,
-            waiters: 0
+            waiters: 0,
+            meta: None
         }
     );
     // A second release finds no holder.

@@ -146,21 +146,42 @@ fn int_map(v: &Reply) -> Option<BTreeMap<Vec<u8>, i64>> {
     Some(map)
 }
 
+/// LOCK.INFO without its `meta` pair, which must be a bulk string or null.
+fn lock_info_ints(v: &Reply) -> Option<Reply> {
+    let Reply::Array(Some(items)) = v else {
+        return None;
+    };
+    let mut rest = Vec::new();
+    let mut metas = 0;
+    for pair in items.chunks(2) {
+        match pair {
+            [Reply::Bulk(Some(name)), Reply::Bulk(_)] if name == b"meta" => metas += 1,
+            _ => rest.extend_from_slice(pair),
+        }
+    }
+    (metas == 1).then_some(Reply::Array(Some(rest)))
+}
+
 /// Whether `v` is a well-formed success reply for `name`.
 fn well_formed(name: &str, v: &Reply) -> bool {
     match name {
         "LOCK.ACQUIRE" => v.is_null() || matches!(v, Reply::Int(n) if *n > 0),
         "LOCK.RELEASE" | "LOCK.EXTEND" | "LOCK.FORCERELEASE" => matches!(v, Reply::Int(0 | 1)),
         "LOCK.FENCE" => matches!(v, Reply::Int(n) if *n >= 0),
-        "LOCK.INFO" => int_map(v).is_some_and(|m| {
-            let get = |f: &str| m.get(f.as_bytes()).copied();
-            m.len() == 4
-                && INFO_FIELDS.iter().all(|f| get(f).is_some())
-                && matches!(get("held"), Some(0 | 1))
-                && get("fence") >= Some(0)
-                && get("pttl") >= Some(-1)
-                && get("waiters") >= Some(0)
-        }),
+        "LOCK.INFO" => lock_info_ints(v)
+            .and_then(|v| int_map(&v))
+            .is_some_and(|m| {
+                let get = |f: &str| m.get(f.as_bytes()).copied();
+                m.len() == INFO_FIELDS.len() - 1
+                    && INFO_FIELDS
+                        .iter()
+                        .filter(|f| **f != "meta")
+                        .all(|f| get(f).is_some())
+                    && matches!(get("held"), Some(0 | 1))
+                    && get("fence") >= Some(0)
+                    && get("pttl") >= Some(-1)
+                    && get("waiters") >= Some(0)
+            }),
         "LOCK.STATS" => int_map(v).is_some_and(|m| {
             m.len() == 9
                 && STATS_FIELDS

@@ -3,7 +3,8 @@
 //! `INFO baton` section, and the key positions Redis is told about.
 
 use baton_tests::lock::{
-    acquire, extend, force_release, info, release, stats, to_int_map, INFO_FIELDS, STATS_FIELDS,
+    acquire, extend, force_release, info, release, split_meta, stats, to_int_map, INFO_FIELDS,
+    STATS_FIELDS,
 };
 use baton_tests::replication::parse_info_field;
 use baton_tests::{LockInfo, RedisServer, Waiter};
@@ -19,7 +20,10 @@ fn names_of_flat_array(v: &Value) -> Vec<String> {
         .map(|c| match (&c[0], &c[1]) {
             (Value::BulkString(n), Value::Int(_)) => String::from_utf8(n.clone()).unwrap(),
             (Value::SimpleString(n), Value::Int(_)) => n.clone(),
-            other => panic!("pair {other:?} is not name, integer"),
+            (Value::BulkString(n), Value::BulkString(_) | Value::Nil) if n == b"meta" => {
+                "meta".to_string()
+            }
+            other => panic!("pair {other:?} is not name, integer (or meta, bulk)"),
         })
         .collect()
 }
@@ -40,7 +44,7 @@ fn sorted(names: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn lock_info_is_a_flat_array_of_four_fields_in_resp2() {
+fn lock_info_is_a_flat_array_of_five_fields_in_resp2() {
     let server = RedisServer::start();
     let mut con = server.connection();
     acquire(&mut con, b"k", b"t", 10_000).unwrap();
@@ -62,7 +66,8 @@ fn lock_info_of_a_free_and_a_held_lock() {
             held: false,
             fence: 0,
             pttl: -1,
-            waiters: 0
+            waiters: 0,
+            meta: None
         }
     );
     let f = acquire(&mut con, b"k", b"t", 10_000).unwrap();
@@ -106,8 +111,9 @@ fn lock_info_and_stats_are_maps_in_resp3() {
     let Value::Map(pairs) = &v else {
         panic!("LOCK.INFO in RESP3 is not a map: {v:?}")
     };
-    assert_eq!(pairs.len(), 4);
-    assert_eq!(to_int_map(&v).unwrap()["held"], 1);
+    assert_eq!(pairs.len(), 5);
+    let (meta, ints) = split_meta(&v).unwrap();
+    assert_eq!((meta, to_int_map(&ints).unwrap()["held"]), (None, 1));
     let v: Value = redis::cmd("LOCK.STATS").query(&mut con).unwrap();
     let Value::Map(pairs) = &v else {
         panic!("LOCK.STATS in RESP3 is not a map: {v:?}")

@@ -118,6 +118,50 @@ fn a_payload_without_a_holder_or_with_a_bad_token_is_refused() {
 }
 
 #[test]
+fn metadata_restores_and_an_older_payload_without_it_still_loads() {
+    let (_server, mut con, format) = server_and_format();
+    let expires = unix_ms() + 60_000;
+    let with_meta = format.lock_with_meta(unix_us(), expires, b"t", Some(b"host-7"));
+    restore(&mut con, "m", &with_meta).unwrap();
+    assert_eq!(info(&mut con, b"m").meta.as_deref(), Some(&b"host-7"[..]));
+    // Encoding version 1 (modules before META) has no flag at all.
+    let old = format.lock_v1(unix_us(), expires, b"t");
+    restore(&mut con, "old", &old).unwrap();
+    let i = info(&mut con, b"old");
+    assert!(i.held && i.meta.is_none(), "{i:?}");
+    assert_eq!(acquire(&mut con, b"old", b"t", 1_000), Some(i.fence));
+}
+
+#[test]
+fn a_payload_with_bad_metadata_is_refused() {
+    let (_server, mut con, format) = server_and_format();
+    let expires = unix_ms() + 60_000;
+    let fence = unix_us();
+    let long = [b'm'; 1025];
+    let mut bad_flag = dump::body(&format.lock(fence, expires, b"t")).to_vec();
+    // The flag is the last unsigned before EOF: `UINT 0 EOF`.
+    let flag_at = bad_flag.len() - 2;
+    bad_flag[flag_at] = 2;
+    for (name, payload) in [
+        (
+            "1025-byte meta",
+            format.lock_with_meta(fence, expires, b"t", Some(&long)),
+        ),
+        ("flag 2", format.seal(&bad_flag)),
+        ("flag without meta", {
+            let mut body = dump::body(&format.lock(fence, expires, b"t")).to_vec();
+            body[flag_at] = 1;
+            format.seal(&body)
+        }),
+    ] {
+        assert!(restore(&mut con, "k", &payload).is_err(), "{name} accepted");
+        assert!(!exists(&mut con, b"k"), "{name} left a key");
+    }
+    let ok = format.lock_with_meta(fence, expires, b"t", Some(&long[..1024]));
+    restore(&mut con, "k", &ok).unwrap();
+}
+
+#[test]
 fn a_crafted_opcode_is_an_error_reply_not_a_crash() {
     // The reproduction: the token's STRING opcode turned into an
     // UINT, checksum recomputed. Redis used to end with "Error loading data".

@@ -98,8 +98,9 @@ pub fn await_info(
     let mut last = None;
     let held = wait_until(PATIENCE, || {
         let i = lock::info(&mut con, key.as_bytes());
+        let met = cond(&i);
         last = Some(i);
-        cond(&i)
+        met
     });
     assert!(
         held,

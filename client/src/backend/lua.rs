@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::conns::Conn;
-use super::{info_from_pairs, pairs, Conns, Granted, LockInfo, Stats};
+use super::{info_reply, Conns, Granted, LockInfo, Stats};
 use crate::client::Runtime;
 use crate::error::{Error, Result};
 use crate::options::ms;
@@ -237,7 +237,7 @@ impl LuaBackend {
 
     pub(crate) async fn info(&self, key: &str) -> Result<LockInfo> {
         let v = self.eval(&SCRIPTS.info, key, &[]).await?;
-        Ok(info_from_pairs(&pairs(v)?))
+        info_reply(v)
     }
 
     /// Lua keeps no node-wide counters: these are this client's own calls.

@@ -167,6 +167,7 @@ impl MemoryBackend {
                             id,
                             token: token.as_bytes().into(),
                             ttl,
+                            meta: None,
                             payload: tx,
                         };
                         match change.lock().enqueue(waiter) {
@@ -267,12 +268,17 @@ impl MemoryBackend {
                 fence: 0,
                 pttl: None,
                 waiters: 0,
+                meta: None,
             },
             Some(lock) => LockInfo {
                 held: lock.holder().is_some(),
                 fence: lock.holder().map_or(0, |h| h.fence),
                 pttl: lock.holder().map(|h| h.pttl(now)),
                 waiters: lock.waiters() as u64,
+                meta: lock
+                    .holder()
+                    .and_then(|h| h.meta.as_ref())
+                    .map(|m| m.to_vec()),
             },
         })
     }

@@ -42,7 +42,7 @@ pub enum Backend {
 }
 
 /// A lock's state as `LOCK.INFO` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LockInfo {
     /// Whether someone holds the lock.
     pub held: bool,
@@ -52,6 +52,8 @@ pub struct LockInfo {
     pub pttl: Option<u64>,
     /// Waiters in the queue.
     pub waiters: u64,
+    /// The value the holder stored with the lock (`META`), if any.
+    pub meta: Option<Vec<u8>>,
 }
 
 /// Counters as `LOCK.STATS` reports them. The module reports node-wide
@@ -130,19 +132,42 @@ impl Stats {
     }
 }
 
-pub(crate) fn info_from_pairs(pairs: &[(String, i64)]) -> LockInfo {
-    let get = |name: &str| pairs.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
-    let [held, fence, pttl, waiters] = INFO_FIELDS.map(get);
-    LockInfo {
+pub(crate) fn info_reply(v: redis::Value) -> Result<LockInfo> {
+    let mut meta = None;
+    let mut ints = Vec::new();
+    for (name, value) in fields(v)? {
+        if name == "meta" {
+            meta = redis::from_redis_value::<Option<Vec<u8>>>(value)
+                .map_err(redis::RedisError::from)?;
+        } else {
+            ints.push((name, int_field(value)?));
+        }
+    }
+    let get = |name: &str| ints.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+    let [held, fence, pttl, waiters, _meta] = INFO_FIELDS.map(get);
+    Ok(LockInfo {
         held: held.is_some_and(|v| v != 0),
         fence: fence.map_or(0, |v| v.max(0) as u64),
         pttl: pttl.filter(|v| *v >= 0).map(|v| v as u64),
         waiters: waiters.map_or(0, |v| v.max(0) as u64),
-    }
+        meta,
+    })
+}
+
+fn int_field(v: redis::Value) -> Result<i64> {
+    Ok(redis::from_redis_value(v).map_err(redis::RedisError::from)?)
 }
 
 /// Parses a RESP2 flat map or a RESP3 map into name/integer pairs.
 pub(crate) fn pairs(v: redis::Value) -> Result<Vec<(String, i64)>> {
+    fields(v)?
+        .into_iter()
+        .map(|(name, value)| Ok((name, int_field(value)?)))
+        .collect()
+}
+
+/// Parses a RESP2 flat map or a RESP3 map into name/value pairs.
+fn fields(v: redis::Value) -> Result<Vec<(String, redis::Value)>> {
     use redis::Value;
     let items: Vec<(Value, Value)> = match v {
         Value::Map(m) => m,
@@ -160,13 +185,13 @@ pub(crate) fn pairs(v: redis::Value) -> Result<Vec<(String, i64)>> {
             )))
         }
     };
-    let mut out = Vec::with_capacity(items.len());
-    for (k, v) in items {
-        let k: String = redis::from_redis_value(k).map_err(redis::RedisError::from)?;
-        let v: i64 = redis::from_redis_value(v).map_err(redis::RedisError::from)?;
-        out.push((k, v));
-    }
-    Ok(out)
+    items
+        .into_iter()
+        .map(|(k, v)| {
+            let k: String = redis::from_redis_value(k).map_err(redis::RedisError::from)?;
+            Ok((k, v))
+        })
+        .collect()
 }
 
 /// A grant as a backend saw it.

@@ -38,7 +38,7 @@ use std::time::Duration;
 use tokio::time::{timeout_at, Instant};
 
 use super::conns::{too_many_redirects, ClientName, Conn, Node, MAX_REDIRECTS};
-use super::{info_from_pairs, pairs, Conns, Granted, LockInfo, Stats};
+use super::{info_reply, pairs, Conns, Granted, LockInfo, Stats};
 use crate::client::Runtime;
 use crate::error::Result;
 use crate::options::ms;
@@ -370,7 +370,7 @@ impl ModuleBackend {
             .arg(key)
             .query_async(&mut conn)
             .await?;
-        Ok(info_from_pairs(&pairs(v)?))
+        info_reply(v)
     }
 
     /// `LOCK.STATS` of the node, or on a cluster the sum over every primary

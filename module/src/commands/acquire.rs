@@ -1,5 +1,6 @@
-//! `LOCK.ACQUIRE key token ttl-ms [WAIT timeout-ms]`: grant, renew, refuse, or
-//! queue the caller and block it on the server.
+//! `LOCK.ACQUIRE key token ttl-ms [WAIT timeout-ms] [META value]`: grant,
+//! renew, refuse, or queue the caller and block it on the server. `META`
+//! is stored with the holder (a renewal may replace it).
 
 use super::{arg_error, bytes};
 use crate::effects::Write;
@@ -16,11 +17,12 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let token = args::token(token).map_err(arg_error)?;
     let ttl = args::ttl_ms(ttl).map_err(arg_error)?;
-    let wait = args::wait_option(rest).map_err(arg_error)?;
+    let opts = args::lock_options(rest).map_err(arg_error)?;
+    let wait = opts.wait;
 
     let write = Write::<LockValue>::begin(ctx, &args[1])?;
     let outcome = write
-        .run(true, |change| change.acquire(token, ttl))?
+        .run(true, |change| change.acquire_with(token, ttl, opts.meta))?
         .unwrap_or(Acquire::Busy);
     match outcome {
         Acquire::Granted { fence } | Acquire::Renewed { fence } => {
@@ -38,6 +40,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                     id,
                     token: token.into(),
                     ttl,
+                    meta: opts.meta.map(Into::into),
                     payload: (),
                 };
                 write.key.lock().is_some_and(|l| l.enqueue(waiter).is_ok())

@@ -1,4 +1,4 @@
-//! `LOCK.APPLY key token fence expire-at-ms`: internal. The primary propagates
+//! `LOCK.APPLY key token fence expire-at-ms [META value]`: internal. The primary propagates
 //! every grant, renewal and extend as this command, with the absolute expiry,
 //! so replicas and the AOF replay the effect, never a relative ttl. Accepted
 //! only from the replication stream and while loading the AOF.
@@ -13,8 +13,12 @@ use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let argv = bytes(&args);
-    let [_, name, token, fence, expires_at] = &argv[..] else {
-        return Err(RedisError::WrongArity);
+    let (name, token, fence, expires_at, meta) = match &argv[..] {
+        [_, name, token, fence, expires_at] => (name, token, fence, expires_at, None),
+        [_, name, token, fence, expires_at, word, meta] if word.eq_ignore_ascii_case(b"META") => {
+            (name, token, fence, expires_at, Some(*meta))
+        }
+        _ => return Err(RedisError::WrongArity),
     };
     if !ffi::Flags::of(ctx.get_raw()).is_applying() {
         return Err(RedisError::Str(wire::APPLY_INTERNAL));
@@ -24,6 +28,9 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         .filter(|&f| node::with(|node| node.accepts_fence(f)))
         .ok_or(RedisError::Str(wire::APPLY_FENCE))?;
     let expires_at = parse_u64(expires_at).ok_or(RedisError::Str(wire::APPLY_EXPIRY))?;
+    if meta.is_some_and(|m| m.len() > args::MAX_META_LEN) {
+        return Err(arg_error(baton_core::ArgError::Meta));
+    }
 
     let key = LockKey::open(ctx, &args[1])?;
     let scope = Scope::local(ctx.get_raw(), name);
@@ -35,6 +42,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         token: token.into(),
         fence,
         expires_at,
+        meta: meta.map(Into::into),
     };
     let transition = node::with(|node| lock.change_applied(holder, node.fences()));
     effects::execute(&scope, &key, transition);

@@ -1,6 +1,8 @@
-//! `LOCK.INFO key`: a map of `held`, `fence`, `pttl` and `waiters`.
+//! `LOCK.INFO key`: a map of `held`, `fence`, `pttl`, `waiters` and `meta`
+//! (the holder's value; null when free or none).
 
 use super::acquire::fence_reply;
+use crate::ffi::Field;
 use crate::lock_type::LockValue;
 use crate::{ffi, keyspace};
 use baton_core::wire::INFO_FIELDS;
@@ -11,25 +13,30 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(RedisError::WrongArity);
     };
     let now = ffi::now_ms();
-    let (held, fence, pttl, waiters) = keyspace::read(ctx, name, |lock| {
+    keyspace::read(ctx, name, |lock| {
         let holder = lock
             .and_then(|lock: &LockValue| lock.holder())
             .filter(|holder| !holder.is_expired(now));
         let waiters = lock.map_or(0, |lock| lock.waiters());
-        match holder {
-            Some(h) => (1, fence_reply(h.fence), fence_reply(h.pttl(now)), waiters),
-            None => (0, 0, -1, waiters),
-        }
+        let waiters = Field::Int(i64::try_from(waiters).unwrap_or(i64::MAX));
+        let [held, fence, pttl, waiting, meta] = INFO_FIELDS;
+        let fields = match holder {
+            Some(h) => [
+                (held, Field::Int(1)),
+                (fence, Field::Int(fence_reply(h.fence))),
+                (pttl, Field::Int(fence_reply(h.pttl(now)))),
+                (waiting, waiters),
+                (meta, Field::Bulk(h.meta.as_deref())),
+            ],
+            None => [
+                (held, Field::Int(0)),
+                (fence, Field::Int(0)),
+                (pttl, Field::Int(-1)),
+                (waiting, waiters),
+                (meta, Field::Bulk(None)),
+            ],
+        };
+        ffi::reply_fields(ctx.get_raw(), &fields);
     })?;
-    let [held_f, fence_f, pttl_f, waiters_f] = INFO_FIELDS;
-    ffi::reply_map(
-        ctx.get_raw(),
-        &[
-            (held_f, held),
-            (fence_f, fence),
-            (pttl_f, pttl),
-            (waiters_f, i64::try_from(waiters).unwrap_or(i64::MAX)),
-        ],
-    );
     Ok(RedisValue::NoReply)
 }

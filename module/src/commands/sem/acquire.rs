@@ -51,6 +51,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                     id,
                     token: token.into(),
                     ttl,
+                    meta: None,
                     payload: Request {
                         permits: opts.permits,
                         payload: (),

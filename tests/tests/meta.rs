@@ -155,6 +155,13 @@ fn the_value_reaches_a_replica_and_survives_reloads_and_aof_restarts() {
     primary.crash_restart();
     let mut p = primary.connection();
     assert_eq!(meta_of(&mut p, b"k").as_deref(), Some(&b"w's"[..]), "AOF");
+    // Without the RDB preamble the rewrite is the module's own commands.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("aof-use-rdb-preamble")
+        .arg("no")
+        .query(&mut p)
+        .unwrap();
     let _: () = redis::cmd("BGREWRITEAOF").query(&mut p).unwrap();
     assert_eventually(10 * SECOND, "the AOF rewrite ends", || {
         let info: String = redis::cmd("INFO").arg("persistence").query(&mut p).unwrap();

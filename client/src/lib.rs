@@ -92,12 +92,14 @@ pub mod error;
 mod guard;
 pub mod options;
 mod scripts;
+mod semaphore;
 mod watchdog;
 
-pub use backend::{Backend, LockInfo, Stats};
+pub use backend::{Backend, LockInfo, SemInfo, Stats};
 pub use bus::Bus;
 pub use client::{Client, ClientBuilder};
 pub use error::{Error, Result};
-pub use guard::LockGuard;
+pub use guard::{LockGuard, SemGuard};
 pub use options::LockOptions;
+pub use semaphore::{ReadGuard, RwLock, Semaphore, WriteGuard, RW_LIMIT};
 pub use watchdog::MIN_PERIOD;

@@ -39,6 +39,17 @@ local function parse_ms(s, min)
   return n
 end
 
+-- The arguments of an EXTEND, `token ttl-ms` and nothing after them: the
+-- token and the ttl, or the error reply third.
+local function extend_args()
+  local tok = ARGV[1]
+  local e = check_token(tok); if e then return nil, nil, e end
+  local ttl = parse_ms(ARGV[2], 1)
+  if not ttl then return nil, nil, err('ttl-ms must be an integer between 1 and 2147483647') end
+  if ARGV[3] then return nil, nil, err("unknown option '" .. ARGV[3] .. "'") end
+  return tok, ttl
+end
+
 -- A wait queue is a zset `q` (token -> arrival number, FIFO) and a hash `w`
 -- (token -> "<lease-deadline-ms> <ttl-ms>[ <permits>]").
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use baton_client::{Backend, Client, Error, LockGuard, SemGuard, SemInfo, Semaphore, RW_LIMIT};
 use baton_tests::RedisServer;
-use common::{eventually, opts};
+use common::{eventually, granted, opts};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 
@@ -275,14 +275,6 @@ fn spawn_acquire(sem: &Semaphore, permits: u32) -> JoinHandle<SemGuard> {
         let wait = opts(10_000).wait(Duration::from_secs(20));
         sem.acquire(permits, &wait).await.expect("granted")
     })
-}
-
-/// The guard of a waiter task, which must be granted soon.
-async fn granted<T>(task: JoinHandle<T>) -> T {
-    timeout(Duration::from_secs(10), task)
-        .await
-        .expect("granted in time")
-        .expect("the waiter task")
 }
 
 /// `SEM.INFO` of `key` (the limit does not matter for it).

@@ -642,6 +642,28 @@ mod tests {
             .unwrap()
     }
 
+    /// Releases the holder (`release`), after which `waiter` (a task that
+    /// acquires and then releases) must be granted within 3 s: a 1 s queue
+    /// lease, not a 60 s ttl.
+    async fn granted_soon_after(
+        release: impl std::future::Future<Output = Result<bool>>,
+        waiter: tokio::task::JoinHandle<Result<bool>>,
+    ) {
+        let released = Instant::now();
+        assert!(release.await.unwrap());
+        let g = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("granted after the crashed waiter's lease");
+        assert!(
+            released.elapsed() < Duration::from_secs(3),
+            "the queue stalled for {:?}",
+            released.elapsed()
+        );
+        assert!(g, "released by the waiter");
+    }
+
     /// A waiter that queued (with a lease) and then crashed is handed the
     /// lock when its turn comes, but only until its lease would have run
     /// out, not for its ttl: the waiter behind it gets the lock within
@@ -670,24 +692,13 @@ mod tests {
         );
         let waiter = {
             let c = c.clone();
-            tokio::spawn(async move { c.lock("cw", ttl(10).wait(Duration::from_secs(10))).await })
+            let wait = ttl(10).wait(Duration::from_secs(10));
+            tokio::spawn(async move { c.lock("cw", wait).await?.release().await })
         };
         while c.info("cw").await.unwrap().waiters < 2 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let released = Instant::now();
-        assert!(holder.release().await.unwrap());
-        let g = tokio::time::timeout(Duration::from_secs(10), waiter)
-            .await
-            .unwrap()
-            .unwrap()
-            .expect("granted after the crashed waiter's lease");
-        assert!(
-            released.elapsed() < Duration::from_secs(3),
-            "the queue stalled for {:?}",
-            released.elapsed()
-        );
-        assert!(g.release().await.unwrap());
+        granted_soon_after(holder.release(), waiter).await;
     }
 
     /// The same for a semaphore: a request for every permit that queued
@@ -719,25 +730,12 @@ mod tests {
         );
         let waiter = {
             let sem = sem.clone();
-            tokio::spawn(
-                async move { sem.acquire(1, &ttl(10).wait(Duration::from_secs(10))).await },
-            )
+            let wait = ttl(10).wait(Duration::from_secs(10));
+            tokio::spawn(async move { sem.acquire(1, &wait).await?.release().await })
         };
         while sem.info().await.unwrap().waiters < 2 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let released = Instant::now();
-        assert!(holder.release().await.unwrap());
-        let g = tokio::time::timeout(Duration::from_secs(10), waiter)
-            .await
-            .unwrap()
-            .unwrap()
-            .expect("granted after the crashed waiter's lease");
-        assert!(
-            released.elapsed() < Duration::from_secs(3),
-            "the queue stalled for {:?}",
-            released.elapsed()
-        );
-        assert!(g.release().await.unwrap());
+        granted_soon_after(holder.release(), waiter).await;
     }
 }

@@ -48,6 +48,16 @@ struct Done {
     counts: Counts,
 }
 
+impl Done {
+    fn of(grants: Vec<Grant<Wake>>, forget: bool, counts: Counts) -> Self {
+        Self {
+            grants,
+            forget,
+            counts,
+        }
+    }
+}
+
 /// What every change offers, for the calls that serve both kinds.
 trait Step {
     /// Takes request `id` out of the queue (those behind it that now fit
@@ -94,11 +104,7 @@ impl Machine for Lock<Wake> {
     }
     fn finish(change: Change<'_, Wake>, alive: impl Fn(&Grant<Wake>) -> bool) -> Done {
         let t = change.finish(alive);
-        Done {
-            grants: t.grants,
-            forget: t.forget,
-            counts: t.counts,
-        }
+        Done::of(t.grants, t.forget, t.counts)
     }
     fn next_expiry(&self) -> Option<u64> {
         self.holder().map(|h| h.expires_at)
@@ -130,11 +136,7 @@ impl Machine for Semaphore<Wake> {
     }
     fn finish(change: SemChange<'_, Wake>, alive: impl Fn(&Grant<Wake>) -> bool) -> Done {
         let t = change.finish(alive);
-        Done {
-            grants: t.grants,
-            forget: t.forget,
-            counts: t.counts,
-        }
+        Done::of(t.grants, t.forget, t.counts)
     }
     fn next_expiry(&self) -> Option<u64> {
         Semaphore::next_expiry(self)

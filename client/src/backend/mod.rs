@@ -154,7 +154,8 @@ pub struct LockInfo {
 /// counters, and on a Redis Cluster the sum over every primary (each node
 /// counts only the locks of its own slots); the memory backend its own; the
 /// Lua backend has no server-side counters and reports what this client did
-/// (see [`Stats::client_side`]).
+/// (see [`Stats::client_side`]). Locks only: semaphores and read-write locks
+/// are not counted here (the module shows their counters in `INFO baton`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
     /// Lock keys in memory.

@@ -3,11 +3,12 @@
 //! is the command's prefix and the `LIMIT n PERMITS p` of a semaphore's
 //! acquire ([`command`], [`acquire_cmd`]).
 //!
-//! Short commands go through the pool. A wait (`LOCK.ACQUIRE .. WAIT t`)
-//! blocks on the server, so it runs on a connection of its own with no
-//! response timeout, on the node that serves the key (in a Redis Cluster:
-//! following `MOVED`/`ASK`, see [`Conns::redirect`]). Such connections and
-//! their [`ClientName`] (id and address) are cached per node
+//! Short commands go through the pool. A wait (`LOCK.ACQUIRE .. WAIT t`,
+//! `SEM.ACQUIRE .. WAIT t`) blocks on the server, so it runs on a
+//! connection of its own with no response timeout, on the node that serves
+//! the key (in a Redis Cluster: following `MOVED`/`ASK`, see
+//! [`Conns::redirect`]). Such connections and their [`ClientName`] (id and
+//! address) are cached per node
 //! ([`Node::wait_conn`]): one whose wait got a reply (granted or timed out)
 //! is reused by a later wait. Cancelling a wait kills its connection on
 //! that node (`CLIENT KILL ID .. ADDR ..`: after a server restart the id

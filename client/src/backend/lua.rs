@@ -738,4 +738,38 @@ mod tests {
         }
         granted_soon_after(holder.release(), waiter).await;
     }
+
+    /// The semaphore acquire script refuses bad arguments with the module's
+    /// texts, in the module's order (a client that sends them raw sees one
+    /// protocol).
+    #[test]
+    fn sem_acquire_argument_errors_match_the_module() {
+        let module = RedisServer::start();
+        let plain = RedisServer::builder().without_module().start();
+        let text = |r: redis::RedisResult<redis::Value>| match r {
+            Err(e) => baton_tests::err_text(&e),
+            Ok(v) => format!("no error: {v:?}"),
+        };
+        let cases: [&[&str]; 10] = [
+            &["", "100", "LIMIT", "2"],
+            &["t", "0", "LIMIT", "2"],
+            &["t", "100"],
+            &["t", "100", "LIMIT", "0"],
+            &["t", "100", "LIMIT"],
+            &["t", "100", "LIMIT", "2", "PERMITS", "3"],
+            &["t", "100", "LIMIT", "2", "WAIT"],
+            &["t", "100", "LIMIT", "2", "WAIT", "-1"],
+            &["t", "100", "LIMIT", "2", "LIMIT", "2"],
+            &["t", "100", "LIMIT", "2", "NX", "1"],
+        ];
+        for args in cases {
+            let mut cmd = redis::cmd("SEM.ACQUIRE");
+            cmd.arg("k").arg(args);
+            let want = text(cmd.query(&mut module.connection()));
+            assert!(want.starts_with("ERR "), "{args:?}: {want}");
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let got = SCRIPTS.sem.acquire.cmd(true, &keys(SEM, "k"), &args);
+            assert_eq!(text(got.query(&mut plain.connection())), want, "{args:?}");
+        }
+    }
 }

@@ -47,13 +47,13 @@ local queued = redis.call('ZSCORE', Q, tok)
 if queued then
   if not lease then return err('token is already waiting for this lock') end
   if wait == 0 then
-    remove_waiter(tok)
-    tidy_queue(now, nil)
+    remove_waiter(Q, W, tok)
+    tidy_queue(Q, W, now, nil)
     return nil
   end
   local dl = now + lease
   redis.call('HSET', W, tok, dl .. ' ' .. ttl)
-  tidy_queue(now, dl)
+  tidy_queue(Q, W, now, dl)
   return -math.max(1, (hexp or now) - now)
 end
 
@@ -62,8 +62,8 @@ if not htok and redis.call('EXISTS', Q) == 0 then
 end
 if wait == 0 then return nil end
 local dl = now + (lease or wait)
-local seq = bump('seq')
+local seq = bump(C, 'seq')
 redis.call('ZADD', Q, seq, tok)
 redis.call('HSET', W, tok, dl .. ' ' .. ttl)
-tidy_queue(now, dl)
+tidy_queue(Q, W, now, dl)
 return -math.max(1, (hexp or now) - now)

@@ -1,9 +1,6 @@
 -- LOCK.EXTEND key token ttl-ms: 1 expiry reset to now + ttl-ms, 0 not the holder.
-local tok = ARGV[1]
-local e = check_token(tok); if e then return e end
-local ttl = parse_ms(ARGV[2], 1)
-if not ttl then return err('ttl-ms must be an integer between 1 and 2147483647') end
-if ARGV[3] then return err("unknown option '" .. ARGV[3] .. "'") end
+local tok, ttl, e = extend_args()
+if e then return e end
 local now = now_ms()
 settle(now)
 local htok = holder()

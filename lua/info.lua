@@ -5,7 +5,7 @@ settle(now)
 local htok, fence, exp = holder()
 local waiters = 0
 for _, tok in ipairs(redis.call('ZRANGE', Q, 0, -1)) do
-  local lease = waiter_info(tok)
+  local lease = waiter_info(W, tok)
   if lease and lease > now then waiters = waiters + 1 end
 end
 if not htok then return {'held', 0, 'fence', 0, 'pttl', -1, 'waiters', waiters} end

@@ -12,7 +12,7 @@ if htok == tok then
   return 1
 end
 if redis.call('ZSCORE', Q, tok) then
-  remove_waiter(tok)
-  tidy_queue(now, nil)
+  remove_waiter(Q, W, tok)
+  tidy_queue(Q, W, now, nil)
 end
 return 0

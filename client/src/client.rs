@@ -1,4 +1,6 @@
-//! [`Client`] and its builder: backend choice, lock calls, background tasks.
+//! [`Client`] and its builder: backend choice, lock calls, the semaphore
+//! and read-write lock handles, background tasks; the one acquire path
+//! ([`Client::try_hold`]) that locks and leases share.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -6,11 +8,12 @@ use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::{lua::LuaBackend, memory::MemoryBackend, module, module::ModuleBackend};
-use crate::backend::{Backend, Conns, Imp, LockInfo, Mode, Stats};
+use crate::backend::{Backend, Conns, Imp, Kind, LockInfo, Mode, Stats};
 use crate::bus::Bus;
 use crate::error::{validate_key, Error, Result};
-use crate::guard::LockGuard;
+use crate::guard::{Hold, LockGuard};
 use crate::options::LockOptions;
+use crate::semaphore::{RwLock, Semaphore};
 
 /// Where background work (drop releases, cancelled-wait cleanup, watchdogs)
 /// runs: the runtime the client was built in (else the current one), short
@@ -262,6 +265,20 @@ impl Client {
     ///
     /// As [`Client::lock`].
     pub async fn try_lock(&self, key: &str, opts: LockOptions) -> Result<Option<LockGuard>> {
+        let hold = self.try_hold(Kind::Lock, key, &opts).await?;
+        Ok(hold.map(LockGuard::from_hold))
+    }
+
+    /// The acquire of a lock or a lease (`kind`): validates, tries or waits
+    /// up to `opts.wait`, and for a grant makes the guard, confirms a late
+    /// module hand-off, starts the watchdog and runs the durable check.
+    /// Cancel safe as [`Client::lock`].
+    pub(crate) async fn try_hold(
+        &self,
+        kind: Kind,
+        key: &str,
+        opts: &LockOptions,
+    ) -> Result<Option<Hold>> {
         validate_key(key)?;
         opts.validate()?;
         let token = format!("{:032x}", rand::random::<u128>());
@@ -269,19 +286,20 @@ impl Client {
         let Some(grant) = self
             .inner
             .imp
-            .acquire(&self.inner.rt, key, &token, ttl, opts.wait_value())
+            .acquire(&self.inner.rt, kind, key, &token, ttl, opts.wait_value())
             .await?
         else {
             return Ok(None);
         };
         // From here on, dropping the guard releases the lock.
-        let guard = LockGuard::new(
+        let guard = Hold::new(
             self.clone(),
+            kind,
             key.to_owned(),
             token,
             grant.fence,
             grant.since,
-            &opts,
+            opts,
         );
         if grant.blind && grant.since.elapsed() > ttl / 3 {
             // A module hand-off came at an unknown time during the wait, and
@@ -302,7 +320,7 @@ impl Client {
             let acked = self
                 .inner
                 .imp
-                .wait_replicas(key, guard.token(), ttl, replicas, timeout)
+                .wait_replicas(kind, key, guard.token(), ttl, replicas, timeout)
                 .await;
             match acked {
                 Ok(acked) if acked >= replicas => {}
@@ -382,6 +400,53 @@ impl Client {
         self.inner.imp.info(key).await
     }
 
+    /// A handle on the semaphore `key` of `limit` permits (cheap: nothing
+    /// is sent until it is used). Each acquire takes a lease of some
+    /// permits with its own fence and expiry; requests are served in strict
+    /// FIFO order. The limit is the semaphore's while anyone holds or
+    /// waits: an acquire that names another one then fails with
+    /// [`Error::OtherLimit`].
+    ///
+    /// On the module a semaphore lives in the Redis key `key` itself, so a
+    /// lock and a semaphore cannot share a name there (the second gets
+    /// `WRONGTYPE`); the Lua and memory backends keep them apart.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(client: baton_client::Client) -> baton_client::Result<()> {
+    /// use std::time::Duration;
+    /// use baton_client::LockOptions;
+    /// // At most 4 exports at once; a large one takes 2 slots.
+    /// let exports = client.semaphore("exports", 4);
+    /// let opts = LockOptions::new().wait(Duration::from_secs(30));
+    /// let lease = exports.acquire(2, &opts).await?;
+    /// println!("{} permits, fence {}", lease.permits(), lease.fence());
+    /// lease.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn semaphore(&self, key: &str, limit: u32) -> Semaphore {
+        Semaphore::new(self.clone(), key, limit)
+    }
+
+    /// A handle on the read-write lock `key`: many readers at once, or one
+    /// writer, served fairly (see [`RwLock`]). On the wire it is a
+    /// semaphore of [`RW_LIMIT`](crate::RW_LIMIT) permits.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(client: baton_client::Client) -> baton_client::Result<()> {
+    /// let config = client.rwlock("config");
+    /// let read = config.read(&Default::default()).await?;
+    /// // ... read, with `read.fence()` ...
+    /// read.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn rwlock(&self, key: &str) -> RwLock {
+        RwLock::new(self.semaphore(key, crate::semaphore::RW_LIMIT))
+    }
+
     /// Counters (`LOCK.STATS`; see [`Stats`] for what each backend reports).
     ///
     /// # Cancel safety
@@ -437,6 +502,7 @@ mod tests {
                 .inner
                 .imp
                 .wait_replicas(
+                    Kind::Lock,
                     "gone",
                     "not-the-holder",
                     Duration::from_secs(1),

@@ -32,6 +32,31 @@ pub enum Error {
         /// Replicas asked for.
         wanted: u64,
     },
+    /// A semaphore acquire named another limit than the semaphore has: its
+    /// limit is set by the acquire that creates it and stays while anyone
+    /// holds or waits. Nothing was changed.
+    #[error("semaphore '{key}' has a limit of {limit}, not {asked}")]
+    OtherLimit {
+        /// The semaphore's key.
+        key: String,
+        /// The semaphore's limit.
+        limit: u32,
+        /// The limit the call named.
+        asked: u32,
+    },
+    /// A renewal (an acquire by the token that holds a lease) asked for
+    /// another number of permits than the lease holds. Nothing was changed.
+    /// The client's own calls never renew (each acquire has a token of its
+    /// own): this comes from a token shared with other tools.
+    #[error("the lease on semaphore '{key}' holds {held} permits, not {asked}")]
+    OtherPermits {
+        /// The semaphore's key.
+        key: String,
+        /// The permits the lease holds.
+        held: u32,
+        /// The permits the call asked for.
+        asked: u32,
+    },
     /// The chosen backend cannot run against this server; the text says what
     /// is missing.
     #[error("backend unavailable: {0}")]
@@ -44,7 +69,8 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
-    /// An option is out of range (ttl, wait, durable, URL).
+    /// An option is out of range (ttl, wait, durable, URL, a semaphore's
+    /// limit or permits).
     #[error("invalid options: {0}")]
     InvalidOptions(String),
     /// No pooled connection could be had.

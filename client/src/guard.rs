@@ -1,4 +1,9 @@
-//! [`LockGuard`]: a held lock, its lost-lock signal, and its drop release.
+//! The guards: [`LockGuard`] (a held lock) and [`SemGuard`] (a lease of a
+//! semaphore's permits, which a read-write lock's guards wrap). Both are one
+//! [`Hold`]: the validity bookkeeping, extends one at a time, the watchdog,
+//! the lost signal, the idempotent release and the release in the
+//! background on drop, written once; extend and release name what is held
+//! by its [`Kind`].
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +14,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::Imp;
+use crate::backend::{Imp, Kind};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::options::LockOptions;
@@ -18,10 +23,12 @@ use crate::options::LockOptions;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) key: String,
+    /// A lock, or a lease of a semaphore: what extend and release name.
+    pub(crate) kind: Kind,
     pub(crate) token: String,
     pub(crate) fence: u64,
     pub(crate) state: Mutex<Validity>,
-    /// Fired when the lock can no longer be proven held.
+    /// Fired when the lock or lease can no longer be proven held.
     pub(crate) lost: CancellationToken,
     /// Stops the watchdog (release, drop).
     pub(crate) stop: CancellationToken,
@@ -153,7 +160,7 @@ impl Shared {
             armed: true,
         };
         let sent = Instant::now();
-        let reply = imp.extend(&self.key, &self.token, ttl).await;
+        let reply = imp.extend(self.kind, &self.key, &self.token, ttl).await;
         match reply {
             Ok(true) => {
                 in_flight.armed = false;
@@ -161,13 +168,248 @@ impl Shared {
             }
             Ok(false) => {
                 in_flight.armed = false;
-                tracing::warn!(key = %self.key, "lock lost: extend refused (expired or force-released)");
+                tracing::warn!(key = %self.key, "{} lost: extend refused (expired or force-released)", self.kind.noun());
                 self.mark_lost();
             }
             Err(_) => {} // unknown: it may have been applied
         }
         reply
     }
+}
+
+/// What a guard holds, and everything it does: one type under
+/// [`LockGuard`] and [`SemGuard`].
+#[derive(Debug)]
+pub(crate) struct Hold {
+    client: Client,
+    shared: Arc<Shared>,
+    release: tokio::sync::Mutex<Option<bool>>,
+}
+
+impl Hold {
+    pub(crate) fn new(
+        client: Client,
+        kind: Kind,
+        key: String,
+        token: String,
+        fence: u64,
+        sent: Instant,
+        opts: &LockOptions,
+    ) -> Self {
+        let ttl = opts.ttl_value();
+        let shared = Arc::new(Shared {
+            key,
+            kind,
+            token,
+            fence,
+            state: Mutex::new(Validity::new(sent, ttl, opts.watchdog_value())),
+            lost: CancellationToken::new(),
+            stop: CancellationToken::new(),
+            changed: Notify::new(),
+            done: AtomicBool::new(false),
+            extending: tokio::sync::Mutex::new(()),
+        });
+        Self {
+            client,
+            shared,
+            release: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Starts the watchdog, once the grant is confirmed (see
+    /// [`Client::try_lock`](crate::Client::try_lock)).
+    pub(crate) fn start_watchdog(&self) {
+        crate::watchdog::spawn(&self.client, &self.shared);
+    }
+
+    pub(crate) fn key(&self) -> &str {
+        &self.shared.key
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.shared.kind
+    }
+
+    pub(crate) fn fence(&self) -> u64 {
+        self.shared.fence
+    }
+
+    pub(crate) fn token(&self) -> &str {
+        &self.shared.token
+    }
+
+    pub(crate) fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.shared.lost.clone().cancelled_owned()
+    }
+
+    pub(crate) fn lost_token(&self) -> CancellationToken {
+        self.shared.lost.clone()
+    }
+
+    pub(crate) fn is_lost(&self) -> bool {
+        self.shared.lost.is_cancelled()
+    }
+
+    pub(crate) fn valid_for(&self) -> Duration {
+        if self.is_lost() {
+            return Duration::ZERO;
+        }
+        self.shared
+            .validity()
+            .valid_until
+            .saturating_duration_since(Instant::now())
+    }
+
+    pub(crate) async fn extend(&self, ttl: Duration) -> Result<bool> {
+        if ttl.is_zero() || ttl > crate::options::MAX_DURATION {
+            return Err(Error::InvalidOptions(format!("bad extend ttl {ttl:?}")));
+        }
+        if self.shared.done.load(Ordering::Acquire) || self.is_lost() {
+            return Ok(false);
+        }
+        self.shared.extend(&self.client.inner.imp, ttl).await
+    }
+
+    pub(crate) async fn release(&self) -> Result<bool> {
+        let mut done = self.release.lock().await;
+        if let Some(released) = *done {
+            return Ok(released);
+        }
+        let s = &self.shared;
+        let released = self
+            .client
+            .inner
+            .imp
+            .release(s.kind, &s.key, &s.token)
+            .await?;
+        *done = Some(released);
+        self.shared.done.store(true, Ordering::Release);
+        self.shared.mark_lost();
+        Ok(released)
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if self.shared.done.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.shared.mark_lost();
+        let inner = &self.client.inner;
+        let kind = self.shared.kind;
+        if let Imp::Memory(mem) = &inner.imp {
+            mem.release_now(kind, &self.shared.key, &self.shared.token);
+            return;
+        }
+        let (client, key, token) = (
+            self.client.clone(),
+            self.shared.key.clone(),
+            self.shared.token.clone(),
+        );
+        inner.rt.spawn(async move {
+            if let Err(e) = client.inner.imp.release(kind, &key, &token).await {
+                tracing::warn!(%key, error = %e, "background release of a dropped guard failed; the ttl will free the {}", kind.noun());
+            }
+        });
+    }
+}
+
+/// The public calls of a guard over a [`Hold`], with their docs: `$what`
+/// is what it holds ("lock", "lease"), `$get` an expression that takes one
+/// from `client` (for the examples).
+macro_rules! guard_api {
+    ($guard:ident, $what:literal, $get:literal) => {
+        impl $guard {
+            pub(crate) fn from_hold(hold: Hold) -> Self {
+                Self { hold }
+            }
+
+            #[doc = concat!("The ", $what, "'s key.")]
+            pub fn key(&self) -> &str {
+                self.hold.key()
+            }
+
+            /// The fence of this grant: larger than every fence issued for
+            /// the key before. Pass it to the resource you protect.
+            pub fn fence(&self) -> u64 {
+                self.hold.fence()
+            }
+
+            #[doc = concat!("Resolves when the ", $what, " can no longer be proven held: an")]
+            /// extend was refused (expired, force-released), the server
+            /// could not be reached before the ttl ran out, the guard was
+            /// released, or its watchdog stopped (the client's tokio runtime
+            /// shut down, or there was no runtime to run it). Never later
+            /// than the end of the proven validity (see "Validity" on
+            /// [`LockGuard`]).
+            ///
+            /// # Cancel safety
+            ///
+            /// Cancel safe: it only observes.
+            pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+                self.hold.lost()
+            }
+
+            /// The lost signal as a token, e.g. to hand to other tasks.
+            pub fn lost_token(&self) -> CancellationToken {
+                self.hold.lost_token()
+            }
+
+            #[doc = concat!("True once [`", stringify!($guard), "::lost`] has fired.")]
+            pub fn is_lost(&self) -> bool {
+                self.hold.is_lost()
+            }
+
+            #[doc = concat!("How much longer the ", $what, " is proven held if no further extend")]
+            /// is confirmed (see "Validity" on [`LockGuard`]); zero once
+            /// lost.
+            ///
+            /// ```no_run
+            /// # async fn f(client: baton_client::Client) -> baton_client::Result<()> {
+            /// # use std::time::Duration;
+            #[doc = concat!("let guard = ", $get, ";")]
+            /// if guard.valid_for() > Duration::from_secs(1) {
+            ///     // time enough for one more write under this fence
+            /// }
+            /// # Ok(()) }
+            /// ```
+            pub fn valid_for(&self) -> Duration {
+                self.hold.valid_for()
+            }
+
+            #[doc = concat!("Resets the ", $what, "'s expiry to now + `ttl`; the watchdog extends")]
+            #[doc = concat!("by `ttl` from then on. `false` when the ", $what, " is no longer held")]
+            /// (the lost signal then fires).
+            ///
+            /// Extends of one guard, these and the watchdog's, go out one
+            /// at a time: a call waits for the one in flight, so the server
+            /// applies them in the order the guard counts them.
+            ///
+            /// # Cancel safety
+            ///
+            /// Cancel safe: cancelled before it was sent (while it waited
+            /// for the extend in flight), nothing happens. Cancelled after,
+            /// it may or may not reach the server, and may do so late, after
+            /// later extends: from then on the guard counts every extend as
+            /// proving at most the shortest ttl of such extends.
+            pub async fn extend(&self, ttl: Duration) -> Result<bool> {
+                self.hold.extend(ttl).await
+            }
+
+            #[doc = concat!("Releases the ", $what, "; the queue's head takes over (as far as it")]
+            #[doc = concat!("fits). `true` when the ", $what, " was still held by this guard.")]
+            /// Idempotent: later calls return the first call's answer.
+            ///
+            /// # Cancel safety
+            ///
+            /// If cancelled, the release may or may not have happened; a
+            /// later call or the guard's drop releases again (harmless when
+            /// already released).
+            pub async fn release(&self) -> Result<bool> {
+                self.hold.release().await
+            }
+        }
+    };
 }
 
 /// A held lock. Release it with [`LockGuard::release`]; dropping it releases
@@ -196,181 +438,52 @@ impl Shared {
 /// The margin is 2 ms and 1% of the ttl, for the server's rounding of
 /// expiry times to whole milliseconds and for a client clock that runs
 /// slower than the server's. [`LockGuard::valid_for`] tells what is left.
+///
+/// A [`SemGuard`] (a semaphore's lease) counts, extends and signals the
+/// same way.
 #[must_use = "if unused the lock is released at once (in the background)"]
 #[derive(Debug)]
 pub struct LockGuard {
-    client: Client,
-    shared: Arc<Shared>,
-    release: tokio::sync::Mutex<Option<bool>>,
+    hold: Hold,
 }
 
-impl LockGuard {
-    pub(crate) fn new(
-        client: Client,
-        key: String,
-        token: String,
-        fence: u64,
-        sent: Instant,
-        opts: &LockOptions,
-    ) -> Self {
-        let ttl = opts.ttl_value();
-        let shared = Arc::new(Shared {
-            key,
-            token,
-            fence,
-            state: Mutex::new(Validity::new(sent, ttl, opts.watchdog_value())),
-            lost: CancellationToken::new(),
-            stop: CancellationToken::new(),
-            changed: Notify::new(),
-            done: AtomicBool::new(false),
-            extending: tokio::sync::Mutex::new(()),
-        });
-        Self {
-            client,
-            shared,
-            release: tokio::sync::Mutex::new(None),
-        }
-    }
+guard_api!(
+    LockGuard,
+    "lock",
+    r#"client.lock("orders:42", Default::default()).await?"#
+);
 
-    /// Starts the watchdog, once the grant is confirmed (see
-    /// [`Client::try_lock`](crate::Client::try_lock)).
-    pub(crate) fn start_watchdog(&self) {
-        crate::watchdog::spawn(&self.client, &self.shared);
-    }
-
-    /// The lock's key.
-    pub fn key(&self) -> &str {
-        &self.shared.key
-    }
-
-    /// The fence of this grant: larger than every fence issued for the key
-    /// before. Pass it to the resource you protect.
-    pub fn fence(&self) -> u64 {
-        self.shared.fence
-    }
-
-    pub(crate) fn token(&self) -> &str {
-        &self.shared.token
-    }
-
-    /// Resolves when the lock can no longer be proven held: an extend was
-    /// refused (expired, force-released), the server could not be reached
-    /// before the ttl ran out, the guard was released, or its watchdog
-    /// stopped (the client's tokio runtime shut down, or there was no
-    /// runtime to run it). Never later than the end of the proven
-    /// validity (see "Validity" on [`LockGuard`]).
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: it only observes.
-    pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.shared.lost.clone().cancelled_owned()
-    }
-
-    /// The lost signal as a token, e.g. to hand to other tasks.
-    pub fn lost_token(&self) -> CancellationToken {
-        self.shared.lost.clone()
-    }
-
-    /// True once [`LockGuard::lost`] has fired.
-    pub fn is_lost(&self) -> bool {
-        self.shared.lost.is_cancelled()
-    }
-
-    /// How much longer the lock is proven held if no further extend is
-    /// confirmed (see "Validity" above); zero once lost.
-    ///
-    /// ```no_run
-    /// # async fn f(client: baton_client::Client) -> baton_client::Result<()> {
-    /// # use std::time::Duration;
-    /// let guard = client.lock("orders:42", Default::default()).await?;
-    /// if guard.valid_for() > Duration::from_secs(1) {
-    ///     // time enough for one more write under this fence
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn valid_for(&self) -> Duration {
-        if self.is_lost() {
-            return Duration::ZERO;
-        }
-        self.shared
-            .validity()
-            .valid_until
-            .saturating_duration_since(Instant::now())
-    }
-
-    /// Resets the lock's expiry to now + `ttl`; the watchdog extends by
-    /// `ttl` from then on. `false` when the lock is no longer held (the lost
-    /// signal then fires).
-    ///
-    /// Extends of one guard, these and the watchdog's, go out one at a
-    /// time: a call waits for the one in flight, so the server applies them
-    /// in the order the guard counts them.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: cancelled before it was sent (while it waited for the
-    /// extend in flight), nothing happens. Cancelled after, it may or may
-    /// not reach the server, and may do so late, after later extends: from
-    /// then on the guard counts every extend as proving at most the
-    /// shortest ttl of such extends.
-    pub async fn extend(&self, ttl: Duration) -> Result<bool> {
-        if ttl.is_zero() || ttl > crate::options::MAX_DURATION {
-            return Err(Error::InvalidOptions(format!("bad extend ttl {ttl:?}")));
-        }
-        if self.shared.done.load(Ordering::Acquire) || self.is_lost() {
-            return Ok(false);
-        }
-        self.shared.extend(&self.client.inner.imp, ttl).await
-    }
-
-    /// Releases the lock; the next waiter takes over. `true` when the lock
-    /// was still held by this guard. Idempotent: later calls return the
-    /// first call's answer.
-    ///
-    /// # Cancel safety
-    ///
-    /// If cancelled, the release may or may not have happened; a later call
-    /// or the guard's drop releases again (harmless when already released).
-    pub async fn release(&self) -> Result<bool> {
-        let mut done = self.release.lock().await;
-        if let Some(released) = *done {
-            return Ok(released);
-        }
-        let released = self
-            .client
-            .inner
-            .imp
-            .release(&self.shared.key, &self.shared.token)
-            .await?;
-        *done = Some(released);
-        self.shared.done.store(true, Ordering::Release);
-        self.shared.mark_lost();
-        Ok(released)
-    }
+/// A lease of some of a semaphore's permits (see
+/// [`Client::semaphore`](crate::Client::semaphore)); a read-write lock's
+/// [`ReadGuard`](crate::ReadGuard) and [`WriteGuard`](crate::WriteGuard)
+/// are one too. Release it with [`SemGuard::release`]; dropping it releases
+/// in the background.
+///
+/// The lease has its own fence and its own expiry, and the guard treats
+/// them as a [`LockGuard`] treats a lock's: the watchdog (unless turned off
+/// with [`LockOptions::watchdog`]) extends the lease every ttl/3,
+/// [`SemGuard::lost`] resolves once it can no longer be proven held, and
+/// [`SemGuard::valid_for`] counts as described under "Validity" on
+/// [`LockGuard`].
+#[must_use = "if unused the lease is released at once (in the background)"]
+#[derive(Debug)]
+pub struct SemGuard {
+    hold: Hold,
 }
 
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        if self.shared.done.swap(true, Ordering::AcqRel) {
-            return;
+guard_api!(
+    SemGuard,
+    "lease",
+    r#"client.semaphore("pool", 4).acquire(1, &Default::default()).await?"#
+);
+
+impl SemGuard {
+    /// The permits this lease holds.
+    pub fn permits(&self) -> u32 {
+        match self.hold.kind() {
+            Kind::Sem { permits, .. } => permits,
+            Kind::Lock => 1,
         }
-        self.shared.mark_lost();
-        let inner = &self.client.inner;
-        if let Imp::Memory(mem) = &inner.imp {
-            mem.release_now(&self.shared.key, &self.shared.token);
-            return;
-        }
-        let (client, key, token) = (
-            self.client.clone(),
-            self.shared.key.clone(),
-            self.shared.token.clone(),
-        );
-        inner.rt.spawn(async move {
-            if let Err(e) = client.inner.imp.release(&key, &token).await {
-                tracing::warn!(%key, error = %e, "background release of a dropped guard failed; the ttl will free the lock");
-            }
-        });
     }
 }
 

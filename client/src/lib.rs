@@ -31,17 +31,23 @@
 //! # Layout
 //!
 //! - [`client`](Client): [`Client`], its builder, backend choice, the lock
-//!   calls (`lock`, `try_lock`, `with_lock`, `force_release`, `stats`).
-//! - `guard`: [`LockGuard`]: fence, its proven validity, extend (one at a
-//!   time per guard), release, the lost signal, the release in the
-//!   background on drop.
-//! - `watchdog`: the task that extends a held lock every ttl/3 and fires
-//!   the lost signal.
+//!   calls (`lock`, `try_lock`, `with_lock`, `force_release`, `stats`), the
+//!   `semaphore` and `rwlock` handles, and the one acquire path that locks
+//!   and leases share.
+//! - `semaphore`: [`Semaphore`] (leases of permits: `acquire`,
+//!   `try_acquire`, `info`, `force_release`) and [`RwLock`] (a semaphore of
+//!   [`RW_LIMIT`] permits: `read`, `write`, their `try_` forms) with its
+//!   [`ReadGuard`] and [`WriteGuard`].
+//! - `guard`: [`LockGuard`] and [`SemGuard`], one machinery under both:
+//!   fence, its proven validity, extend (one at a time per guard), release,
+//!   the lost signal, the release in the background on drop.
+//! - `watchdog`: the task that extends a held lock or lease every ttl/3 and
+//!   fires the lost signal.
 //! - [`options`]: the [`LockOptions`] builder.
 //! - [`error`]: the [`Error`] enum and the [`Result`] alias.
 //! - `backend`: [`Backend`] and the three implementations: `module`
-//!   (`LOCK.*`), `lua` (the scripts of `lua/`, pub/sub wake-ups) and `memory`
-//!   (`baton-core`'s driver in-process); `backend::conns`: connections to
+//!   (`LOCK.*`, `SEM.*`), `lua` (the scripts of `lua/` and `lua/sem/`,
+//!   pub/sub wake-ups) and `memory` (`baton-core`'s drivers in-process); `backend::conns`: connections to
 //!   one node, a Sentinel-monitored primary or a Redis Cluster (`pool`: the
 //!   shared multiplexed connections and the errors that break one; `node`:
 //!   a node's wait connections and their idle cache; `cluster`: slot table,
@@ -50,8 +56,8 @@
 //! - [`bus`]: the message bus on Redis Streams ([`Bus`]: publish,
 //!   broadcast subscribe, consumer-group work queue, dead letters) and its
 //!   in-memory twin; see its own layout.
-//! - `scripts`: the embedded Lua scripts (locks and bus), their SHA-1, the
-//!   one EVALSHA-with-NOSCRIPT-fallback, the Lua key layout.
+//! - `scripts`: the embedded Lua scripts (locks, semaphores and bus), their
+//!   SHA-1, the one EVALSHA-with-NOSCRIPT-fallback, the Lua key layout.
 //!
 //! # Lua backend key layout
 //!
@@ -65,6 +71,15 @@
 //! the server clock in µs)`, so they keep increasing even when the counter
 //! key is lost (`DEL`, `FLUSHALL`, eviction), unless the server's clock
 //! goes back.
+//!
+//! A semaphore `k` uses `baton:sem:{k}` (limit, permits used, last fence,
+//! and each lease's permits, fence and expiry), `baton:sem:{k}:e` (leases
+//! by expiry), `baton:sem:{k}:q` and `baton:sem:{k}:w` (the FIFO queue of
+//! requests with their permits and queue leases), `baton:sem:{k}:c`
+//! (counters, never expires) and the channel `baton:sem:{k}:ch`: one hash
+//! tag, and never a lock's keys (those begin `baton:{`), so a lock and a
+//! semaphore of the same name are apart (on the module they are one Redis
+//! key, and the second gets `WRONGTYPE`).
 //!
 //! # Redis Cluster
 //!
@@ -92,12 +107,14 @@ pub mod error;
 mod guard;
 pub mod options;
 mod scripts;
+mod semaphore;
 mod watchdog;
 
-pub use backend::{Backend, LockInfo, Stats};
+pub use backend::{Backend, LockInfo, SemInfo, Stats};
 pub use bus::Bus;
 pub use client::{Client, ClientBuilder};
 pub use error::{Error, Result};
-pub use guard::LockGuard;
+pub use guard::{LockGuard, SemGuard};
 pub use options::LockOptions;
+pub use semaphore::{ReadGuard, RwLock, Semaphore, WriteGuard, RW_LIMIT};
 pub use watchdog::MIN_PERIOD;

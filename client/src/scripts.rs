@@ -3,18 +3,23 @@
 //! by `EVAL` on the same connection (so on the same node, which caches it
 //! from then on).
 //!
-//! A lock script is `lua/common.lua` (the shared prelude: key layout, expiry
-//! check, hand-off) followed by the command's own file; a bus script
-//! (`lua/bus/`) stands alone.
+//! A lock script is `lua/base.lua` (clock, fence counter, argument checks,
+//! queue helpers), `lua/common.lua` (the lock's prelude: key layout, expiry
+//! check, hand-off) and the command's own file; a semaphore script is
+//! `lua/base.lua`, `lua/sem/common.lua` (the semaphore's prelude) and its
+//! file under `lua/sem/`. A bus script (`lua/bus/`) stands alone.
 
 use std::sync::LazyLock;
 
 use redis::aio::ConnectionLike;
 use redis::{ToRedisArgs, Value};
 
+use crate::backend::Kind;
 use crate::error::Result;
 
-const COMMON: &str = include_str!("../../lua/common.lua");
+const BASE: &str = include_str!("../../lua/base.lua");
+const LOCK_PRELUDE: &str = include_str!("../../lua/common.lua");
+const SEM_PRELUDE: &str = include_str!("../../lua/sem/common.lua");
 
 /// One script: its body and its SHA-1 (hex), as EVALSHA wants it.
 #[derive(Debug)]
@@ -25,9 +30,19 @@ pub(crate) struct Script {
 }
 
 impl Script {
-    /// A lock script: the prelude, then `own`.
+    /// A lock or semaphore script: the base, `prelude`, then `own`.
+    fn with_prelude(name: &'static str, prelude: &str, own: &str) -> Self {
+        Self::plain(name, &format!("{BASE}\n{prelude}\n-- {name}.lua\n{own}"))
+    }
+
+    /// A lock script.
     fn lock(name: &'static str, own: &str) -> Self {
-        Self::plain(name, &format!("{COMMON}\n-- {name}.lua\n{own}"))
+        Self::with_prelude(name, LOCK_PRELUDE, own)
+    }
+
+    /// A semaphore script.
+    fn sem(name: &'static str, own: &str) -> Self {
+        Self::with_prelude(name, SEM_PRELUDE, own)
     }
 
     /// A script that stands alone.
@@ -74,45 +89,79 @@ impl Script {
     }
 }
 
-/// Every script of the Lua backend.
+/// The scripts of the commands that locks and semaphores both have.
 #[derive(Debug)]
-pub(crate) struct Scripts {
+pub(crate) struct Commands {
     pub(crate) acquire: Script,
     pub(crate) release: Script,
     pub(crate) extend: Script,
     pub(crate) force_release: Script,
-    pub(crate) fence: Script,
     pub(crate) info: Script,
 }
 
+/// Every script of the Lua backend.
+#[derive(Debug)]
+pub(crate) struct Scripts {
+    pub(crate) lock: Commands,
+    pub(crate) fence: Script,
+    pub(crate) sem: Commands,
+}
+
 impl Scripts {
-    pub(crate) fn all(&self) -> [&Script; 6] {
+    pub(crate) fn all(&self) -> [&Script; 11] {
+        let (l, s) = (&self.lock, &self.sem);
         [
-            &self.acquire,
-            &self.release,
-            &self.extend,
-            &self.force_release,
+            &l.acquire,
+            &l.release,
+            &l.extend,
+            &l.force_release,
             &self.fence,
-            &self.info,
+            &l.info,
+            &s.acquire,
+            &s.release,
+            &s.extend,
+            &s.force_release,
+            &s.info,
         ]
+    }
+
+    /// The scripts for what `kind` names.
+    pub(crate) fn of(&self, kind: Kind) -> &Commands {
+        match kind {
+            Kind::Lock => &self.lock,
+            Kind::Sem { .. } => &self.sem,
+        }
     }
 }
 
 /// Hashed once per process.
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    acquire: Script::lock("acquire", include_str!("../../lua/acquire.lua")),
-    release: Script::lock("release", include_str!("../../lua/release.lua")),
-    extend: Script::lock("extend", include_str!("../../lua/extend.lua")),
-    force_release: Script::lock("forcerelease", include_str!("../../lua/forcerelease.lua")),
+    lock: Commands {
+        acquire: Script::lock("acquire", include_str!("../../lua/acquire.lua")),
+        release: Script::lock("release", include_str!("../../lua/release.lua")),
+        extend: Script::lock("extend", include_str!("../../lua/extend.lua")),
+        force_release: Script::lock("forcerelease", include_str!("../../lua/forcerelease.lua")),
+        info: Script::lock("info", include_str!("../../lua/info.lua")),
+    },
     fence: Script::lock("fence", include_str!("../../lua/fence.lua")),
-    info: Script::lock("info", include_str!("../../lua/info.lua")),
+    sem: Commands {
+        acquire: Script::sem("sem/acquire", include_str!("../../lua/sem/acquire.lua")),
+        release: Script::sem("sem/release", include_str!("../../lua/sem/release.lua")),
+        extend: Script::sem("sem/extend", include_str!("../../lua/sem/extend.lua")),
+        force_release: Script::sem(
+            "sem/forcerelease",
+            include_str!("../../lua/sem/forcerelease.lua"),
+        ),
+        info: Script::sem("sem/info", include_str!("../../lua/sem/info.lua")),
+    },
 });
 
-/// The Redis keys of one lock. The user key is escaped (`%` `{` `}` become
-/// `%25` `%7B` `%7D`) and wrapped in a hash tag, so every key of the lock
-/// hashes to one slot whatever braces the user key holds.
-pub(crate) fn lock_keys(key: &str) -> [String; 4] {
-    let mut tag = String::with_capacity(key.len());
+/// `key` as a hash tag: escaped (`%` `{` `}` become `%25` `%7B` `%7D`) and
+/// wrapped in braces, so every Redis key built on it hashes to one slot
+/// whatever braces the user key holds.
+fn tag(key: &str) -> String {
+    let mut tag = String::with_capacity(key.len() + 2);
+    tag.push('{');
     for c in key.chars() {
         match c {
             '%' => tag.push_str("%25"),
@@ -121,7 +170,14 @@ pub(crate) fn lock_keys(key: &str) -> [String; 4] {
             c => tag.push(c),
         }
     }
-    let h = format!("baton:{{{tag}}}");
+    tag.push('}');
+    tag
+}
+
+/// The Redis keys of one lock, in the order its scripts take them (see
+/// `lua/common.lua`).
+pub(crate) fn lock_keys(key: &str) -> [String; 4] {
+    let h = format!("baton:{}", tag(key));
     [
         h.clone(),
         format!("{h}:q"),
@@ -130,9 +186,31 @@ pub(crate) fn lock_keys(key: &str) -> [String; 4] {
     ]
 }
 
+/// The Redis keys of one semaphore, in the order its scripts take them
+/// (see `lua/sem/common.lua`). `baton:sem:` never begins a lock's key
+/// (`baton:{`), so a semaphore and a lock of the same name stay apart.
+pub(crate) fn sem_keys(key: &str) -> [String; 5] {
+    let s = format!("baton:sem:{}", tag(key));
+    [
+        s.clone(),
+        format!("{s}:e"),
+        format!("{s}:q"),
+        format!("{s}:w"),
+        format!("{s}:c"),
+    ]
+}
+
+/// The Redis keys of what `kind` names, for its scripts.
+pub(crate) fn keys(kind: Kind, key: &str) -> Vec<String> {
+    match kind {
+        Kind::Lock => lock_keys(key).into(),
+        Kind::Sem { .. } => sem_keys(key).into(),
+    }
+}
+
 /// The pub/sub channel on which hand-offs of `key` are announced.
-pub(crate) fn channel(key: &str) -> String {
-    format!("{}:ch", lock_keys(key)[0])
+pub(crate) fn channel(kind: Kind, key: &str) -> String {
+    format!("{}:ch", keys(kind, key)[0])
 }
 
 #[cfg(test)]
@@ -146,7 +224,23 @@ mod tests {
             ["baton:{a}", "baton:{a}:q", "baton:{a}:w", "baton:{a}:c"]
         );
         assert_eq!(lock_keys("}x{%")[0], "baton:{%7Dx%7B%25}");
-        assert_eq!(channel("a"), "baton:{a}:ch");
+        assert_eq!(channel(Kind::Lock, "a"), "baton:{a}:ch");
+        let sem = Kind::Sem {
+            limit: 2,
+            permits: 1,
+        };
+        assert_eq!(
+            sem_keys("a"),
+            [
+                "baton:sem:{a}",
+                "baton:sem:{a}:e",
+                "baton:sem:{a}:q",
+                "baton:sem:{a}:w",
+                "baton:sem:{a}:c"
+            ]
+        );
+        assert_eq!(sem_keys("}x{%")[3], "baton:sem:{%7Dx%7B%25}:w");
+        assert_eq!(channel(sem, "a"), "baton:sem:{a}:ch");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The watchdog: one task per guard that keeps the lock alive and fires the
-//! lost signal.
+//! The watchdog: one task per guard that keeps the lock (or the lease)
+//! alive and fires the lost signal.
 //!
 //! Every `max(ttl/3, 50 ms)` it sends EXTEND. A reply of 0 (expired, force
 //! released) fires the lost signal at once. A failed or unanswered EXTEND is
@@ -44,7 +44,7 @@ pub(crate) fn spawn(client: &Client, shared: &Arc<Shared>) {
         run(task_client, fuse.0.clone()).await;
     });
     if !started {
-        tracing::warn!(key = %shared.key, "no tokio runtime for the lock's watchdog: its lost signal fires at once");
+        tracing::warn!(key = %shared.key, "no tokio runtime for the {}'s watchdog: its lost signal fires at once", shared.kind.noun());
     }
 }
 
@@ -68,7 +68,7 @@ async fn run(client: Client, shared: Arc<Shared>) {
         }
         let v = shared.validity();
         if Instant::now() >= v.valid_until {
-            tracing::warn!(key = %shared.key, "lock lost: could not be extended within its ttl");
+            tracing::warn!(key = %shared.key, "{} lost: could not be extended within its ttl", shared.kind.noun());
             shared.mark_lost();
             return;
         }

@@ -1,6 +1,6 @@
-//! The lock essentials of SPEC §2–4 on a 3-shard Redis Cluster, for the Lua
-//! backend (plain Redis Cluster) and the module backend (the module loaded
-//! on every node). Each scenario runs on three keys at once, one served by
+//! The lock essentials of SPEC §2–4 (and a semaphore's, §6) on a 3-shard
+//! Redis Cluster, for the Lua backend (plain Redis Cluster) and the module
+//! backend (the module loaded on every node). Each scenario runs on three keys at once, one served by
 //! each shard, and checks on the shard itself that the lock lives there.
 //!
 //! One cluster per backend (forming one takes a while); the scenarios run
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use baton_client::{Backend, Client};
 use baton_tests::{RedisCluster, RedisServer};
-use common::{eventually, opts};
+use common::{eventually, granted, opts};
 use futures_util::future::join_all;
 use tokio::time::timeout;
 
@@ -244,6 +244,43 @@ async fn force_release_hands_off(env: &Env) {
     .await;
 }
 
+/// A semaphore on each shard: a lease there, a request that waits on that
+/// node (the module: blocked there; Lua: woken by the broadcast hand-off)
+/// and is granted on release; its state lives on the shard of its key.
+async fn semaphores_on_every_shard(env: &Env) {
+    let keys = env.spread("sem");
+    env.on_each(&keys, async |c, k| {
+        let sem = c.semaphore(k, 2);
+        let holder = sem.acquire(2, &opts(10_000)).await.unwrap();
+        let stored = match env.kind {
+            Backend::Module => k.to_owned(),
+            _ => format!("baton:sem:{{{k}}}"),
+        };
+        let node = env.cluster.node_for(k.as_bytes());
+        assert!(
+            baton_tests::lock::exists(&mut node.connection(), stored.as_bytes()),
+            "{k} lives on its own shard"
+        );
+        let waiter = tokio::spawn({
+            let sem = sem.clone();
+            async move {
+                sem.acquire(1, &opts(10_000).wait(Duration::from_secs(10)))
+                    .await
+            }
+        });
+        eventually(Duration::from_secs(5), "request queued", || async {
+            sem.info().await.unwrap().waiters == 1
+        })
+        .await;
+        assert!(sem.try_acquire(1, &opts(10_000)).await.unwrap().is_none());
+        assert!(holder.release().await.unwrap());
+        let g = granted(waiter).await.unwrap();
+        assert!(g.fence() > holder.fence(), "{k}");
+        assert!(g.release().await.unwrap());
+    })
+    .await;
+}
+
 /// Scripts are cached per node: flushing every node's cache is repaired on
 /// each node by the next call.
 async fn lua_survives_script_flush_on_every_node(env: &Env) {
@@ -330,6 +367,7 @@ async fn lua_backend_on_a_plain_redis_cluster() {
     cancelled_wait_leaves_the_queue(&env).await;
     watchdog_keeps_the_lock(&env).await;
     force_release_hands_off(&env).await;
+    semaphores_on_every_shard(&env).await;
     lua_survives_script_flush_on_every_node(&env).await;
 }
 
@@ -343,6 +381,7 @@ async fn module_backend_on_a_cluster_with_the_module() {
     cancelled_wait_leaves_the_queue(&env).await;
     watchdog_keeps_the_lock(&env).await;
     force_release_hands_off(&env).await;
+    semaphores_on_every_shard(&env).await;
     module_wait_follows_moved(&env).await;
 }
 

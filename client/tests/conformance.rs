@@ -1,12 +1,14 @@
-//! One conformance suite for the lock sentences of SPEC §2–4, run against
-//! every backend: the module, Lua (plain Redis) and memory.
+//! One conformance suite for the lock sentences of SPEC §2–4 and the
+//! semaphore and read-write lock sentences of §6, run against every
+//! backend: the module, Lua (plain Redis) and memory.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_client::{Backend, Client, Error, LockGuard};
+use baton_client::{Backend, Client, Error, LockGuard, SemGuard, SemInfo, Semaphore, RW_LIMIT};
 use baton_tests::RedisServer;
-use common::{eventually, opts};
+use common::{eventually, granted, opts};
+use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 
 mod common;
@@ -264,6 +266,412 @@ async fn a_grant_after_a_wait_longer_than_the_ttl_is_held(kind: Backend) {
     assert!(kept.release().await.unwrap());
 }
 
+// ---- Semaphores and read-write locks (SPEC §6) ----
+
+/// A waiter for `permits` of `sem` (ttl 10 s, wait 20 s), in a task.
+fn spawn_acquire(sem: &Semaphore, permits: u32) -> JoinHandle<SemGuard> {
+    let sem = sem.clone();
+    tokio::spawn(async move {
+        let wait = opts(10_000).wait(Duration::from_secs(20));
+        sem.acquire(permits, &wait).await.expect("granted")
+    })
+}
+
+/// `SEM.INFO` of `key` (the limit does not matter for it).
+async fn sem_info(c: &Client, key: &str) -> SemInfo {
+    c.semaphore(key, 1).info().await.unwrap()
+}
+
+/// Waits until `n` requests are queued on semaphore `key`.
+async fn queued(c: &Client, key: &str, n: u64) {
+    eventually(Duration::from_secs(5), "requests queued", || async {
+        sem_info(c, key).await.waiters == n
+    })
+    .await;
+}
+
+/// Every Redis key on the server, sorted (none for memory).
+fn keys_on(server: &Option<RedisServer>) -> Vec<String> {
+    let Some(s) = server else { return Vec::new() };
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut s.connection())
+        .unwrap();
+    keys.sort();
+    keys
+}
+
+async fn sem_grants_up_to_the_limit_and_refuses_beyond(kind: Backend) {
+    let (s, c) = setup(kind).await;
+    let sem = c.semaphore("s", 3);
+    let a = sem.acquire(2, &opts(10_000)).await.unwrap();
+    let b = sem.acquire(1, &opts(10_000)).await.unwrap();
+    assert_eq!((a.permits(), b.permits()), (2, 1));
+    assert!(0 < a.fence() && a.fence() < b.fence());
+    assert!(
+        sem.try_acquire(1, &opts(10_000)).await.unwrap().is_none(),
+        "{kind:?}: no permit beyond the limit"
+    );
+    let wait = Duration::from_millis(100);
+    match sem.acquire(1, &opts(10_000).wait(wait)).await {
+        Err(Error::NotAcquired { key, wait: w }) => assert_eq!((key.as_str(), w), ("s", wait)),
+        other => panic!("expected NotAcquired, got {other:?}"),
+    }
+    let full = SemInfo {
+        limit: 3,
+        used: 3,
+        holders: 2,
+        waiters: 0,
+        fence: b.fence(),
+    };
+    eventually(
+        Duration::from_secs(2),
+        "the timed-out request left",
+        || async { sem_info(&c, "s").await == full },
+    )
+    .await;
+    for (limit, permits) in [(3, 0), (3, 4), (0, 1)] {
+        let r = c
+            .semaphore("s", limit)
+            .try_acquire(permits, &opts(100))
+            .await;
+        assert!(
+            matches!(r, Err(Error::InvalidOptions(_))),
+            "{limit}/{permits}: {r:?}"
+        );
+    }
+    let r = c.semaphore("a b", 1).try_acquire(1, &opts(100)).await;
+    assert!(matches!(r, Err(Error::InvalidKey { .. })), "{r:?}");
+    assert!(a.release().await.unwrap());
+    assert!(
+        a.release().await.unwrap(),
+        "a second release repeats the first answer"
+    );
+    let again = sem.try_acquire(2, &opts(10_000)).await.unwrap();
+    let again = again.expect("the released permits are free again");
+    assert!(again.release().await.unwrap() && b.release().await.unwrap());
+    assert_eq!(sem_info(&c, "s").await, SemInfo::default(), "{kind:?}");
+    // No key is left behind: on Lua only the fence counter (as for locks).
+    let left: &[&str] = match kind {
+        Backend::Lua => &["baton:sem:{s}:c"],
+        _ => &[],
+    };
+    assert_eq!(keys_on(&s), left, "{kind:?}");
+}
+
+/// Strict FIFO: one permit is free, but a request for three is queued
+/// first, so a request for one neither gets it at once nor overtakes.
+async fn sem_strict_fifo_with_mixed_permits(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let sem = c.semaphore("fifo", 3);
+    let first = sem.acquire(2, &opts(10_000)).await.unwrap();
+    let big = spawn_acquire(&sem, 3);
+    queued(&c, "fifo", 1).await;
+    assert!(
+        sem.try_acquire(1, &opts(10_000)).await.unwrap().is_none(),
+        "{kind:?}: a newcomer overtook a queued request"
+    );
+    let small = spawn_acquire(&sem, 1);
+    queued(&c, "fifo", 2).await;
+    assert!(first.release().await.unwrap());
+    let info = sem_info(&c, "fifo").await;
+    assert_eq!(
+        (info.used, info.holders, info.waiters),
+        (3, 1, 1),
+        "{kind:?}"
+    );
+    let big = granted(big).await;
+    assert_eq!(big.permits(), 3);
+    assert!(
+        !small.is_finished(),
+        "{kind:?}: the small request went first"
+    );
+    assert!(big.release().await.unwrap());
+    let small = granted(small).await;
+    assert!(first.fence() < big.fence() && big.fence() < small.fence());
+}
+
+/// One release grants every request at the head that fits, at once and in
+/// queue order, and holds back the one that does not fit yet.
+async fn sem_one_release_grants_several_in_order(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let sem = c.semaphore("many", 4);
+    let all = sem.acquire(4, &opts(10_000)).await.unwrap();
+    let mut waiters = Vec::new();
+    for (i, permits) in [1, 2, 1, 1].into_iter().enumerate() {
+        waiters.push(spawn_acquire(&sem, permits));
+        queued(&c, "many", i as u64 + 1).await;
+    }
+    let last = waiters.pop().unwrap();
+    assert!(all.release().await.unwrap());
+    // In the release itself: three leases, the fourth request queued.
+    let info = sem_info(&c, "many").await;
+    assert_eq!(
+        (info.used, info.holders, info.waiters),
+        (4, 3, 1),
+        "{kind:?}"
+    );
+    let mut guards = Vec::new();
+    for w in waiters {
+        guards.push(granted(w).await);
+    }
+    let fences: Vec<u64> = guards.iter().map(|g| g.fence()).collect();
+    assert!(
+        all.fence() < fences[0] && fences.windows(2).all(|w| w[0] < w[1]),
+        "{kind:?}: granted out of order: {fences:?}"
+    );
+    assert!(!last.is_finished(), "{kind:?}: the fourth does not fit yet");
+    assert!(guards[0].release().await.unwrap());
+    assert!(granted(last).await.fence() > fences[2]);
+}
+
+/// Leases expire each at its own time and hand on: two expiring leases
+/// let two waiters through.
+async fn sem_expiry_hands_on_to_several(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let sem = c.semaphore("exp", 2);
+    let unkept = opts(300).watchdog(false);
+    let a = sem.acquire(1, &unkept).await.unwrap();
+    let b = sem.acquire(1, &unkept).await.unwrap();
+    let w1 = spawn_acquire(&sem, 1);
+    queued(&c, "exp", 1).await;
+    let w2 = spawn_acquire(&sem, 1);
+    queued(&c, "exp", 2).await;
+    let started = Instant::now();
+    let (g1, g2) = (granted(w1).await, granted(w2).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{kind:?}: hand-on soon after the ttl"
+    );
+    assert!(b.fence() < g1.fence() && g1.fence() < g2.fence());
+    for expired in [&a, &b] {
+        timeout(Duration::from_secs(1), expired.lost())
+            .await
+            .expect("the expired lease is lost");
+        assert!(!expired.release().await.unwrap(), "{kind:?}: it expired");
+    }
+}
+
+/// An acquire naming another limit while the semaphore is in use is
+/// refused with both numbers and changes nothing; once idle, the next
+/// acquire sets the limit.
+async fn sem_another_limit_is_refused(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let sem = c.semaphore("lim", 3);
+    let a = sem.acquire(2, &opts(10_000)).await.unwrap();
+    let waiter = spawn_acquire(&sem, 2);
+    queued(&c, "lim", 1).await;
+    let before = sem_info(&c, "lim").await;
+    let other = c.semaphore("lim", 5);
+    for wait in [Duration::ZERO, Duration::from_secs(5)] {
+        let started = Instant::now();
+        let err = other
+            .try_acquire(1, &opts(10_000).wait(wait))
+            .await
+            .unwrap_err();
+        match &err {
+            Error::OtherLimit {
+                key,
+                limit: 3,
+                asked: 5,
+            } => assert_eq!(key, "lim"),
+            other => panic!("{kind:?}: expected OtherLimit, got {other:?}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains('3') && text.contains('5'), "{text}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "refused at once"
+        );
+    }
+    assert_eq!(
+        sem_info(&c, "lim").await,
+        before,
+        "{kind:?}: nothing changed"
+    );
+    assert!(a.release().await.unwrap());
+    assert!(granted(waiter).await.release().await.unwrap());
+    let five = other.acquire(5, &opts(10_000)).await.unwrap();
+    assert_eq!(sem_info(&c, "lim").await.limit, 5, "{kind:?}");
+    assert!(five.release().await.unwrap());
+}
+
+/// Every lease gets a new fence, larger than those of earlier leases and
+/// of the locks granted before (one counter on the node).
+async fn sem_fences_strictly_increase(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let lock = c.lock("l", opts(10_000)).await.unwrap();
+    let sem = c.semaphore("f", 2);
+    let mut last = lock.fence();
+    for permits in [1, 2, 1, 2] {
+        let g = sem.acquire(permits, &opts(10_000)).await.unwrap();
+        assert!(g.fence() > last, "{kind:?}: {} after {last}", g.fence());
+        assert_eq!(sem_info(&c, "f").await.fence, g.fence());
+        last = g.fence();
+        assert!(g.release().await.unwrap());
+    }
+}
+
+/// A cancelled waiting acquire leaves the queue, and the request behind it
+/// that now fits is granted at once.
+async fn sem_cancelled_wait_lets_the_next_through(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let sem = c.semaphore("cw", 2);
+    let first = sem.acquire(1, &opts(10_000)).await.unwrap();
+    let big = spawn_acquire(&sem, 2);
+    queued(&c, "cw", 1).await;
+    let small = spawn_acquire(&sem, 1);
+    queued(&c, "cw", 2).await;
+    big.abort();
+    let aborted = Instant::now();
+    let small = granted(small).await;
+    // At once: not at the next extend or the Lua waiter's timer (1 s).
+    assert!(
+        aborted.elapsed() < Duration::from_millis(750),
+        "{kind:?}: granted {:?} after the cancel",
+        aborted.elapsed()
+    );
+    let info = sem_info(&c, "cw").await;
+    assert_eq!(
+        (info.used, info.holders, info.waiters),
+        (2, 2, 0),
+        "{kind:?}"
+    );
+    assert!(small.fence() > first.fence());
+}
+
+async fn sem_drop_releases_in_the_background(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    {
+        let _g = c.semaphore("d", 3).acquire(3, &opts(60_000)).await.unwrap();
+        assert_eq!(sem_info(&c, "d").await.used, 3);
+    }
+    eventually(Duration::from_secs(2), "dropped lease released", || async {
+        sem_info(&c, "d").await.used == 0
+    })
+    .await;
+}
+
+async fn sem_watchdog_keeps_a_lease_past_its_ttl(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let g = c.semaphore("w", 2).acquire(1, &opts(500)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await; // 3x the ttl
+    assert!(!g.is_lost(), "{kind:?}");
+    assert!(g.valid_for() > Duration::ZERO);
+    assert_eq!(sem_info(&c, "w").await.holders, 1, "{kind:?}");
+    assert!(g.extend(Duration::from_millis(500)).await.unwrap());
+    assert!(g.release().await.unwrap());
+}
+
+/// A force release removes every lease (a count), hands on, and the
+/// holders' lost signals fire within their ttl.
+async fn sem_force_release_hands_on_and_signals_lost(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let sem = c.semaphore("fr", 3);
+    let a = sem.acquire(2, &opts(600)).await.unwrap();
+    let b = sem.acquire(1, &opts(600)).await.unwrap();
+    let waiter = spawn_acquire(&sem, 3);
+    queued(&c, "fr", 1).await;
+    assert_eq!(sem.force_release().await.unwrap(), 2);
+    let g = granted(waiter).await;
+    assert!(g.fence() > b.fence());
+    for lost in [&a, &b] {
+        timeout(Duration::from_millis(600), lost.lost())
+            .await
+            .expect("lost within the ttl");
+        assert!(!lost.release().await.unwrap());
+    }
+    assert!(g.release().await.unwrap());
+    assert_eq!(sem.force_release().await.unwrap(), 0, "nobody left");
+}
+
+/// Readers share; a writer excludes readers and writers.
+async fn rw_readers_share_and_a_writer_excludes(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let rw = c.rwlock("rw");
+    let o = opts(10_000);
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        readers.push(rw.try_read(&o).await.unwrap().expect("readers share"));
+    }
+    let info = rw.info().await.unwrap();
+    assert_eq!((info.limit, info.used, info.holders), (RW_LIMIT, 3, 3));
+    assert!(rw.try_write(&o).await.unwrap().is_none(), "{kind:?}");
+    for r in &readers {
+        assert!(r.release().await.unwrap());
+    }
+    let w = rw.try_write(&o).await.unwrap().expect("free again");
+    assert_eq!(w.permits(), RW_LIMIT);
+    assert!(
+        rw.try_read(&o).await.unwrap().is_none(),
+        "{kind:?}: a reader"
+    );
+    assert!(
+        rw.try_write(&o).await.unwrap().is_none(),
+        "{kind:?}: a writer"
+    );
+    assert_eq!(rw.info().await.unwrap().used, RW_LIMIT);
+    assert!(w.release().await.unwrap());
+}
+
+/// A writer waits for the readers before it, and a reader that comes
+/// after a queued writer waits behind it: no writer starvation.
+async fn rw_writers_are_not_starved(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let rw = c.rwlock("fair");
+    let o = opts(10_000);
+    let wait = o.clone().wait(Duration::from_secs(20));
+    let (r1, r2) = (rw.read(&o).await.unwrap(), rw.read(&o).await.unwrap());
+    let writer = tokio::spawn({
+        let (rw, wait) = (rw.clone(), wait.clone());
+        async move { rw.write(&wait).await.unwrap() }
+    });
+    queued(&c, "fair", 1).await;
+    assert!(
+        rw.try_read(&o).await.unwrap().is_none(),
+        "{kind:?}: a reader overtook the queued writer"
+    );
+    let late = tokio::spawn({
+        let rw = rw.clone();
+        async move { rw.read(&wait).await.unwrap() }
+    });
+    queued(&c, "fair", 2).await;
+    assert!(r1.release().await.unwrap());
+    let info = rw.info().await.unwrap();
+    assert_eq!(
+        (info.used, info.waiters),
+        (1, 2),
+        "{kind:?}: r2 still reads"
+    );
+    assert!(r2.release().await.unwrap());
+    let w = granted(writer).await;
+    assert_eq!(rw.info().await.unwrap().waiters, 1, "{kind:?}");
+    assert!(
+        !late.is_finished(),
+        "{kind:?}: the late reader waits behind the writer"
+    );
+    assert!(w.release().await.unwrap());
+    let late = granted(late).await;
+    assert!(r2.fence() < w.fence() && w.fence() < late.fence());
+}
+
+/// On the module a lock and a semaphore of one name are one Redis key,
+/// and the second is `WRONGTYPE`; the Lua and memory backends keep them
+/// apart.
+async fn a_lock_and_a_semaphore_of_one_name(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let lock = c.lock("same", opts(10_000)).await.unwrap();
+    let lease = c.semaphore("same", 2).try_acquire(1, &opts(10_000)).await;
+    match kind {
+        Backend::Module => match &lease {
+            Err(Error::Redis(e)) => assert_eq!(e.code(), Some("WRONGTYPE"), "{e}"),
+            other => panic!("expected WRONGTYPE, got {other:?}"),
+        },
+        _ => assert!(lease.unwrap().is_some(), "{kind:?}: apart from the lock"),
+    }
+    assert!(lock.release().await.unwrap());
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod memory { $( #[tokio::test] async fn $name() { super::$name(baton_client::Backend::Memory).await } )* }
@@ -285,6 +693,19 @@ suite!(
     drop_releases_in_the_background,
     with_lock_always_releases,
     a_grant_after_a_wait_longer_than_the_ttl_is_held,
+    sem_grants_up_to_the_limit_and_refuses_beyond,
+    sem_strict_fifo_with_mixed_permits,
+    sem_one_release_grants_several_in_order,
+    sem_expiry_hands_on_to_several,
+    sem_another_limit_is_refused,
+    sem_fences_strictly_increase,
+    sem_cancelled_wait_lets_the_next_through,
+    sem_drop_releases_in_the_background,
+    sem_watchdog_keeps_a_lease_past_its_ttl,
+    sem_force_release_hands_on_and_signals_lost,
+    rw_readers_share_and_a_writer_excludes,
+    rw_writers_are_not_starved,
+    a_lock_and_a_semaphore_of_one_name,
 );
 
 #[tokio::test]
@@ -581,32 +1002,77 @@ async fn overlapping_extends_never_overstate_validity() {
 }
 
 /// A try without a wait that is cancelled after its command went out (the
-/// server is frozen meanwhile) leaves no lock behind: the grant that the
-/// server makes once it runs again is released in the background, long
-/// before its ttl.
+/// server is frozen meanwhile) leaves no lock or lease behind: the grant
+/// that the server makes once it runs again is released in the background,
+/// long before its ttl.
 #[tokio::test]
 async fn a_cancelled_try_leaves_no_lock_behind() {
     for kind in [Backend::Module, Backend::Lua] {
         let (s, c) = setup(kind).await;
         let s = s.unwrap();
+        let sem = c.semaphore("cs", 2);
         s.freeze();
-        let tried = timeout(Duration::from_millis(200), c.try_lock("ct", opts(60_000))).await;
-        assert!(tried.is_err(), "{kind:?}: the server is frozen");
+        let long = opts(60_000);
+        let lock = timeout(Duration::from_millis(200), c.try_lock("ct", long.clone())).await;
+        let lease = timeout(Duration::from_millis(200), sem.try_acquire(2, &long)).await;
+        assert!(
+            lock.is_err() && lease.is_err(),
+            "{kind:?}: the server is frozen"
+        );
         s.resume();
         let mut con = s.connection();
-        // Evidence that the ACQUIRE ran: the module counted a grant, the
-        // Lua scripts wrote the lock's counter key.
+        // Evidence that both ACQUIREs ran: the module counted the grants,
+        // the Lua scripts wrote the counter keys.
         let ran = |con: &mut redis::Connection| match kind {
-            Backend::Module => baton_tests::lock::stats(con)["grants"] >= 1,
-            _ => baton_tests::lock::exists(con, b"baton:{ct}:c"),
+            Backend::Module => {
+                let sem_grants =
+                    baton_tests::replication::info_field(&s, "baton", "baton_sem_grants");
+                baton_tests::lock::stats(con)["grants"] >= 1 && sem_grants.as_deref() == Some("1")
+            }
+            _ => {
+                baton_tests::lock::exists(con, b"baton:{ct}:c")
+                    && baton_tests::lock::exists(con, b"baton:sem:{cs}:c")
+            }
         };
-        baton_tests::assert_eventually(Duration::from_secs(5), "the ACQUIRE ran", || ran(&mut con));
+        baton_tests::assert_eventually(Duration::from_secs(5), "the ACQUIREs ran", || {
+            ran(&mut con)
+        });
         timeout(Duration::from_secs(5), c.flush()).await.unwrap();
         assert!(
             !c.info("ct").await.unwrap().held,
             "{kind:?}: the cancelled try's grant is released"
         );
+        assert_eq!(
+            sem.info().await.unwrap().used,
+            0,
+            "{kind:?}: the cancelled try's lease is released"
+        );
     }
+}
+
+/// A semaphore waiter whose key is deleted under it is answered
+/// `UNBLOCKED` by the module and holds nothing; the client waits again
+/// with the time left and, the key being free now, is granted.
+#[tokio::test]
+async fn module_sem_wait_retries_after_its_key_is_deleted() {
+    let (s, c) = setup(Backend::Module).await;
+    let s = s.unwrap();
+    let sem = c.semaphore("del", 1);
+    let holder = sem.acquire(1, &opts(60_000)).await.unwrap();
+    let waiter = spawn_acquire(&sem, 1);
+    queued(&c, "del", 1).await;
+    let _: i64 = redis::cmd("DEL")
+        .arg("del")
+        .query(&mut s.connection())
+        .unwrap();
+    let g = granted(waiter).await;
+    assert!(g.fence() > holder.fence());
+    assert_eq!(sem.info().await.unwrap().holders, 1);
+    assert!(
+        !holder.extend(Duration::from_secs(1)).await.unwrap(),
+        "its lease went with the key"
+    );
+    assert!(holder.is_lost());
 }
 
 /// A primary that becomes a replica answers its blocked waiters
@@ -716,8 +1182,9 @@ async fn lua_fifo_survives_a_lost_counter_key() {
     );
 }
 
-/// A durable acquire's EXTEND + WAIT on a primary with one replica: one
-/// replica acknowledges, two cannot (the lock is released again).
+/// A durable acquire's EXTEND + WAIT on a primary with one replica, for a
+/// lock and for a lease: one replica acknowledges, two cannot (the lock or
+/// lease is released again).
 #[tokio::test]
 async fn durable_acquire_waits_for_the_replica() {
     for kind in [Backend::Module, Backend::Lua] {
@@ -737,27 +1204,31 @@ async fn durable_acquire_waits_for_the_replica() {
             .build()
             .await
             .unwrap();
-        let g = c
-            .lock("dr", opts(10_000).durable(1, Duration::from_secs(5)))
-            .await
-            .unwrap();
+        let one = opts(10_000).durable(1, Duration::from_secs(5));
+        let two = opts(10_000).durable(2, Duration::from_millis(100));
+        let g = c.lock("dr", one.clone()).await.unwrap();
         assert!(!g.is_lost(), "{kind:?}");
         assert!(g.release().await.unwrap());
-        let err = c
-            .lock("dr", opts(10_000).durable(2, Duration::from_millis(100)))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::NotReplicated {
-                    acked: 1,
-                    wanted: 2,
-                    ..
-                }
-            ),
-            "{kind:?}: {err}"
-        );
+        let sem = c.semaphore("ds", 2);
+        let lease = sem.acquire(2, &one).await.unwrap();
+        assert!(!lease.is_lost(), "{kind:?}");
+        assert!(lease.release().await.unwrap());
+        let lock_err = c.lock("dr", two.clone()).await.unwrap_err();
+        let lease_err = sem.acquire(1, &two).await.unwrap_err();
+        for err in [lock_err, lease_err] {
+            assert!(
+                matches!(
+                    err,
+                    Error::NotReplicated {
+                        acked: 1,
+                        wanted: 2,
+                        ..
+                    }
+                ),
+                "{kind:?}: {err}"
+            );
+        }
         assert!(!c.info("dr").await.unwrap().held, "{kind:?}: released");
+        assert_eq!(sem.info().await.unwrap().used, 0, "{kind:?}: released");
     }
 }

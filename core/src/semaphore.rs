@@ -136,6 +136,12 @@ impl<W> Semaphore<W> {
         self.last_fence
     }
 
+    /// The earliest expiry of a lease, unix ms: when a change may next
+    /// expire one (and hand on); `None` without leases.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.by_expiry.first_key_value().map(|((at, _), _)| *at)
+    }
+
     /// True when nobody holds or waits: the semaphore can be forgotten.
     pub fn is_idle(&self) -> bool {
         self.leases.is_empty() && self.waiters() == 0
@@ -554,6 +560,7 @@ mod tests {
         let t = sem.change(15, &mut fences).finish(|_| true);
         assert_eq!(t.counts.expirations, 1);
         assert!(t.grants.is_empty(), "b still holds one of the two");
+        assert_eq!(sem.next_expiry(), Some(20), "b's lease is the next due");
         let t = sem.change(20, &mut fences).finish(|_| true);
         assert_eq!((t.counts.expirations, ids(&t)), (1, vec![1]));
         assert_eq!(sem.lease(b"w").map(|l| l.expires_at), Some(120));

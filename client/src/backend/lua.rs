@@ -1,10 +1,14 @@
-//! The Lua backend: the scripts of `lua/` by EVALSHA (SPEC §3).
+//! The Lua backend: the scripts of `lua/` by EVALSHA (SPEC §3), those of
+//! `lua/sem/` for semaphores (and read-write locks): the same replies, the
+//! same waiting loop, other keys (`scripts::sem_keys`).
 //!
 //! Waiting is done here, since a script cannot block: the acquire script
 //! queues the token (a FIFO the scripts own, each entry with a lease) and
-//! replies `-n`, n being the holder's time left. The waiter then sleeps until
-//! a hand-off message on the lock's pub/sub channel names its token, until the
-//! holder's expiry, or until its lease needs renewing (every [`LEASE`] / 3),
+//! replies `-n`, n being the holder's time left (a semaphore's: the time to
+//! its earliest lease's expiry). The waiter then sleeps until a hand-off
+//! message on the pub/sub channel names its token (a semaphore's message
+//! names every token one hand-off granted, space separated), until that
+//! expiry, or until its lease needs renewing (every [`LEASE`] / 3),
 //! whichever comes first, and calls the script again. It never polls faster.
 //!
 //! # Redis Cluster
@@ -31,11 +35,12 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::conns::Conn;
-use super::{info_reply, Conns, Granted, LockInfo, Stats};
+use super::{info_reply, pairs, sem_info_from_pairs, Conns, Granted, Kind, LockInfo};
+use super::{SemInfo, Stats};
 use crate::client::Runtime;
 use crate::error::{Error, Result};
 use crate::options::ms;
-use crate::scripts::{channel, lock_keys, Script, SCRIPTS};
+use crate::scripts::{channel, keys, Script, SCRIPTS};
 
 /// How long a queue entry lives without renewal: a crashed waiter holds its
 /// place (and may be handed the lock) for at most this long.
@@ -99,56 +104,65 @@ impl LuaBackend {
         &self.conns
     }
 
-    async fn eval(&self, script: &Script, key: &str, args: &[String]) -> Result<redis::Value> {
-        eval(&self.conns, script, key, args).await
+    async fn eval(
+        &self,
+        kind: Kind,
+        script: &Script,
+        key: &str,
+        args: &[String],
+    ) -> Result<redis::Value> {
+        eval_on(&mut self.conns.get().await?, kind, script, key, args).await
     }
 
     pub(crate) async fn acquire(
         &self,
         rt: &Runtime,
+        kind: Kind,
         key: &str,
         token: &str,
         ttl: Duration,
         wait: Duration,
     ) -> Result<Option<Granted>> {
-        let ttl_ms = ms(ttl, 1).to_string();
+        let script = &SCRIPTS.of(kind).acquire;
+        let mut args = vec![token.to_owned(), ms(ttl, 1).to_string()];
+        if let Kind::Sem { limit, permits } = kind {
+            args.extend(["LIMIT".into(), limit.to_string()]);
+            args.extend(["PERMITS".into(), permits.to_string()]);
+        }
         if wait.is_zero() {
             let mut conn = self.conns.get().await?;
             // Dropped once the ACQUIRE may have gone out: release.
-            let mut cleanup = Cleanup::new(rt, &self.conns, &conn, key, token);
+            let mut cleanup = Cleanup::new(rt, &self.conns, &conn, kind, key, token);
             let sent = Instant::now();
-            let v = eval_on(&mut conn, &SCRIPTS.acquire, key, &[token.into(), ttl_ms]).await;
+            let v = eval_on(&mut conn, kind, script, key, &args).await;
             cleanup.armed = matches!(&v, Err(e) if e.is_unreachable());
-            return Ok(self.granted(reply_int(v?)?, sent));
+            return Ok(self.granted(kind, reply_int(v?)?, sent));
         }
         let deadline = Instant::now() + wait;
         let hub = self.hub(rt).await?;
-        let mut sub = Hub::subscribe(&hub, rt, channel(key)).await?;
+        let mut sub = Hub::subscribe(&hub, rt, channel(kind, key)).await?;
         // One connection for the whole wait, so that a cleanup's RELEASE
         // runs after the last ACQUIRE. From here a drop leaves the queue, or
         // releases a raced grant.
         let mut conn = self.conns.get().await?;
-        let mut cleanup = Cleanup::new(rt, &self.conns, &conn, key, token);
+        let mut cleanup = Cleanup::new(rt, &self.conns, &conn, kind, key, token);
         let lease = ms(LEASE, 1).to_string();
+        // A hand-off message names the tokens granted.
+        let names_us = |msg: &[u8]| msg.split(|&b| b == b' ').any(|t| t == token.as_bytes());
         loop {
             sub.rx.borrow_and_update();
             let left = deadline.saturating_duration_since(Instant::now());
-            let args = [
-                token.to_owned(),
-                ttl_ms.clone(),
-                "WAIT".into(),
-                ms(left, 0).to_string(),
-                "LEASE".into(),
-                lease.clone(),
-            ];
+            let mut args = args.clone();
+            args.extend(["WAIT".into(), ms(left, 0).to_string()]);
+            args.extend(["LEASE".into(), lease.clone()]);
             // A grant, or the renewal that collects a hand-off, counts the
             // ttl from when the script ran: after `sent`.
             let sent = Instant::now();
-            let reply = reply_int(eval_on(&mut conn, &SCRIPTS.acquire, key, &args).await?)?;
+            let reply = reply_int(eval_on(&mut conn, kind, script, key, &args).await?)?;
             match reply {
                 Some(fence) if fence > 0 => {
                     cleanup.armed = false;
-                    return Ok(self.granted(Some(fence), sent));
+                    return Ok(self.granted(kind, Some(fence), sent));
                 }
                 Some(n) if !left.is_zero() => {
                     // Queued: wake on our hand-off, the holder's expiry, the
@@ -159,7 +173,7 @@ impl LuaBackend {
                     loop {
                         tokio::select! {
                             changed = sub.rx.changed() => {
-                                if changed.is_err() || sub.rx.borrow_and_update().as_deref().is_none_or(|t| t == token.as_bytes()) {
+                                if changed.is_err() || sub.rx.borrow_and_update().as_deref().is_none_or(names_us) {
                                     break;
                                 }
                             }
@@ -170,7 +184,9 @@ impl LuaBackend {
                 _ => {
                     // The last call had WAIT 0: it left the queue.
                     cleanup.armed = false;
-                    self.counters.wait_timeouts.fetch_add(1, Ordering::Relaxed);
+                    if kind == Kind::Lock {
+                        self.counters.wait_timeouts.fetch_add(1, Ordering::Relaxed);
+                    }
                     return Ok(None);
                 }
             }
@@ -189,9 +205,11 @@ impl LuaBackend {
         Ok(hub)
     }
 
-    fn granted(&self, reply: Option<i64>, sent: Instant) -> Option<Granted> {
+    /// A grant in `reply` (a positive fence), counted for a lock (`stats()`
+    /// counts locks only, as `LOCK.STATS` does).
+    fn granted(&self, kind: Kind, reply: Option<i64>, sent: Instant) -> Option<Granted> {
         let fence = reply.filter(|f| *f > 0)? as u64;
-        self.counters.grants.fetch_add(1, Ordering::Relaxed);
+        self.count(kind, &self.counters.grants);
         Some(Granted {
             fence,
             since: sent,
@@ -199,44 +217,64 @@ impl LuaBackend {
         })
     }
 
-    pub(crate) async fn release(&self, key: &str, token: &str) -> Result<bool> {
-        let v = self.eval(&SCRIPTS.release, key, &[token.into()]).await?;
+    fn count(&self, kind: Kind, counter: &AtomicU64) {
+        if kind == Kind::Lock {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) async fn release(&self, kind: Kind, key: &str, token: &str) -> Result<bool> {
+        let script = &SCRIPTS.of(kind).release;
+        let v = self.eval(kind, script, key, &[token.into()]).await?;
         let ok = reply_int(v)? == Some(1);
         if ok {
-            self.counters.releases.fetch_add(1, Ordering::Relaxed);
+            self.count(kind, &self.counters.releases);
         }
         Ok(ok)
     }
 
-    pub(crate) async fn extend(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
-        let v = self
-            .eval(
-                &SCRIPTS.extend,
-                key,
-                &[token.into(), ms(ttl, 1).to_string()],
-            )
-            .await?;
-        let ok = reply_int(v)? == Some(1);
+    pub(crate) async fn extend(
+        &self,
+        kind: Kind,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let script = &SCRIPTS.of(kind).extend;
+        let args = [token.into(), ms(ttl, 1).to_string()];
+        let ok = reply_int(self.eval(kind, script, key, &args).await?)? == Some(1);
         if ok {
-            self.counters.extends.fetch_add(1, Ordering::Relaxed);
+            self.count(kind, &self.counters.extends);
         }
         Ok(ok)
     }
 
     pub(crate) async fn force_release(&self, key: &str) -> Result<bool> {
-        let ok = reply_int(self.eval(&SCRIPTS.force_release, key, &[]).await?)? == Some(1);
+        let script = &SCRIPTS.lock.force_release;
+        let ok = reply_int(self.eval(Kind::Lock, script, key, &[]).await?)? == Some(1);
         if ok {
-            self.counters.force_releases.fetch_add(1, Ordering::Relaxed);
+            self.count(Kind::Lock, &self.counters.force_releases);
         }
         Ok(ok)
     }
 
+    pub(crate) async fn sem_force_release(&self, key: &str) -> Result<u64> {
+        let v = self.eval(SEM, &SCRIPTS.sem.force_release, key, &[]).await?;
+        Ok(reply_int(v)?.unwrap_or(0).max(0) as u64)
+    }
+
+    pub(crate) async fn sem_info(&self, key: &str) -> Result<SemInfo> {
+        let v = self.eval(SEM, &SCRIPTS.sem.info, key, &[]).await?;
+        Ok(sem_info_from_pairs(&pairs(v)?))
+    }
+
     pub(crate) async fn fence(&self, key: &str) -> Result<u64> {
-        Ok(reply_int(self.eval(&SCRIPTS.fence, key, &[]).await?)?.unwrap_or(0) as u64)
+        let v = self.eval(Kind::Lock, &SCRIPTS.fence, key, &[]).await?;
+        Ok(reply_int(v)?.unwrap_or(0) as u64)
     }
 
     pub(crate) async fn info(&self, key: &str) -> Result<LockInfo> {
-        let v = self.eval(&SCRIPTS.info, key, &[]).await?;
+        let v = self.eval(Kind::Lock, &SCRIPTS.lock.info, key, &[]).await?;
         info_reply(v)
     }
 
@@ -256,19 +294,21 @@ impl LuaBackend {
 
     pub(crate) async fn wait_replicas(
         &self,
+        kind: Kind,
         key: &str,
         token: &str,
         ttl: Duration,
         replicas: u64,
         timeout: Duration,
     ) -> Result<Option<u64>> {
-        let cmd = SCRIPTS.extend.cmd(
-            true,
-            &lock_keys(key),
-            &[token.to_owned(), ms(ttl, 1).to_string()],
-        );
+        let keys = keys(kind, key);
+        let cmd =
+            SCRIPTS
+                .of(kind)
+                .extend
+                .cmd(true, &keys, &[token.to_owned(), ms(ttl, 1).to_string()]);
         self.conns
-            .wait_replicas(key_of(key).as_bytes(), cmd, replicas, timeout)
+            .wait_replicas(keys[0].as_bytes(), cmd, replicas, timeout)
             .await
     }
 }
@@ -307,26 +347,23 @@ pub(crate) async fn evicting_policies(conns: &Conns) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The first Redis key of lock `key`: what its scripts route by.
-fn key_of(key: &str) -> String {
-    let [h, ..] = lock_keys(key);
-    h
-}
+/// What the semaphore calls that need no limit pass as their kind (the
+/// scripts and keys are the same for every limit).
+const SEM: Kind = Kind::Sem {
+    limit: 0,
+    permits: 0,
+};
 
-/// [`eval_on`] a pool connection.
-async fn eval(conns: &Conns, script: &Script, key: &str, args: &[String]) -> Result<redis::Value> {
-    eval_on(&mut conns.get().await?, script, key, args).await
-}
-
-/// Runs `script` on the keys of lock `key` (which share one slot, so the
-/// command routes to the node that serves the lock).
+/// Runs `script` on the keys of what `kind` names at `key` (which share one
+/// slot, so the command routes to the node that serves them).
 async fn eval_on(
     conn: &mut Conn,
+    kind: Kind,
     script: &Script,
     key: &str,
     args: &[String],
 ) -> Result<redis::Value> {
-    script.eval_on(conn, &lock_keys(key), args).await
+    script.eval_on(conn, &keys(kind, key), args).await
 }
 
 fn reply_int(v: redis::Value) -> Result<Option<i64>> {
@@ -341,6 +378,7 @@ struct Cleanup<'a> {
     /// The connection of the ACQUIRE calls, so that the RELEASE runs after
     /// the last one.
     sent_on: Conn,
+    kind: Kind,
     key: &'a str,
     token: &'a str,
     armed: bool,
@@ -351,6 +389,7 @@ impl<'a> Cleanup<'a> {
         rt: &'a Runtime,
         conns: &'a Conns,
         sent_on: &Conn,
+        kind: Kind,
         key: &'a str,
         token: &'a str,
     ) -> Self {
@@ -358,6 +397,7 @@ impl<'a> Cleanup<'a> {
             rt,
             conns,
             sent_on: sent_on.clone(),
+            kind,
             key,
             token,
             armed: true,
@@ -374,9 +414,11 @@ impl Drop for Cleanup<'_> {
         let conn = self.sent_on.clone();
         let key = self.key.to_owned();
         // The whole script: no NOSCRIPT round trip on this rare path.
-        let release = SCRIPTS
-            .release
-            .cmd(true, &lock_keys(self.key), &[self.token]);
+        let release =
+            SCRIPTS
+                .of(self.kind)
+                .release
+                .cmd(true, &keys(self.kind, self.key), &[self.token]);
         self.rt.spawn(async move {
             // RELEASE releases a raced grant, or takes a queued token out.
             if let Err(e) = conns.send_after(Some(conn), &release).await {
@@ -584,15 +626,42 @@ mod tests {
         }
     }
 
-    /// Runs `script` on the keys of lock `key`, as a client would.
+    /// Runs `script` on the keys of what `kind` names at `key`, as a
+    /// client would.
     fn raw_eval(
         con: &mut redis::Connection,
+        kind: Kind,
         script: &Script,
         key: &str,
         args: &[&str],
     ) -> redis::Value {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        script.cmd(true, &lock_keys(key), &args).query(con).unwrap()
+        script
+            .cmd(true, &keys(kind, key), &args)
+            .query(con)
+            .unwrap()
+    }
+
+    /// Releases the holder (`release`), after which `waiter` (a task that
+    /// acquires and then releases) must be granted within 3 s: a 1 s queue
+    /// lease, not a 60 s ttl.
+    async fn granted_soon_after(
+        release: impl std::future::Future<Output = Result<bool>>,
+        waiter: tokio::task::JoinHandle<Result<bool>>,
+    ) {
+        let released = Instant::now();
+        assert!(release.await.unwrap());
+        let g = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("granted after the crashed waiter's lease");
+        assert!(
+            released.elapsed() < Duration::from_secs(3),
+            "the queue stalled for {:?}",
+            released.elapsed()
+        );
+        assert!(g, "released by the waiter");
     }
 
     /// A waiter that queued (with a lease) and then crashed is handed the
@@ -612,7 +681,8 @@ mod tests {
         // Queued with a 1 s lease and a 60 s ttl; it never calls again.
         let queued = raw_eval(
             &mut s.connection(),
-            &SCRIPTS.acquire,
+            Kind::Lock,
+            &SCRIPTS.lock.acquire,
             "cw",
             &["crashed", "60000", "WAIT", "60000", "LEASE", "1000"],
         );
@@ -622,23 +692,84 @@ mod tests {
         );
         let waiter = {
             let c = c.clone();
-            tokio::spawn(async move { c.lock("cw", ttl(10).wait(Duration::from_secs(10))).await })
+            let wait = ttl(10).wait(Duration::from_secs(10));
+            tokio::spawn(async move { c.lock("cw", wait).await?.release().await })
         };
         while c.info("cw").await.unwrap().waiters < 2 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let released = Instant::now();
-        assert!(holder.release().await.unwrap());
-        let g = tokio::time::timeout(Duration::from_secs(10), waiter)
+        granted_soon_after(holder.release(), waiter).await;
+    }
+
+    /// The same for a semaphore: a request for every permit that queued
+    /// and crashed is handed them when its turn comes, but only until its
+    /// queue lease runs out; the request behind it gets through within
+    /// about the lease, not the crashed one's ttl.
+    #[tokio::test]
+    async fn a_crashed_sem_waiter_delays_the_queue_by_its_lease_not_its_ttl() {
+        let s = RedisServer::builder().without_module().start();
+        let c = Client::builder(s.url())
+            .backend(Backend::Lua)
+            .build()
             .await
-            .unwrap()
-            .unwrap()
-            .expect("granted after the crashed waiter's lease");
-        assert!(
-            released.elapsed() < Duration::from_secs(3),
-            "the queue stalled for {:?}",
-            released.elapsed()
+            .unwrap();
+        let ttl = |s| LockOptions::new().ttl(Duration::from_secs(s));
+        let sem = c.semaphore("cs", 2);
+        let holder = sem.acquire(1, &ttl(60)).await.unwrap();
+        let args = ["crashed", "60000", "LIMIT", "2", "PERMITS", "2"];
+        let queued = raw_eval(
+            &mut s.connection(),
+            SEM,
+            &SCRIPTS.sem.acquire,
+            "cs",
+            &[&args[..], &["WAIT", "60000", "LEASE", "1000"]].concat(),
         );
-        assert!(g.release().await.unwrap());
+        assert!(
+            matches!(queued, redis::Value::Int(n) if n < 0),
+            "{queued:?}"
+        );
+        let waiter = {
+            let sem = sem.clone();
+            let wait = ttl(10).wait(Duration::from_secs(10));
+            tokio::spawn(async move { sem.acquire(1, &wait).await?.release().await })
+        };
+        while sem.info().await.unwrap().waiters < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        granted_soon_after(holder.release(), waiter).await;
+    }
+
+    /// The semaphore acquire script refuses bad arguments with the module's
+    /// texts, in the module's order (a client that sends them raw sees one
+    /// protocol).
+    #[test]
+    fn sem_acquire_argument_errors_match_the_module() {
+        let module = RedisServer::start();
+        let plain = RedisServer::builder().without_module().start();
+        let text = |r: redis::RedisResult<redis::Value>| match r {
+            Err(e) => baton_tests::err_text(&e),
+            Ok(v) => format!("no error: {v:?}"),
+        };
+        let cases: [&[&str]; 10] = [
+            &["", "100", "LIMIT", "2"],
+            &["t", "0", "LIMIT", "2"],
+            &["t", "100"],
+            &["t", "100", "LIMIT", "0"],
+            &["t", "100", "LIMIT"],
+            &["t", "100", "LIMIT", "2", "PERMITS", "3"],
+            &["t", "100", "LIMIT", "2", "WAIT"],
+            &["t", "100", "LIMIT", "2", "WAIT", "-1"],
+            &["t", "100", "LIMIT", "2", "LIMIT", "2"],
+            &["t", "100", "LIMIT", "2", "NX", "1"],
+        ];
+        for args in cases {
+            let mut cmd = redis::cmd("SEM.ACQUIRE");
+            cmd.arg("k").arg(args);
+            let want = text(cmd.query(&mut module.connection()));
+            assert!(want.starts_with("ERR "), "{args:?}: {want}");
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let got = SCRIPTS.sem.acquire.cmd(true, &keys(SEM, "k"), &args);
+            assert_eq!(text(got.query(&mut plain.connection())), want, "{args:?}");
+        }
     }
 }

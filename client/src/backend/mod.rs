@@ -8,6 +8,10 @@
 //! - [`conns`]: connections to one node or to a Redis Cluster (pool,
 //!   cluster detection, dedicated connections to a key's node, redirects).
 //!
+//! Every call names what it is about with a [`Kind`]: a lock, or a lease of
+//! a semaphore (whose limit and permits the acquire sends); each backend
+//! runs both through one code path.
+//!
 //! Every backend's `acquire` is cancel safe in the same way: a wait dropped
 //! midway leaves the queue, and a grant that raced with the drop is released
 //! in the background.
@@ -16,7 +20,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use baton_core::wire::{INFO_FIELDS, STATS_FIELDS};
+use baton_core::wire::{INFO_FIELDS, SEM_INFO_FIELDS, STATS_FIELDS};
 
 use crate::error::{Error, Result};
 
@@ -41,6 +45,98 @@ pub enum Backend {
     Memory,
 }
 
+/// What a call is about: a lock, or a lease of a semaphore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A lock (`LOCK.*`).
+    Lock,
+    /// A lease of `permits` of a semaphore of `limit` permits (`SEM.*`; a
+    /// read-write lock is one too). Release and extend name only the token.
+    Sem { limit: u32, permits: u32 },
+}
+
+impl Kind {
+    /// What a guard of this kind holds, for messages.
+    pub(crate) fn noun(self) -> &'static str {
+        match self {
+            Kind::Lock => "lock",
+            Kind::Sem { .. } => "lease",
+        }
+    }
+
+    /// Turns a refusal that the server words ([`wire::other_limit`],
+    /// [`wire::other_permits`]) into its own variant; any other error
+    /// passes as it is.
+    ///
+    /// [`wire::other_limit`]: baton_core::wire::other_limit
+    /// [`wire::other_permits`]: baton_core::wire::other_permits
+    fn refusal(self, key: &str, e: Error) -> Error {
+        let (Kind::Sem { limit, permits }, Error::Redis(redis)) = (self, &e) else {
+            return e;
+        };
+        let (Some("ERR"), Some(detail)) = (redis.code(), redis.detail()) else {
+            return e;
+        };
+        let key = key.to_owned();
+        if let Some(held) = two_numbers(detail, "the semaphore's limit is ", limit) {
+            return Error::OtherLimit {
+                key,
+                limit: held,
+                asked: limit,
+            };
+        }
+        if let Some(held) = two_numbers(detail, "the token holds ", permits) {
+            return Error::OtherPermits {
+                key,
+                held,
+                asked: permits,
+            };
+        }
+        e
+    }
+}
+
+/// The number in `<prefix><n>[ permits], not <asked>` (the wording of
+/// `wire::other_limit` and `wire::other_permits`), when `asked` matches.
+fn two_numbers(detail: &str, prefix: &str, asked: u32) -> Option<u32> {
+    let (held, rest) = detail.strip_prefix(prefix)?.split_once(", not ")?;
+    let held = held.strip_suffix(" permits").unwrap_or(held);
+    (rest.parse::<u32>().ok()? == asked).then_some(())?;
+    held.parse().ok()
+}
+
+/// A semaphore's state as `SEM.INFO` reports it (a read-write lock's too).
+/// All zero for a semaphore that nobody holds or waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SemInfo {
+    /// Its number of permits, set by the acquire that created it (0 when
+    /// nobody holds or waits).
+    pub limit: u32,
+    /// Permits held by live leases.
+    pub used: u32,
+    /// Live leases.
+    pub holders: u64,
+    /// Requests in the queue.
+    pub waiters: u64,
+    /// The last fence issued on the semaphore (0 once it was forgotten).
+    pub fence: u64,
+}
+
+pub(crate) fn sem_info_from_pairs(pairs: &[(String, i64)]) -> SemInfo {
+    let get = |name: &str| {
+        let v = pairs.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v);
+        v.max(0) as u64
+    };
+    let [limit, used, holders, waiters, fence] = SEM_INFO_FIELDS.map(get);
+    SemInfo {
+        limit: u32::try_from(limit).unwrap_or(u32::MAX),
+        used: u32::try_from(used).unwrap_or(u32::MAX),
+        holders,
+        waiters,
+        fence,
+    }
+}
+
 /// A lock's state as `LOCK.INFO` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LockInfo {
@@ -60,7 +156,8 @@ pub struct LockInfo {
 /// counters, and on a Redis Cluster the sum over every primary (each node
 /// counts only the locks of its own slots); the memory backend its own; the
 /// Lua backend has no server-side counters and reports what this client did
-/// (see [`Stats::client_side`]).
+/// (see [`Stats::client_side`]). Locks only: semaphores and read-write locks
+/// are not counted here (the module shows their counters in `INFO baton`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
     /// Lock keys in memory.
@@ -249,20 +346,37 @@ impl Imp {
     pub(crate) async fn acquire(
         &self,
         rt: &crate::client::Runtime,
+        kind: Kind,
         key: &str,
         token: &str,
         ttl: Duration,
         wait: Duration,
     ) -> Result<Option<Granted>> {
-        dispatch!(self, b => b.acquire(rt, key, token, ttl, wait).await)
+        dispatch!(self, b => b.acquire(rt, kind, key, token, ttl, wait).await)
+            .map_err(|e| kind.refusal(key, e))
     }
 
-    pub(crate) async fn release(&self, key: &str, token: &str) -> Result<bool> {
-        dispatch!(self, b => b.release(key, token).await)
+    pub(crate) async fn release(&self, kind: Kind, key: &str, token: &str) -> Result<bool> {
+        dispatch!(self, b => b.release(kind, key, token).await)
     }
 
-    pub(crate) async fn extend(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
-        dispatch!(self, b => b.extend(key, token, ttl).await)
+    pub(crate) async fn extend(
+        &self,
+        kind: Kind,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool> {
+        dispatch!(self, b => b.extend(kind, key, token, ttl).await)
+    }
+
+    /// Removes every lease of semaphore `key`; how many there were.
+    pub(crate) async fn sem_force_release(&self, key: &str) -> Result<u64> {
+        dispatch!(self, b => b.sem_force_release(key).await)
+    }
+
+    pub(crate) async fn sem_info(&self, key: &str) -> Result<SemInfo> {
+        dispatch!(self, b => b.sem_info(key).await)
     }
 
     pub(crate) async fn force_release(&self, key: &str) -> Result<bool> {
@@ -281,11 +395,12 @@ impl Imp {
         dispatch!(self, b => b.stats().await)
     }
 
-    /// After a grant: an EXTEND by `token` (which proves the lock still
-    /// held), then `WAIT replicas timeout`. The replicas that acknowledged;
-    /// [`Error::Lost`] when the EXTEND answered 0.
+    /// After a grant: an EXTEND by `token` (which proves the lock or lease
+    /// still held), then `WAIT replicas timeout`. The replicas that
+    /// acknowledged; [`Error::Lost`] when the EXTEND answered 0.
     pub(crate) async fn wait_replicas(
         &self,
+        kind: Kind,
         key: &str,
         token: &str,
         ttl: Duration,
@@ -293,9 +408,53 @@ impl Imp {
         timeout: Duration,
     ) -> Result<u64> {
         let acked =
-            dispatch!(self, b => b.wait_replicas(key, token, ttl, replicas, timeout).await)?;
+            dispatch!(self, b => b.wait_replicas(kind, key, token, ttl, replicas, timeout).await)?;
         acked.ok_or_else(|| Error::Lost {
             key: key.to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_core::wire;
+
+    fn server_error(text: &str) -> Error {
+        let (code, detail) = text.split_once(' ').unwrap();
+        Error::Redis(redis::make_extension_error(
+            code.into(),
+            Some(detail.into()),
+        ))
+    }
+
+    #[test]
+    fn the_servers_refusals_become_their_variants() {
+        let sem = Kind::Sem {
+            limit: 3,
+            permits: 1,
+        };
+        let e = sem.refusal("k", server_error(&wire::other_limit(5, 3)));
+        assert!(
+            matches!(&e, Error::OtherLimit { key, limit: 5, asked: 3 } if key == "k"),
+            "{e:?}"
+        );
+        let e = sem.refusal("k", server_error(&wire::other_permits(2, 1)));
+        assert!(
+            matches!(
+                e,
+                Error::OtherPermits {
+                    held: 2,
+                    asked: 1,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // Another text, or a lock, stays a Redis error.
+        let e = sem.refusal("k", server_error(wire::ALREADY_WAITING));
+        assert!(matches!(e, Error::Redis(_)), "{e:?}");
+        let e = Kind::Lock.refusal("k", server_error(&wire::other_limit(5, 3)));
+        assert!(matches!(e, Error::Redis(_)), "{e:?}");
     }
 }

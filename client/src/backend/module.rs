@@ -1,10 +1,14 @@
-//! The module backend: `LOCK.*` commands (SPEC §2).
+//! The module backend: `LOCK.*` commands for locks, `SEM.*` for leases of
+//! semaphores (and read-write locks), one code path for both: what differs
+//! is the command's prefix and the `LIMIT n PERMITS p` of a semaphore's
+//! acquire ([`command`], [`acquire_cmd`]).
 //!
-//! Short commands go through the pool. A wait (`LOCK.ACQUIRE .. WAIT t`)
-//! blocks on the server, so it runs on a connection of its own with no
-//! response timeout, on the node that serves the key (in a Redis Cluster:
-//! following `MOVED`/`ASK`, see [`Conns::redirect`]). Such connections and
-//! their [`ClientName`] (id and address) are cached per node
+//! Short commands go through the pool. A wait (`LOCK.ACQUIRE .. WAIT t`,
+//! `SEM.ACQUIRE .. WAIT t`) blocks on the server, so it runs on a
+//! connection of its own with no response timeout, on the node that serves
+//! the key (in a Redis Cluster: following `MOVED`/`ASK`, see
+//! [`Conns::redirect`]). Such connections and their [`ClientName`] (id and
+//! address) are cached per node
 //! ([`Node::wait_conn`]): one whose wait got a reply (granted or timed out)
 //! is reused by a later wait. Cancelling a wait kills its connection on
 //! that node (`CLIENT KILL ID .. ADDR ..`: after a server restart the id
@@ -38,10 +42,45 @@ use std::time::Duration;
 use tokio::time::{timeout_at, Instant};
 
 use super::conns::{too_many_redirects, ClientName, Conn, Node, MAX_REDIRECTS};
-use super::{info_reply, pairs, Conns, Granted, LockInfo, Stats};
+use super::{info_reply, pairs, sem_info_from_pairs, Conns, Granted, Kind, LockInfo};
+use super::{SemInfo, Stats};
 use crate::client::Runtime;
 use crate::error::Result;
 use crate::options::ms;
+
+/// `LOCK.<verb>` or `SEM.<verb>`, by what `kind` names.
+fn command(kind: Kind, verb: &str) -> redis::Cmd {
+    let prefix = match kind {
+        Kind::Lock => "LOCK",
+        Kind::Sem { .. } => "SEM",
+    };
+    redis::cmd(&format!("{prefix}.{verb}"))
+}
+
+/// `LOCK.ACQUIRE key token ttl`, or `SEM.ACQUIRE key token ttl LIMIT n
+/// PERMITS p`; a wait adds `WAIT t`.
+fn acquire_cmd(kind: Kind, key: &str, token: &str, ttl: Duration) -> redis::Cmd {
+    let mut cmd = command(kind, "ACQUIRE");
+    cmd.arg(key).arg(token).arg(ms(ttl, 1));
+    if let Kind::Sem { limit, permits } = kind {
+        cmd.arg("LIMIT").arg(limit).arg("PERMITS").arg(permits);
+    }
+    cmd
+}
+
+/// `LOCK.RELEASE key token` or `SEM.RELEASE key token`.
+fn release_cmd(kind: Kind, key: &str, token: &str) -> redis::Cmd {
+    let mut cmd = command(kind, "RELEASE");
+    cmd.arg(key).arg(token);
+    cmd
+}
+
+/// `LOCK.EXTEND key token ttl` or `SEM.EXTEND key token ttl`.
+fn extend_cmd(kind: Kind, key: &str, token: &str, ttl: Duration) -> redis::Cmd {
+    let mut cmd = command(kind, "EXTEND");
+    cmd.arg(key).arg(token).arg(ms(ttl, 1));
+    cmd
+}
 
 #[derive(Debug)]
 pub(crate) struct ModuleBackend {
@@ -55,6 +94,7 @@ pub(crate) struct ModuleBackend {
 struct Cleanup<'a> {
     rt: &'a Runtime,
     conns: &'a Conns,
+    kind: Kind,
     key: &'a str,
     token: &'a str,
     /// A wait: the node of the waiting connection and its name there.
@@ -70,15 +110,16 @@ impl Drop for Cleanup<'_> {
         if !self.armed {
             return;
         }
-        let (conns, key, token, waiting, sent_on) = (
+        let (conns, kind, key, token, waiting, sent_on) = (
             self.conns.clone(),
+            self.kind,
             self.key.to_owned(),
             self.token.to_owned(),
             self.waiting.take(),
             self.sent_on.take(),
         );
         self.rt.spawn(async move {
-            let _ = withdraw(&conns, waiting, sent_on, &key, &token).await;
+            let _ = withdraw(&conns, waiting, sent_on, kind, &key, &token).await;
         });
     }
 }
@@ -97,20 +138,20 @@ fn is_unanswered(e: &redis::RedisError) -> bool {
 /// Withdraws an acquire whose outcome is unknown: kills the waiting
 /// connection of a wait on its node (`CLIENT KILL ID .. ADDR ..`, which
 /// takes it out of the queue, synchronously), then releases in case the
-/// lock was granted (a try's RELEASE goes behind its ACQUIRE, on
+/// lock or lease was granted (a try's RELEASE goes behind its ACQUIRE, on
 /// `sent_on`). `Err` when the release could not be sent.
 async fn withdraw(
     conns: &Conns,
     waiting: Option<(Node, ClientName)>,
     sent_on: Option<Conn>,
+    kind: Kind,
     key: &str,
     token: &str,
 ) -> Result<()> {
     if let Some((node, name)) = waiting {
         kill_wait(&node, &name, key).await;
     }
-    let mut release = redis::cmd("LOCK.RELEASE");
-    release.arg(key).arg(token);
+    let release = release_cmd(kind, key, token);
     if let Err(e) = conns.send_after(sent_on, &release).await {
         tracing::warn!(%key, error = %e, "release after a cancelled acquire failed; the ttl will free the lock");
         return Err(e);
@@ -158,17 +199,18 @@ impl ModuleBackend {
     pub(crate) async fn acquire(
         &self,
         rt: &Runtime,
+        kind: Kind,
         key: &str,
         token: &str,
         ttl: Duration,
         wait: Duration,
     ) -> Result<Option<Granted>> {
-        let mut cmd = redis::cmd("LOCK.ACQUIRE");
-        cmd.arg(key).arg(token).arg(ms(ttl, 1));
+        let cmd = acquire_cmd(kind, key, token, ttl);
         let wait_ms = ms(wait, 0);
         let mut guard = Cleanup {
             rt,
             conns: &self.conns,
+            kind,
             key,
             token,
             waiting: None,
@@ -245,7 +287,7 @@ impl ModuleBackend {
                         continue;
                     }
                     if deadline <= Instant::now() {
-                        withdraw(&self.conns, None, None, key, token).await?;
+                        withdraw(&self.conns, None, None, kind, key, token).await?;
                         return Ok(None);
                     }
                     node = self.after_failure(&node, e.into(), deadline, key).await?;
@@ -323,37 +365,46 @@ impl ModuleBackend {
         }
     }
 
-    pub(crate) async fn release(&self, key: &str, token: &str) -> Result<bool> {
+    /// Sends `cmd` on a pool connection; true when it answered 1.
+    async fn one(&self, cmd: &redis::Cmd) -> Result<bool> {
         let mut conn = self.conns.get().await?;
-        let n: i64 = redis::cmd("LOCK.RELEASE")
-            .arg(key)
-            .arg(token)
-            .query_async(&mut conn)
-            .await?;
+        let n: i64 = cmd.query_async(&mut conn).await?;
         Ok(n == 1)
     }
 
-    fn extend_cmd(key: &str, token: &str, ttl: Duration) -> redis::Cmd {
-        let mut cmd = redis::cmd("LOCK.EXTEND");
-        cmd.arg(key).arg(token).arg(ms(ttl, 1));
-        cmd
+    pub(crate) async fn release(&self, kind: Kind, key: &str, token: &str) -> Result<bool> {
+        self.one(&release_cmd(kind, key, token)).await
     }
 
-    pub(crate) async fn extend(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
-        let mut conn = self.conns.get().await?;
-        let n: i64 = Self::extend_cmd(key, token, ttl)
-            .query_async(&mut conn)
-            .await?;
-        Ok(n == 1)
+    pub(crate) async fn extend(
+        &self,
+        kind: Kind,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool> {
+        self.one(&extend_cmd(kind, key, token, ttl)).await
     }
 
     pub(crate) async fn force_release(&self, key: &str) -> Result<bool> {
+        self.one(command(Kind::Lock, "FORCERELEASE").arg(key)).await
+    }
+
+    pub(crate) async fn sem_force_release(&self, key: &str) -> Result<u64> {
         let mut conn = self.conns.get().await?;
-        let n: i64 = redis::cmd("LOCK.FORCERELEASE")
+        Ok(redis::cmd("SEM.FORCERELEASE")
+            .arg(key)
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    pub(crate) async fn sem_info(&self, key: &str) -> Result<SemInfo> {
+        let mut conn = self.conns.get().await?;
+        let v: redis::Value = redis::cmd("SEM.INFO")
             .arg(key)
             .query_async(&mut conn)
             .await?;
-        Ok(n == 1)
+        Ok(sem_info_from_pairs(&pairs(v)?))
     }
 
     pub(crate) async fn fence(&self, key: &str) -> Result<u64> {
@@ -386,6 +437,7 @@ impl ModuleBackend {
 
     pub(crate) async fn wait_replicas(
         &self,
+        kind: Kind,
         key: &str,
         token: &str,
         ttl: Duration,
@@ -395,7 +447,7 @@ impl ModuleBackend {
         self.conns
             .wait_replicas(
                 key.as_bytes(),
-                Self::extend_cmd(key, token, ttl),
+                extend_cmd(kind, key, token, ttl),
                 replicas,
                 timeout,
             )

@@ -20,6 +20,14 @@ where
     }
 }
 
+/// The outcome of a waiter task, which must end within 10 s.
+pub async fn granted<T>(task: tokio::task::JoinHandle<T>) -> T {
+    timeout(Duration::from_secs(10), task)
+        .await
+        .expect("granted in time")
+        .expect("the waiter task")
+}
+
 /// Lock options with a ttl of `ttl_ms`.
 pub fn opts(ttl_ms: u64) -> LockOptions {
     LockOptions::new().ttl(Duration::from_millis(ttl_ms))

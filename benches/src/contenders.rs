@@ -240,7 +240,7 @@ impl Contender {
                 if let Some(replicas) = durable {
                     opts = opts.durable(*replicas, Duration::from_secs(1));
                 }
-                Ok(client.try_lock(key, opts).await?.map(Held::Baton))
+                Ok(client.try_lock(key, &opts).await?.map(Held::Baton))
             }
             Self::Raw { conn, .. } => {
                 let token = RAW_TOKENS.fetch_add(1, Ordering::Relaxed).to_string();
@@ -280,7 +280,7 @@ impl Contender {
                 // Whole ms, rounded up, so the wait covers the deadline.
                 let wait = Duration::from_millis(left.as_millis() as u64 + 1);
                 let opts = LockOptions::new().ttl(TTL).wait(wait).watchdog(false);
-                let lock = client.lock(key, opts);
+                let lock = client.lock(key, &opts);
                 match tokio::time::timeout_at(deadline + GRACE, lock).await {
                     Err(_) => Err(Stuck.into()),
                     Ok(Ok(guard)) => Ok(Some(Held::Baton(guard))),

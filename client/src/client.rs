@@ -4,15 +4,17 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
 
 use crate::backend::{lua::LuaBackend, memory::MemoryBackend, module, module::ModuleBackend};
-use crate::backend::{Backend, Conns, Imp, Kind, LockInfo, Mode, Stats};
+use crate::backend::{Backend, BackendKind, Conns, Imp, Kind, LockInfo, Mode, Stats};
+#[cfg(feature = "bus")]
 use crate::bus::Bus;
 use crate::error::{validate_key, Error, Result};
 use crate::guard::{Hold, LockGuard};
-use crate::options::LockOptions;
+use crate::options::{Durable, LockOptions};
 use crate::semaphore::{RwLock, Semaphore};
 
 /// Where background work (drop releases, cancelled-wait cleanup, watchdogs)
@@ -78,6 +80,7 @@ impl Runtime {
 pub(crate) struct Inner {
     pub(crate) imp: Imp,
     pub(crate) rt: Runtime,
+    #[cfg(feature = "bus")]
     pub(crate) bus: Bus,
 }
 
@@ -131,7 +134,6 @@ impl ClientBuilder {
             Backend::Module | Backend::Auto => true,
         };
         let conns = Conns::connect(&self.url, self.mode).await?;
-        let bus = Bus::streams(conns.clone());
         // Asked once: a second answer could differ (a failover in between).
         let has_module = wants_module && module::has_module(&conns).await?;
         let imp = if has_module {
@@ -151,7 +153,7 @@ impl ClientBuilder {
             }
             Imp::Lua(LuaBackend::connect(conns).await?)
         };
-        Ok(Client::from_imp(imp, bus))
+        Ok(Client::from_imp(imp))
     }
 }
 
@@ -170,14 +172,21 @@ impl Client {
     /// locks are shared only by clones of this client.
     pub fn memory() -> Self {
         tracing::warn!("baton Memory backend: locks are in-process only, not distributed");
-        Self::from_imp(Imp::Memory(MemoryBackend::default()), Bus::memory_quiet())
+        Self::from_imp(Imp::Memory(MemoryBackend::default()))
     }
 
-    fn from_imp(imp: Imp, bus: Bus) -> Self {
+    fn from_imp(imp: Imp) -> Self {
+        #[cfg(feature = "bus")]
+        let bus = match &imp {
+            Imp::Module(b) => Bus::streams(b.conns().clone()),
+            Imp::Lua(b) => Bus::streams(b.conns().clone()),
+            Imp::Memory(_) => Bus::memory_quiet(),
+        };
         Self {
             inner: Arc::new(Inner {
                 imp,
                 rt: Runtime::current(),
+                #[cfg(feature = "bus")]
                 bus,
             }),
         }
@@ -195,12 +204,13 @@ impl Client {
     /// bus.publish("orders", &42).await?;
     /// # Ok(()) }
     /// ```
+    #[cfg(feature = "bus")]
     pub fn bus(&self) -> Bus {
         self.inner.bus.clone()
     }
 
     /// The backend in use (what [`Backend::Auto`] chose).
-    pub fn backend_kind(&self) -> Backend {
+    pub fn backend_kind(&self) -> BackendKind {
         self.inner.imp.kind()
     }
 
@@ -210,7 +220,8 @@ impl Client {
         self.inner.imp.is_cluster()
     }
 
-    /// Takes the lock `key`, waiting up to `opts.wait` in the FIFO queue.
+    /// Takes the lock `key`, waiting up to `opts.wait` in the FIFO queue
+    /// ([`DEFAULT_WAIT`](crate::DEFAULT_WAIT) unless set; 0 = try once).
     ///
     /// # Errors
     ///
@@ -241,16 +252,39 @@ impl Client {
     /// use std::time::Duration;
     /// use baton_client::LockOptions;
     /// let guard = client
-    ///     .lock("orders:42", LockOptions::new().wait(Duration::from_secs(5)))
+    ///     .lock("orders:42", &LockOptions::new().wait(Duration::from_secs(5)))
     ///     .await?;
     /// println!("fence {}", guard.fence());
     /// guard.release().await?;
     /// # Ok(()) }
     /// ```
     #[tracing::instrument(skip(self, opts), fields(backend = ?self.backend_kind()))]
-    pub async fn lock(&self, key: &str, opts: LockOptions) -> Result<LockGuard> {
-        let wait = opts.wait_value();
-        self.try_lock(key, opts)
+    pub async fn lock(&self, key: &str, opts: &LockOptions) -> Result<LockGuard> {
+        let hold = self.hold(Kind::Lock, key, opts, opts.wait).await?;
+        Ok(LockGuard::from_hold(hold))
+    }
+
+    /// Tries once to take the lock `key`: `Ok(None)` when it is held or
+    /// someone waits for it (`opts.wait` is not used).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Client::lock`].
+    pub async fn try_lock(&self, key: &str, opts: &LockOptions) -> Result<Option<LockGuard>> {
+        let hold = self.try_hold(Kind::Lock, key, opts, Duration::ZERO).await?;
+        Ok(hold.map(LockGuard::from_hold))
+    }
+
+    /// [`Client::try_hold`] that fails with [`Error::NotAcquired`] when not
+    /// granted within `wait`.
+    pub(crate) async fn hold(
+        &self,
+        kind: Kind,
+        key: &str,
+        opts: &LockOptions,
+        wait: Duration,
+    ) -> Result<Hold> {
+        self.try_hold(kind, key, opts, wait)
             .await?
             .ok_or_else(|| Error::NotAcquired {
                 key: key.to_owned(),
@@ -258,19 +292,8 @@ impl Client {
             })
     }
 
-    /// Like [`Client::lock`], but `Ok(None)` when not granted within
-    /// `opts.wait` (zero by default: one try).
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`Client::lock`].
-    pub async fn try_lock(&self, key: &str, opts: LockOptions) -> Result<Option<LockGuard>> {
-        let hold = self.try_hold(Kind::Lock, key, &opts).await?;
-        Ok(hold.map(LockGuard::from_hold))
-    }
-
     /// The acquire of a lock or a lease (`kind`): validates, tries or waits
-    /// up to `opts.wait`, and for a grant makes the guard, confirms a late
+    /// up to `wait`, and for a grant makes the guard, confirms a late
     /// module hand-off, starts the watchdog and runs the durable check.
     /// Cancel safe as [`Client::lock`].
     pub(crate) async fn try_hold(
@@ -278,15 +301,16 @@ impl Client {
         kind: Kind,
         key: &str,
         opts: &LockOptions,
+        wait: Duration,
     ) -> Result<Option<Hold>> {
         validate_key(key)?;
         opts.validate()?;
         let token = format!("{:032x}", rand::random::<u128>());
-        let ttl = opts.ttl_value();
+        let ttl = opts.ttl;
         let Some(grant) = self
             .inner
             .imp
-            .acquire(&self.inner.rt, kind, key, &token, ttl, opts.wait_value())
+            .acquire(&self.inner.rt, kind, key, &token, ttl, wait)
             .await?
         else {
             return Ok(None);
@@ -313,7 +337,7 @@ impl Client {
             }
         }
         guard.start_watchdog();
-        if let Some((replicas, timeout)) = opts.durable_value() {
+        if let Some(Durable { replicas, timeout }) = opts.durable {
             // Its EXTEND and the watchdog's may overlap: both are by the
             // ttl, so whichever lands last leaves no less than the guard
             // counts on.
@@ -353,7 +377,7 @@ impl Client {
     /// # Cancel safety
     ///
     /// Cancelling drops the guard, which releases the lock in the background.
-    pub async fn with_lock<F, T>(&self, key: &str, opts: LockOptions, f: F) -> Result<T>
+    pub async fn with_lock<F, T>(&self, key: &str, opts: &LockOptions, f: F) -> Result<T>
     where
         F: AsyncFnOnce(&LockGuard) -> T,
     {
@@ -474,8 +498,6 @@ impl Client {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use baton_tests::RedisServer;
 
     use super::*;

@@ -73,9 +73,23 @@ pub enum Error {
     /// limit or permits).
     #[error("invalid options: {0}")]
     InvalidOptions(String),
-    /// No pooled connection could be had.
+    /// No pooled connection could be had (the pool's own error: a timeout,
+    /// a closed pool); connection failures are [`Error::Redis`].
     #[error("connection pool: {0}")]
-    Pool(String),
+    Pool(#[source] deadpool_redis::PoolError),
+    /// The server answered with a reply of a shape this client does not
+    /// expect (a server or module of another version?); the text shows it.
+    #[error("unexpected reply: {0}")]
+    UnexpectedReply(String),
+    /// A Redis Cluster redirected one command too many times (slots
+    /// migrating back and forth?).
+    #[error("the cluster redirected the command of '{key}' more than {redirects} times (slots migrating?)")]
+    TooManyRedirects {
+        /// The command's key.
+        key: String,
+        /// Redirects followed before giving up.
+        redirects: usize,
+    },
     /// A bus topic, group, consumer or idempotency key is empty or contains
     /// whitespace or braces.
     #[error("invalid {kind} {name:?}: {reason}")]
@@ -88,6 +102,7 @@ pub enum Error {
         reason: &'static str,
     },
     /// A bus payload could not be encoded or decoded.
+    #[cfg(feature = "bus")]
     #[error("payload codec on topic '{topic}': {source}")]
     Codec {
         /// The topic.
@@ -121,7 +136,7 @@ impl From<deadpool_redis::PoolError> for Error {
     fn from(e: deadpool_redis::PoolError) -> Self {
         match e {
             deadpool_redis::PoolError::Backend(e) => Self::Redis(e),
-            other => Self::Pool(other.to_string()),
+            other => Self::Pool(other),
         }
     }
 }

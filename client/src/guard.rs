@@ -196,13 +196,13 @@ impl Hold {
         sent: Instant,
         opts: &LockOptions,
     ) -> Self {
-        let ttl = opts.ttl_value();
+        let ttl = opts.ttl;
         let shared = Arc::new(Shared {
             key,
             kind,
             token,
             fence,
-            state: Mutex::new(Validity::new(sent, ttl, opts.watchdog_value())),
+            state: Mutex::new(Validity::new(sent, ttl, opts.watchdog)),
             lost: CancellationToken::new(),
             stop: CancellationToken::new(),
             changed: Notify::new(),
@@ -398,14 +398,14 @@ macro_rules! guard_api {
 
             #[doc = concat!("Releases the ", $what, "; the queue's head takes over (as far as it")]
             #[doc = concat!("fits). `true` when the ", $what, " was still held by this guard.")]
-            /// Idempotent: later calls return the first call's answer.
             ///
             /// # Cancel safety
             ///
-            /// If cancelled, the release may or may not have happened; a
-            /// later call or the guard's drop releases again (harmless when
-            /// already released).
-            pub async fn release(&self) -> Result<bool> {
+            /// If cancelled, the release may or may not have reached the
+            /// server; the guard, dropped with the call, then releases in
+            /// the background (harmless when already released). The same
+            /// when it fails: the drop tries once more in the background.
+            pub async fn release(self) -> Result<bool> {
                 self.hold.release().await
             }
         }
@@ -450,7 +450,7 @@ pub struct LockGuard {
 guard_api!(
     LockGuard,
     "lock",
-    r#"client.lock("orders:42", Default::default()).await?"#
+    r#"client.lock("orders:42", &Default::default()).await?"#
 );
 
 /// A lease of some of a semaphore's permits (see

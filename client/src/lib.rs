@@ -12,7 +12,7 @@
 //! let opts = LockOptions::new()
 //!     .ttl(Duration::from_secs(10))
 //!     .wait(Duration::from_secs(5));
-//! let guard = client.lock("orders:42", opts.clone()).await?;
+//! let guard = client.lock("orders:42", &opts).await?;
 //! println!("holding orders:42 with fence {}", guard.fence());
 //! tokio::select! {
 //!     _ = guard.lost() => eprintln!("lost the lock: stop writing"),
@@ -21,7 +21,7 @@
 //! guard.release().await?;
 //!
 //! let total = client
-//!     .with_lock("orders:42", opts, async |guard| guard.fence() * 2)
+//!     .with_lock("orders:42", &opts, async |guard| guard.fence() * 2)
 //!     .await?;
 //! # let _ = total;
 //! # Ok(())
@@ -101,6 +101,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+#[cfg(feature = "bus")]
 pub mod bus;
 mod client;
 pub mod error;
@@ -110,11 +111,12 @@ mod scripts;
 mod semaphore;
 mod watchdog;
 
-pub use backend::{Backend, LockInfo, SemInfo, Stats};
+pub use backend::{Backend, BackendKind, LockInfo, SemInfo, Stats};
+#[cfg(feature = "bus")]
 pub use bus::Bus;
 pub use client::{Client, ClientBuilder};
 pub use error::{Error, Result};
 pub use guard::{LockGuard, SemGuard};
-pub use options::LockOptions;
+pub use options::{Durable, LockOptions, DEFAULT_WAIT, MAX_DURATION};
 pub use semaphore::{ReadGuard, RwLock, Semaphore, WriteGuard, RW_LIMIT};
 pub use watchdog::MIN_PERIOD;

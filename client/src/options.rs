@@ -7,7 +7,13 @@ use crate::error::{Error, Result};
 /// The largest ttl or wait the server accepts: 2^31 - 1 ms.
 pub const MAX_DURATION: Duration = Duration::from_millis(baton_core::args::MAX_MS);
 
-/// How to take a lock. Built with setters:
+/// How long [`Client::lock`](crate::Client::lock) (and a semaphore's
+/// `acquire`, a read-write lock's `read` and `write`) waits in the queue by
+/// default: 30 s.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+/// How to take a lock: the fields are the settings, each with a setter of
+/// the same name for chaining.
 ///
 /// ```
 /// use std::time::Duration;
@@ -16,22 +22,45 @@ pub const MAX_DURATION: Duration = Duration::from_millis(baton_core::args::MAX_M
 ///     .ttl(Duration::from_secs(10))
 ///     .wait(Duration::from_secs(5))
 ///     .watchdog(true);
-/// assert_eq!(opts.ttl_value(), Duration::from_secs(10));
+/// assert_eq!(opts.ttl, Duration::from_secs(10));
+/// let quick = LockOptions {
+///     ttl: Duration::from_secs(1),
+///     ..LockOptions::default()
+/// };
+/// assert_eq!(quick.wait, baton_client::DEFAULT_WAIT);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockOptions {
-    ttl: Duration,
-    wait: Duration,
-    watchdog: bool,
-    durable: Option<(u64, Duration)>,
+    /// How long the lock lives without an extend (1 ms to
+    /// [`MAX_DURATION`], whole milliseconds). The watchdog extends by this
+    /// much every ttl/3. Default 30 s.
+    pub ttl: Duration,
+    /// How long [`Client::lock`](crate::Client::lock) waits in the queue
+    /// before it fails with [`Error::NotAcquired`] (0 = try once; at most
+    /// [`MAX_DURATION`]). Default [`DEFAULT_WAIT`].
+    /// [`Client::try_lock`](crate::Client::try_lock) never waits.
+    pub wait: Duration,
+    /// Keeps the lock alive while the guard lives. Default `true`.
+    pub watchdog: bool,
+    /// Confirm each grant on replicas before returning it. Default `None`.
+    pub durable: Option<Durable>,
+}
+
+/// A durable acquire's requirement (see [`LockOptions::durable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durable {
+    /// Replicas that must acknowledge the grant.
+    pub replicas: u64,
+    /// How long to wait for them (`WAIT`'s timeout).
+    pub timeout: Duration,
 }
 
 impl Default for LockOptions {
-    /// ttl 30 s, no wait, watchdog on, not durable.
+    /// ttl 30 s, wait [`DEFAULT_WAIT`], watchdog on, not durable.
     fn default() -> Self {
         Self {
             ttl: Duration::from_secs(30),
-            wait: Duration::ZERO,
+            wait: DEFAULT_WAIT,
             watchdog: true,
             durable: None,
         }
@@ -39,27 +68,25 @@ impl Default for LockOptions {
 }
 
 impl LockOptions {
-    /// The defaults: ttl 30 s, no wait, watchdog on, not durable.
+    /// The defaults: ttl 30 s, wait [`DEFAULT_WAIT`], watchdog on, not
+    /// durable.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// How long the lock lives without an extend (1 ms to [`MAX_DURATION`],
-    /// whole milliseconds). The watchdog extends by this much every ttl/3.
+    /// Sets [`LockOptions::ttl`].
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
     }
 
-    /// How long [`Client::lock`](crate::Client::lock) waits in the queue
-    /// (0 = try once). [`Client::try_lock`](crate::Client::try_lock) uses it
-    /// too.
+    /// Sets [`LockOptions::wait`].
     pub fn wait(mut self, wait: Duration) -> Self {
         self.wait = wait;
         self
     }
 
-    /// Keeps the lock alive while the guard lives (default `true`).
+    /// Sets [`LockOptions::watchdog`].
     pub fn watchdog(mut self, on: bool) -> Self {
         self.watchdog = on;
         self
@@ -71,28 +98,8 @@ impl LockOptions {
     /// [`Error::Lost`] when the EXTEND answered 0 (the lock expired or was
     /// force-released since the grant).
     pub fn durable(mut self, replicas: u64, timeout: Duration) -> Self {
-        self.durable = Some((replicas, timeout));
+        self.durable = Some(Durable { replicas, timeout });
         self
-    }
-
-    /// The ttl.
-    pub fn ttl_value(&self) -> Duration {
-        self.ttl
-    }
-
-    /// The wait.
-    pub fn wait_value(&self) -> Duration {
-        self.wait
-    }
-
-    /// Whether the watchdog is on.
-    pub fn watchdog_value(&self) -> bool {
-        self.watchdog
-    }
-
-    /// The durability requirement, if any.
-    pub fn durable_value(&self) -> Option<(u64, Duration)> {
-        self.durable
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
@@ -108,7 +115,7 @@ impl LockOptions {
                 self.wait
             )));
         }
-        if let Some((_, timeout)) = self.durable {
+        if let Some(Durable { timeout, .. }) = self.durable {
             if timeout > MAX_DURATION {
                 return Err(Error::InvalidOptions(
                     "durable timeout is over 2^31-1 ms".into(),

@@ -9,6 +9,7 @@
 //! starved by small ones, and a writer never by readers.
 
 use std::ops::Deref;
+use std::time::Duration;
 
 use crate::backend::{Kind, SemInfo};
 use crate::client::Client;
@@ -98,22 +99,29 @@ impl Semaphore {
     /// # drop(lease); Ok(()) }
     /// ```
     pub async fn acquire(&self, permits: u32, opts: &LockOptions) -> Result<SemGuard> {
-        self.try_acquire(permits, opts)
-            .await?
-            .ok_or_else(|| Error::NotAcquired {
-                key: self.key.clone(),
-                wait: opts.wait_value(),
-            })
+        let kind = self.kind(permits)?;
+        let hold = self.client.hold(kind, &self.key, opts, opts.wait).await?;
+        Ok(SemGuard::from_hold(hold))
     }
 
-    /// Like [`Semaphore::acquire`], but `Ok(None)` when not granted within
-    /// `opts.wait` (zero by default: one try, which fails also when the
-    /// permits are free but someone is queued).
+    /// Tries once to take `permits`: `Ok(None)` when they are not free or
+    /// someone is queued (even when the permits are free); `opts.wait` is
+    /// not used.
     ///
     /// # Cancel safety
     ///
     /// As [`Semaphore::acquire`].
     pub async fn try_acquire(&self, permits: u32, opts: &LockOptions) -> Result<Option<SemGuard>> {
+        let kind = self.kind(permits)?;
+        let hold = self
+            .client
+            .try_hold(kind, &self.key, opts, Duration::ZERO)
+            .await?;
+        Ok(hold.map(SemGuard::from_hold))
+    }
+
+    /// The request of `permits` of this semaphore, checked.
+    fn kind(&self, permits: u32) -> Result<Kind> {
         if !(1..=RW_LIMIT).contains(&self.limit) {
             return Err(Error::InvalidOptions(format!(
                 "a semaphore's limit must be between 1 and {RW_LIMIT}, got {}",
@@ -126,12 +134,10 @@ impl Semaphore {
                 self.limit
             )));
         }
-        let kind = Kind::Sem {
+        Ok(Kind::Sem {
             limit: self.limit,
             permits,
-        };
-        let hold = self.client.try_hold(kind, &self.key, opts).await?;
-        Ok(hold.map(SemGuard::from_hold))
+        })
     }
 
     /// The semaphore's state (`SEM.INFO`): limit, permits used, holders,
@@ -217,8 +223,8 @@ impl RwLock {
         self.sem.acquire(1, opts).await.map(ReadGuard)
     }
 
-    /// Like [`RwLock::read`], but `Ok(None)` when not granted within
-    /// `opts.wait` (zero by default: one try).
+    /// Tries once to take the lock for reading: `Ok(None)` when a writer
+    /// holds it or anyone is queued (`opts.wait` is not used).
     ///
     /// # Cancel safety
     ///
@@ -242,8 +248,8 @@ impl RwLock {
         self.sem.acquire(RW_LIMIT, opts).await.map(WriteGuard)
     }
 
-    /// Like [`RwLock::write`], but `Ok(None)` when not granted within
-    /// `opts.wait` (zero by default: one try).
+    /// Tries once to take the lock for writing: `Ok(None)` when anyone
+    /// holds it or is queued (`opts.wait` is not used).
     ///
     /// # Cancel safety
     ///
@@ -286,6 +292,28 @@ pub struct ReadGuard(SemGuard);
 #[must_use = "if unused the write lock is released at once (in the background)"]
 #[derive(Debug)]
 pub struct WriteGuard(SemGuard);
+
+impl ReadGuard {
+    /// Releases the read lease (see [`SemGuard::release`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`SemGuard::release`].
+    pub async fn release(self) -> Result<bool> {
+        self.0.release().await
+    }
+}
+
+impl WriteGuard {
+    /// Releases the write lease (see [`SemGuard::release`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`SemGuard::release`].
+    pub async fn release(self) -> Result<bool> {
+        self.0.release().await
+    }
+}
 
 impl Deref for ReadGuard {
     type Target = SemGuard;

@@ -1,3 +1,4 @@
+#![cfg(feature = "bus")]
 //! The bus of SPEC §4 against a plain Redis (no module) and the memory
 //! bus: fan-out, work-queue spread, redelivery after a killed consumer,
 //! dead letters, replay, retention, idempotency, keep-alive, shutdown.

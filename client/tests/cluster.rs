@@ -91,12 +91,12 @@ async fn locks_on_every_shard(env: &Env) {
     let keys = env.spread("spread");
     let mut guards = Vec::new();
     for k in &keys {
-        let g = env.client.lock(k, opts(10_000)).await.unwrap();
+        let g = env.client.lock(k, &opts(10_000)).await.unwrap();
         assert!(g.fence() > 0);
         assert_eq!(env.client.fence(k).await.unwrap(), g.fence());
         assert!(env
             .client
-            .try_lock(k, opts(10_000))
+            .try_lock(k, &opts(10_000))
             .await
             .unwrap()
             .is_none());
@@ -122,7 +122,7 @@ async fn fences_increase(env: &Env) {
     env.on_each(&keys, async |c, k| {
         let mut last = 0;
         for _ in 0..4 {
-            let g = c.lock(k, opts(10_000)).await.unwrap();
+            let g = c.lock(k, &opts(10_000)).await.unwrap();
             assert!(g.fence() > last, "{k}: {} after {last}", g.fence());
             last = g.fence();
             assert!(g.release().await.unwrap());
@@ -135,14 +135,14 @@ async fn fences_increase(env: &Env) {
 async fn fifo_hand_off(env: &Env) {
     let keys = env.spread("fifo");
     env.on_each(&keys, async |c, k| {
-        let holder = c.lock(k, opts(10_000)).await.unwrap();
+        let holder = c.lock(k, &opts(10_000)).await.unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for i in 0..2u64 {
             let (c2, k2, order) = (c.clone(), k.to_owned(), order.clone());
             tasks.push(tokio::spawn(async move {
                 let g = c2
-                    .lock(&k2, opts(10_000).wait(Duration::from_secs(10)))
+                    .lock(&k2, &opts(10_000).wait(Duration::from_secs(10)))
                     .await
                     .unwrap();
                 order.lock().unwrap().push((i, g.fence()));
@@ -154,9 +154,10 @@ async fn fifo_hand_off(env: &Env) {
             .await;
         }
         assert!(
-            c.try_lock(k, opts(10_000)).await.unwrap().is_none(),
+            c.try_lock(k, &opts(10_000)).await.unwrap().is_none(),
             "no barging"
         );
+        let holder_fence = holder.fence();
         assert!(holder.release().await.unwrap());
         for t in tasks {
             timeout(Duration::from_secs(10), t).await.unwrap().unwrap();
@@ -164,7 +165,7 @@ async fn fifo_hand_off(env: &Env) {
         let order = order.lock().unwrap().clone();
         assert_eq!(order.iter().map(|o| o.0).collect::<Vec<_>>(), [0, 1], "{k}");
         assert!(
-            holder.fence() < order[0].1 && order[0].1 < order[1].1,
+            holder_fence < order[0].1 && order[0].1 < order[1].1,
             "{k}: {order:?}"
         );
     })
@@ -186,8 +187,9 @@ async fn expiry_hands_off(env: &Env) {
 async fn cancelled_wait_leaves_the_queue(env: &Env) {
     let keys = env.spread("cancel");
     env.on_each(&keys, async |c, k| {
-        let holder = c.lock(k, opts(10_000)).await.unwrap();
-        let waiting = c.lock(k, opts(10_000).wait(Duration::from_secs(30)));
+        let holder = c.lock(k, &opts(10_000)).await.unwrap();
+        let long = opts(10_000).wait(Duration::from_secs(30));
+        let waiting = c.lock(k, &long);
         assert!(timeout(Duration::from_millis(300), waiting).await.is_err());
         eventually(
             Duration::from_secs(5),
@@ -196,7 +198,7 @@ async fn cancelled_wait_leaves_the_queue(env: &Env) {
         )
         .await;
         assert!(holder.release().await.unwrap());
-        let g = c.try_lock(k, opts(10_000)).await.unwrap();
+        let g = c.try_lock(k, &opts(10_000)).await.unwrap();
         assert!(g.is_some(), "{k} is free after the cancelled wait");
     })
     .await;
@@ -205,7 +207,7 @@ async fn cancelled_wait_leaves_the_queue(env: &Env) {
 async fn watchdog_keeps_the_lock(env: &Env) {
     let keys = env.spread("watchdog");
     env.on_each(&keys, async |c, k| {
-        let g = c.lock(k, opts(200)).await.unwrap();
+        let g = c.lock(k, &opts(200)).await.unwrap();
         // The point is time passing: 5x the ttl.
         tokio::time::sleep(Duration::from_millis(1_000)).await;
         assert!(!g.is_lost(), "{k}");
@@ -218,10 +220,10 @@ async fn watchdog_keeps_the_lock(env: &Env) {
 async fn force_release_hands_off(env: &Env) {
     let keys = env.spread("force");
     env.on_each(&keys, async |c, k| {
-        let holder = c.lock(k, opts(2_000)).await.unwrap();
+        let holder = c.lock(k, &opts(2_000)).await.unwrap();
         let (c2, k2) = (c.clone(), k.to_owned());
         let waiter = tokio::spawn(async move {
-            c2.lock(&k2, opts(10_000).wait(Duration::from_secs(10)))
+            c2.lock(&k2, &opts(10_000).wait(Duration::from_secs(10)))
                 .await
         });
         eventually(Duration::from_secs(5), "waiter queued", || async {
@@ -273,9 +275,10 @@ async fn semaphores_on_every_shard(env: &Env) {
         })
         .await;
         assert!(sem.try_acquire(1, &opts(10_000)).await.unwrap().is_none());
+        let holder_fence = holder.fence();
         assert!(holder.release().await.unwrap());
         let g = granted(waiter).await.unwrap();
-        assert!(g.fence() > holder.fence(), "{k}");
+        assert!(g.fence() > holder_fence, "{k}");
         assert!(g.release().await.unwrap());
     })
     .await;
@@ -292,7 +295,7 @@ async fn lua_survives_script_flush_on_every_node(env: &Env) {
     }
     let keys = env.spread("flush");
     env.on_each(&keys, async |c, k| {
-        let g = c.lock(k, opts(5_000)).await.unwrap();
+        let g = c.lock(k, &opts(5_000)).await.unwrap();
         assert!(g.release().await.unwrap());
     })
     .await;
@@ -328,14 +331,14 @@ async fn module_wait_follows_moved(env: &Env) {
         setslot(i, &["NODE", &to_id]);
     }
     let c = &env.client;
-    let holder = c.lock(&key, opts(10_000)).await.unwrap();
+    let holder = c.lock(&key, &opts(10_000)).await.unwrap();
     assert!(
         baton_tests::lock::exists(&mut nodes[to].connection(), key.as_bytes()),
         "the lock lives on the slot's new owner"
     );
     let (c2, k2) = (c.clone(), key.clone());
     let waiter = tokio::spawn(async move {
-        c2.lock(&k2, opts(10_000).wait(Duration::from_secs(10)))
+        c2.lock(&k2, &opts(10_000).wait(Duration::from_secs(10)))
             .await
     });
     eventually(
@@ -347,13 +350,14 @@ async fn module_wait_follows_moved(env: &Env) {
         },
     )
     .await;
+    let holder_fence = holder.fence();
     assert!(holder.release().await.unwrap());
     let g = timeout(Duration::from_secs(5), waiter)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
-    assert!(g.fence() > holder.fence());
+    assert!(g.fence() > holder_fence);
     assert!(g.release().await.unwrap());
 }
 
@@ -398,6 +402,6 @@ async fn cluster_mode_can_be_forced_off_and_on() {
         .await
         .unwrap();
     assert!(c.is_cluster());
-    let g = c.lock("forced", opts(5_000)).await.unwrap();
+    let g = c.lock("forced", &opts(5_000)).await.unwrap();
     assert!(g.release().await.unwrap());
 }

@@ -49,7 +49,7 @@ async fn queued_waiter(
         let (client, key) = (client.clone(), key.to_owned());
         tokio::spawn(async move {
             let started = Instant::now();
-            let reply = client.lock(&key, LockOptions::new().wait(wait)).await;
+            let reply = client.lock(&key, &LockOptions::new().wait(wait)).await;
             (reply, started.elapsed())
         })
     };
@@ -103,7 +103,7 @@ async fn a_sentinel_url_finds_the_primary_for_module_and_lua() {
     for backend in [Backend::Module, Backend::Lua] {
         let client = sentinel_client(&group, backend).await;
         assert_eq!(client.backend_kind(), backend);
-        let guard = client.lock("k", opts(10_000)).await.unwrap();
+        let guard = client.lock("k", &opts(10_000)).await.unwrap();
         assert!(client.info("k").await.unwrap().held, "{backend:?}");
         let keys: i64 = redis::cmd("DBSIZE")
             .query(&mut group.primary().connection())
@@ -131,7 +131,7 @@ async fn a_durable_lock_and_its_watchdog_survive_a_sentinel_failover() {
         // only once the Sentinels have reconfigured it: wait for that.
         block_in_place(|| wait_for_a_replica(&group));
         let guard = client
-            .lock(&key, opts(4_000).durable(1, SECOND))
+            .lock(&key, &opts(4_000).durable(1, SECOND))
             .await
             .unwrap();
         block_in_place(|| kill_primary(&mut group));
@@ -142,7 +142,7 @@ async fn a_durable_lock_and_its_watchdog_survive_a_sentinel_failover() {
             "{backend:?}: the durable lock was reported lost"
         );
         assert_eq!(client.fence(&key).await.unwrap(), guard.fence());
-        let intruder = client.try_lock(&key, opts(1_000)).await.unwrap();
+        let intruder = client.try_lock(&key, &opts(1_000)).await.unwrap();
         assert!(
             intruder.is_none(),
             "{backend:?}: granted twice after failover"
@@ -170,7 +170,7 @@ async fn a_lock_the_new_primary_lacks_is_reported_lost_in_time() {
         .arg("replica")
         .query(&mut group.servers()[primary].connection())
         .unwrap();
-    let guard = client.lock("k", opts(20_000)).await.unwrap();
+    let guard = client.lock("k", &opts(20_000)).await.unwrap();
     let taken = Instant::now();
     group.servers_mut()[primary].kill();
     group.servers()[replica].resume();
@@ -191,7 +191,7 @@ async fn a_waiter_follows_a_sentinel_failover_to_the_new_primary() {
     let mut group = block_in_place(|| SentinelGroup::start(2));
     let client = sentinel_client(&group, Backend::Module).await;
     let holder = client
-        .lock("k", opts(3_000).watchdog(false).durable(2, SECOND))
+        .lock("k", &opts(3_000).watchdog(false).durable(2, SECOND))
         .await
         .unwrap();
     let waiter = queued_waiter(&client, "k", Duration::from_secs(30)).await;
@@ -210,7 +210,7 @@ async fn a_waiter_follows_a_sentinel_failover_to_the_new_primary() {
 async fn a_waiter_on_a_frozen_primary_ends_after_its_wait() {
     let group = block_in_place(|| SentinelGroup::start(1));
     let client = sentinel_client(&group, Backend::Module).await;
-    let _holder = client.lock("k", opts(60_000)).await.unwrap();
+    let _holder = client.lock("k", &opts(60_000)).await.unwrap();
     let waiter = queued_waiter(&client, "k", Duration::from_secs(2)).await;
     let frozen = &group.servers()[group.primary_index()];
     frozen.freeze();
@@ -233,11 +233,11 @@ async fn waits_and_the_watchdog_follow_a_cluster_failover() {
         .unwrap();
     assert!(client.is_cluster());
     let guard = client
-        .lock("held", opts(3_000).durable(1, SECOND))
+        .lock("held", &opts(3_000).durable(1, SECOND))
         .await
         .unwrap();
     let holder = client
-        .lock("k", opts(3_000).watchdog(false).durable(1, SECOND))
+        .lock("k", &opts(3_000).watchdog(false).durable(1, SECOND))
         .await
         .unwrap();
     let waiter = queued_waiter(&client, "k", Duration::from_secs(30)).await;
@@ -260,5 +260,6 @@ async fn waits_and_the_watchdog_follow_a_cluster_failover() {
     assert!(granted.fence() > holder.fence());
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(!guard.is_lost(), "the watchdog did not follow the failover");
-    assert!(retried(5 * SECOND, || guard.release()).await);
+    assert!(retried(5 * SECOND, || guard.extend(3 * SECOND)).await);
+    assert!(guard.release().await.unwrap());
 }

@@ -14,7 +14,7 @@ use tokio::time::{timeout, Instant};
 async fn held_for_five_ttls_with_the_watchdog() {
     let c = Client::memory();
     let g = c
-        .lock("p", LockOptions::new().ttl(Duration::from_millis(300)))
+        .lock("p", &LockOptions::new().ttl(Duration::from_millis(300)))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -33,7 +33,7 @@ async fn without_watchdog_lost_fires_before_the_ttl_runs_out() {
     let g = c
         .lock(
             "p",
-            LockOptions::new()
+            &LockOptions::new()
                 .ttl(Duration::from_millis(300))
                 .watchdog(false),
         )
@@ -74,7 +74,7 @@ fn a_guard_reports_lost_when_its_runtime_shuts_down() {
     let rt = current_thread();
     let (c, g) = rt.block_on(async {
         let c = Client::memory();
-        let g = c.lock("rt", LockOptions::new()).await.unwrap();
+        let g = c.lock("rt", &LockOptions::new()).await.unwrap();
         (c, g)
     });
     assert!(!g.is_lost());
@@ -91,7 +91,7 @@ fn a_guard_made_outside_a_runtime_does_not_panic() {
     let rt = current_thread();
     let c = rt.block_on(async { Client::memory() });
     drop(rt);
-    let g = poll_once(c.try_lock("out", LockOptions::new()))
+    let g = poll_once(c.try_lock("out", &LockOptions::new()))
         .unwrap()
         .expect("granted");
     assert!(g.is_lost(), "no runtime, no watchdog: lost at once");

@@ -139,7 +139,7 @@ async fn grant_and_refusal(url: &str) -> Result<()> {
 
     call("alice", &format!("try_lock({key:?}, ttl 10 s)"));
     let guard = alice
-        .try_lock(key, opts.clone())
+        .try_lock(key, &opts.clone())
         .await?
         .context("alice should have been granted a free lock")?;
     reply_line(
@@ -148,7 +148,7 @@ async fn grant_and_refusal(url: &str) -> Result<()> {
     );
 
     call("bob", &format!("try_lock({key:?}, ttl 10 s)"));
-    let refused = bob.try_lock(key, opts).await?;
+    let refused = bob.try_lock(key, &opts).await?;
     ensure!(refused.is_none(), "bob should have been refused");
     reply_line("None", "refused: alice holds it");
 
@@ -180,7 +180,7 @@ async fn fifo_queue(url: &str) -> Result<()> {
     let holder = connect(url).await?;
     call("holder", &format!("try_lock({key:?}, ttl 30 s)"));
     let held = holder
-        .try_lock(key, LockOptions::new().ttl(Duration::from_secs(30)))
+        .try_lock(key, &LockOptions::new().ttl(Duration::from_secs(30)))
         .await?
         .context("the holder should have been granted a free lock")?;
     let first = held.fence();
@@ -196,7 +196,7 @@ async fn fifo_queue(url: &str) -> Result<()> {
             let opts = LockOptions::new()
                 .ttl(Duration::from_secs(30))
                 .wait(Duration::from_secs(5));
-            let guard = client.lock(key, opts).await;
+            let guard = client.lock(key, &opts).await;
             let guard = match guard {
                 Ok(guard) => guard,
                 Err(e) => {
@@ -264,7 +264,7 @@ async fn expiry_hand_off(url: &str) -> Result<()> {
     );
     let start = Instant::now();
     let stale = crashed
-        .try_lock(key, LockOptions::new().ttl(ttl).watchdog(false))
+        .try_lock(key, &LockOptions::new().ttl(ttl).watchdog(false))
         .await?
         .context("the lock should have been free")?;
     reply_line(
@@ -277,7 +277,7 @@ async fn expiry_hand_off(url: &str) -> Result<()> {
         let opts = LockOptions::new()
             .ttl(Duration::from_secs(30))
             .wait(Duration::from_secs(5));
-        waiter.lock(key, opts).await
+        waiter.lock(key, &opts).await
     });
     wait_until(|| async { Ok(waiters(&crashed, key).await? == 1) })
         .await
@@ -330,7 +330,7 @@ async fn watchdog(url: &str) -> Result<()> {
         "owner",
         &format!("lock({key:?}, ttl 300 ms)   (watchdog on)"),
     );
-    let guard = owner.lock(key, LockOptions::new().ttl(ttl)).await?;
+    let guard = owner.lock(key, &LockOptions::new().ttl(ttl)).await?;
     reply_line(&format!("granted, fence {}", guard.fence()), "");
     let hold = Duration::from_millis(1500);
     println!(
@@ -363,7 +363,7 @@ async fn watchdog(url: &str) -> Result<()> {
     call("other", &format!("try_lock({key:?}, ttl 300 ms)"));
     ensure!(
         other
-            .try_lock(key, LockOptions::new().ttl(ttl))
+            .try_lock(key, &LockOptions::new().ttl(ttl))
             .await?
             .is_none(),
         "another client took a lock the watchdog keeps"
@@ -384,7 +384,7 @@ async fn lost_signal(url: &str) -> Result<()> {
         "owner",
         &format!("lock({key:?}, ttl 300 ms)   (watchdog on)"),
     );
-    let guard: LockGuard = owner.lock(key, LockOptions::new().ttl(ttl)).await?;
+    let guard: LockGuard = owner.lock(key, &LockOptions::new().ttl(ttl)).await?;
     reply_line(
         &format!("granted, fence {}", guard.fence()),
         "then waits on guard.lost()",

@@ -1,5 +1,6 @@
 //! `cargo xtask test`: everything CI checks, in order, stopping at the
-//! first failure: fmt, clippy, the module build, every test on Redis, then
+//! first failure: fmt, clippy (also of the client without its default
+//! features), the module build, every test on Redis, then
 //! every test again on Valkey (the module's, the client's with failover,
 //! Sentinel and the bounded chaos checker, the CLI's), so both servers baton
 //! supports are tested. `--no-fail-fast` so one failing
@@ -24,6 +25,21 @@ pub fn run_all() -> Result<()> {
         &mut cargo(&[
             "clippy",
             "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+
+    // The lock-only build (no bus): its cfgs must hold up too.
+    run(
+        "clippy without default features",
+        &mut cargo(&[
+            "clippy",
+            "-p",
+            "baton-client",
+            "--no-default-features",
             "--all-targets",
             "--",
             "-D",

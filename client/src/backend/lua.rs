@@ -677,7 +677,7 @@ mod tests {
             .await
             .unwrap();
         let ttl = |s| LockOptions::new().ttl(Duration::from_secs(s));
-        let holder = c.lock("cw", ttl(60)).await.unwrap();
+        let holder = c.lock("cw", &ttl(60)).await.unwrap();
         // Queued with a 1 s lease and a 60 s ttl; it never calls again.
         let queued = raw_eval(
             &mut s.connection(),
@@ -693,7 +693,7 @@ mod tests {
         let waiter = {
             let c = c.clone();
             let wait = ttl(10).wait(Duration::from_secs(10));
-            tokio::spawn(async move { c.lock("cw", wait).await?.release().await })
+            tokio::spawn(async move { c.lock("cw", &wait).await?.release().await })
         };
         while c.info("cw").await.unwrap().waiters < 2 {
             tokio::time::sleep(Duration::from_millis(5)).await;

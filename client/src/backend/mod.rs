@@ -137,6 +137,31 @@ pub(crate) fn sem_info_from_pairs(pairs: &[(String, i64)]) -> SemInfo {
     }
 }
 
+/// The backend a client uses: what [`Backend::Auto`] chose, or what was
+/// asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// The baton Redis module.
+    Module,
+    /// The Lua scripts.
+    Lua,
+    /// In-process.
+    Memory,
+}
+
+/// A kind equals the [`Backend`] that asks for it: `BackendKind::Lua ==
+/// Backend::Lua` (never `Backend::Auto`).
+impl PartialEq<Backend> for BackendKind {
+    fn eq(&self, other: &Backend) -> bool {
+        matches!(
+            (self, other),
+            (Self::Module, Backend::Module)
+                | (Self::Lua, Backend::Lua)
+                | (Self::Memory, Backend::Memory)
+        )
+    }
+}
+
 /// A lock's state as `LOCK.INFO` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LockInfo {
@@ -277,8 +302,8 @@ fn fields(v: redis::Value) -> Result<Vec<(String, redis::Value)>> {
             out
         }
         other => {
-            return Err(Error::BackendUnavailable(format!(
-                "unexpected reply {other:?}"
+            return Err(Error::UnexpectedReply(format!(
+                "{other:?} where a map was expected"
             )))
         }
     };
@@ -334,11 +359,11 @@ impl Imp {
         }
     }
 
-    pub(crate) fn kind(&self) -> Backend {
+    pub(crate) fn kind(&self) -> BackendKind {
         match self {
-            Imp::Module(_) => Backend::Module,
-            Imp::Lua(_) => Backend::Lua,
-            Imp::Memory(_) => Backend::Memory,
+            Imp::Module(_) => BackendKind::Module,
+            Imp::Lua(_) => BackendKind::Lua,
+            Imp::Memory(_) => BackendKind::Memory,
         }
     }
 

@@ -120,7 +120,7 @@ impl<T, C: Codec> ConsumerBuilder<T, C> {
         let reader = transport.reader(&self.topic).await?;
         let ctx = Arc::new(GroupCtx {
             transport,
-            dlq_maxlen: self.bus.topic_options(&self.topic).maxlen_value(),
+            dlq_maxlen: self.bus.topic_options(&self.topic).maxlen,
             topic: self.topic,
             group: self.group,
             consumer,

@@ -9,7 +9,9 @@ pub const DEFAULT_MAXLEN: u64 = 100_000;
 /// Per-topic settings; see [`Bus::set_topic`](super::Bus::set_topic).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicOptions {
-    maxlen: Option<u64>,
+    /// The retention in entries, `None` when unbounded. Default
+    /// [`DEFAULT_MAXLEN`].
+    pub maxlen: Option<u64>,
 }
 
 impl Default for TopicOptions {
@@ -40,11 +42,6 @@ impl TopicOptions {
     pub fn unbounded(mut self) -> Self {
         self.maxlen = None;
         self
-    }
-
-    /// The retention, `None` when unbounded.
-    pub fn maxlen_value(&self) -> Option<u64> {
-        self.maxlen
     }
 }
 

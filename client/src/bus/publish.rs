@@ -74,7 +74,7 @@ impl<C: Codec> Bus<C> {
     ) -> Result<Published> {
         validate::name("topic", topic)?;
         let bytes = self.encode(topic, payload)?;
-        let maxlen = self.topic_options(topic).maxlen_value();
+        let maxlen = self.topic_options(topic).maxlen;
         let transport = self.transport();
         match &opts.idempotency_key {
             Some(key) => {
@@ -87,7 +87,7 @@ impl<C: Codec> Bus<C> {
             None => {
                 let ids = transport.publish(topic, maxlen, &[bytes]).await?;
                 let id = ids.into_iter().next().ok_or_else(|| {
-                    Error::BackendUnavailable(format!("XADD to '{topic}' replied no id"))
+                    Error::UnexpectedReply(format!("XADD to '{topic}' replied no id"))
                 })?;
                 Ok(Published {
                     id,
@@ -121,7 +121,7 @@ impl<C: Codec> Bus<C> {
             .iter()
             .map(|p| self.encode(topic, p))
             .collect::<Result<Vec<_>>>()?;
-        let maxlen = self.topic_options(topic).maxlen_value();
+        let maxlen = self.topic_options(topic).maxlen;
         self.transport().publish(topic, maxlen, &bytes).await
     }
 }

@@ -65,7 +65,7 @@ fn maxlen_arg(maxlen: Option<u64>) -> Vec<u8> {
 }
 
 fn bad_reply(what: &str, v: &Value) -> Error {
-    Error::BackendUnavailable(format!("unexpected {what} reply: {v:?}"))
+    Error::UnexpectedReply(format!("to {what}: {v:?}"))
 }
 
 fn text(v: &Value) -> Option<String> {

@@ -29,18 +29,22 @@ pub async fn granted<T>(task: tokio::task::JoinHandle<T>) -> T {
 }
 
 /// Lock options with a ttl of `ttl_ms`.
+/// Options with a ttl and no wait: `lock` tries once unless a test sets a
+/// wait.
 pub fn opts(ttl_ms: u64) -> LockOptions {
-    LockOptions::new().ttl(Duration::from_millis(ttl_ms))
+    LockOptions::new()
+        .ttl(Duration::from_millis(ttl_ms))
+        .wait(Duration::ZERO)
 }
 
 /// A holder without watchdog expires at its ttl of 300 ms; a waiter on `key`
 /// gets the lock soon after with a larger fence, and the holder's `lost()`
 /// fires within `lost_within`. Returns the waiter's guard.
 pub async fn expiry_hands_off(c: &Client, key: &str, lost_within: Duration) -> LockGuard {
-    let holder = c.lock(key, opts(300).watchdog(false)).await.unwrap();
+    let holder = c.lock(key, &opts(300).watchdog(false)).await.unwrap();
     let started = Instant::now();
     let g = c
-        .lock(key, opts(10_000).wait(Duration::from_secs(10)))
+        .lock(key, &opts(10_000).wait(Duration::from_secs(10)))
         .await
         .unwrap();
     assert!(

@@ -48,7 +48,7 @@ pub(crate) async fn run(conn: &Conn, args: &LockArgs) -> Result<u8, Failure> {
         }
     };
     let ended = supervise(&mut cmd, &guard, &mut signals, args.kill_after).await;
-    finish(conn, args, &guard, ended).await
+    finish(conn, args, guard, ended).await
 }
 
 /// Takes the lock: once (`--no-wait`), waiting up to `--wait`, or waiting
@@ -56,11 +56,11 @@ pub(crate) async fn run(conn: &Conn, args: &LockArgs) -> Result<u8, Failure> {
 async fn acquire(client: &Client, args: &LockArgs) -> baton_client::Result<LockGuard> {
     let opts = LockOptions::new().ttl(args.ttl);
     match (args.no_wait, args.wait) {
-        (true, _) => client.lock(&args.key, opts).await,
-        (false, Some(wait)) => client.lock(&args.key, opts.wait(wait)).await,
+        (true, _) => client.lock(&args.key, &opts.wait(Duration::ZERO)).await,
+        (false, Some(wait)) => client.lock(&args.key, &opts.wait(wait)).await,
         (false, None) => loop {
             match client
-                .lock(&args.key, opts.clone().wait(duration::MAX))
+                .lock(&args.key, &opts.clone().wait(duration::MAX))
                 .await
             {
                 Err(Error::NotAcquired { .. }) => continue,
@@ -146,7 +146,7 @@ async fn supervise(
 async fn finish(
     conn: &Conn,
     args: &LockArgs,
-    guard: &LockGuard,
+    guard: LockGuard,
     ended: Ended,
 ) -> Result<u8, Failure> {
     let lost = ended.lost || guard.is_lost();

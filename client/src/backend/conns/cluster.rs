@@ -141,10 +141,10 @@ impl Conns {
 
 /// The error after [`MAX_REDIRECTS`] redirects of one command.
 pub(crate) fn too_many_redirects(key: &[u8]) -> Error {
-    Error::BackendUnavailable(format!(
-        "the cluster redirected the command of {:?} more than {MAX_REDIRECTS} times (slots migrating?)",
-        String::from_utf8_lossy(key)
-    ))
+    Error::TooManyRedirects {
+        key: String::from_utf8_lossy(key).into_owned(),
+        redirects: MAX_REDIRECTS,
+    }
 }
 
 fn seed_host(client: &redis::Client) -> String {

@@ -298,8 +298,8 @@ impl Conns {
                 let pairs = match v {
                     Value::Map(m) => m,
                     other => {
-                        return Err(Error::BackendUnavailable(format!(
-                            "unexpected reply from all primaries: {other:?}"
+                        return Err(Error::UnexpectedReply(format!(
+                            "from all primaries: {other:?}"
                         )))
                     }
                 };

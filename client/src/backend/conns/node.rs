@@ -28,7 +28,7 @@ impl ClientName {
     async fn of(conn: &mut redis::aio::MultiplexedConnection) -> Result<Self> {
         let info: String = redis::cmd("CLIENT").arg("INFO").query_async(conn).await?;
         Self::parse(&info).ok_or_else(|| {
-            Error::BackendUnavailable(format!("CLIENT INFO without id= and addr=: {info:?}"))
+            Error::UnexpectedReply(format!("CLIENT INFO without id= and addr=: {info:?}"))
         })
     }
 

@@ -47,5 +47,5 @@ pub use paths::{module_path, redis_server_bin};
 pub use poll::{assert_eventually, wait_until};
 pub use replication::{promote, wait_for_sync};
 pub use sentinel::SentinelGroup;
-pub use server::{RedisServer, ServerBuilder};
+pub use server::{RedisServer, ServerBuilder, CLUSTER_NODE_TIMEOUT};
 pub use waiter::Waiter;

@@ -128,6 +128,21 @@ async fn lua_non_durable_acquire_is_measured() {
     non_durable(Backend::Lua).await;
 }
 
+/// The checker is not blind: `FLUSHALL` under the holders (an operator
+/// error no lock service survives, durable or not) grants every lock again
+/// while its holders still count on it, and the history shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushall_under_the_holders_shows_as_overlapping_holds() {
+    let mut config = Config::new(Backend::Module, true, Duration::from_secs(10));
+    config.faults = vec![FaultKind::Flush];
+    let r = scenario::run(config).await;
+    print(std::slice::from_ref(&r));
+    assert_ran(&r);
+    let v = r.history.check();
+    assert!(v.overlapping_holds > 0, "{v}");
+    assert_eq!(v.fence_reissued + v.fence_went_back, 0, "{v}");
+}
+
 /// The same checker on a primary and two replicas under Sentinels, the
 /// client following `redis+sentinel://`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +164,8 @@ fn env_or(name: &str, default: &str) -> String {
 /// both) x `BATON_CHAOS_MODES` (durable, non-durable, both) at once, for
 /// `BATON_CHAOS_SECONDS` each, seeded with `BATON_CHAOS_SEED`, with the
 /// faults `BATON_CHAOS_FAULTS` (names, comma-separated; all by default,
-/// e.g. `kill,pause` to narrow a finding down); the summary
+/// e.g. `kill,pause` to narrow a finding down; `BATON_CHAOS_TRACE` prints
+/// the timeline around each fault); the summary
 /// table goes to `BATON_CHAOS_REPORT` (a file) before the durable runs are
 /// asserted clean.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,6 +207,23 @@ async fn long_run() {
     }
     let reports = join_all(configs.into_iter().map(scenario::run)).await;
     print(&reports);
+    if std::env::var_os("BATON_CHAOS_TRACE").is_some() {
+        // The timeline around each fault, to read a run by hand.
+        for r in &reports {
+            println!("--- {}", r.config.label());
+            for f in &r.history.faults {
+                let at = f.started - r.history.start;
+                let around = Duration::from_secs(2);
+                println!(
+                    "{}",
+                    r.history.timeline(
+                        at.saturating_sub(around),
+                        at + around + (f.settled - f.started)
+                    )
+                );
+            }
+        }
+    }
     if let Ok(path) = std::env::var("BATON_CHAOS_REPORT") {
         let mut text = Report::table(&reports);
         for r in &reports {

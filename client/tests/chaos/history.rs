@@ -67,6 +67,8 @@ pub struct Grant {
 pub struct Wait {
     pub worker: usize,
     pub key: String,
+    /// The wait it asked for (zero: one try).
+    pub wait: Duration,
     pub sent: Instant,
     /// When it returned (`NotAcquired`) or was given up on (hung).
     pub returned: Instant,
@@ -104,6 +106,9 @@ pub struct Counts {
     pub register_errors: usize,
     /// The longest `lock()` call that returned.
     pub longest_call: Duration,
+    /// The most a `lock()` call that returned took beyond its wait (and
+    /// durable timeout): how much of the hung-wait grace was used.
+    pub longest_overrun: Duration,
 }
 
 /// Everything a run recorded.
@@ -300,23 +305,51 @@ impl History {
         by_key
     }
 
-    /// `NotAcquired` waits during which no recorded grant held their key.
-    pub fn starved_waits(&self) -> usize {
-        let by_key = self.by_key();
-        self.timeouts
+    /// Waits (not tries) that ran out while no recorded grant of their key
+    /// was asked for or held (from its acquire's send to its hold's end):
+    /// all of them, and those far from any fault (none began between 5 s
+    /// before the wait and its end). Near a fault a ghost explains them (a
+    /// grant whose reply the fault cut off holds until its ttl); far from
+    /// faults the service lost a waiter.
+    pub fn starved_waits(&self) -> (usize, usize) {
+        // Per key: (sent, latest end of the grants sent so far), by send
+        // time. A grant was out during [s, r] iff one sent before r ended
+        // after s.
+        let mut spans: BTreeMap<&str, Vec<(Instant, Instant)>> = BTreeMap::new();
+        for g in &self.grants {
+            spans.entry(&g.key).or_default().push((g.sent, g.ended));
+        }
+        for v in spans.values_mut() {
+            v.sort();
+            for i in 1..v.len() {
+                v[i].1 = v[i].1.max(v[i - 1].1);
+            }
+        }
+        let starved: Vec<&Wait> = self
+            .timeouts
             .iter()
+            .filter(|w| !w.wait.is_zero())
             .filter(|w| {
-                let Some(idx) = by_key.get(w.key.as_str()) else {
+                let Some(v) = spans.get(w.key.as_str()) else {
                     return true;
                 };
-                // The holds that started before the wait ended; one of them
-                // overlaps it iff the latest end among them is after its start.
-                let started = idx.partition_point(|&i| self.grants[i].granted < w.returned);
-                !idx[..started]
-                    .iter()
-                    .any(|&i| self.grants[i].ended > w.sent)
+                match v.partition_point(|(sent, _)| *sent < w.returned) {
+                    0 => true,
+                    n => v[n - 1].1 <= w.sent,
+                }
             })
-            .count()
+            .collect();
+        let near = Duration::from_secs(5);
+        let far = starved
+            .iter()
+            .filter(|w| {
+                !self
+                    .faults
+                    .iter()
+                    .any(|f| f.started < w.returned && f.settled + near > w.sent)
+            })
+            .count();
+        (starved.len(), far)
     }
 
     /// Faults in which another server became the primary.
@@ -412,6 +445,51 @@ impl History {
             g.accepted,
             g.refused,
         )
+    }
+
+    /// Everything that happened between `from` and `to` (seconds since the
+    /// start), in time order: faults, grants (by the start of their hold),
+    /// waits that ran out or hung. For reading a run by hand.
+    pub fn timeline(&self, from: Duration, to: Duration) -> String {
+        let (from, to) = (self.start + from, self.start + to);
+        let mut events: Vec<(Instant, String)> = Vec::new();
+        for f in &self.faults {
+            if f.settled >= from && f.started <= to {
+                events.push((
+                    f.started,
+                    format!(
+                        "fault {} until {}{}",
+                        f.kind,
+                        self.at(f.settled),
+                        if f.promoted { " (promoted)" } else { "" }
+                    ),
+                ));
+            }
+        }
+        for (i, g) in self.grants.iter().enumerate() {
+            if g.ended >= from && g.sent <= to {
+                events.push((g.granted, self.describe(i)));
+            }
+        }
+        for (what, waits) in [("ran out", &self.timeouts), ("hung", &self.hung)] {
+            for w in waits.iter().filter(|w| w.returned >= from && w.sent <= to) {
+                events.push((
+                    w.returned,
+                    format!(
+                        "wait {what}: worker {} key {} wait {:?} sent {}",
+                        w.worker,
+                        w.key,
+                        w.wait,
+                        self.at(w.sent)
+                    ),
+                ));
+            }
+        }
+        events.sort_by_key(|(t, _)| *t);
+        events
+            .iter()
+            .map(|(t, e)| format!("{:>9} {e}\n", self.at(*t)))
+            .collect()
     }
 
     /// A finding as text: the grants involved and the faults around them.
@@ -533,7 +611,7 @@ pub fn table(columns: &[Column<'_>]) -> String {
     row("not replicated (durable)", &|h, _| {
         h.counts.not_replicated.to_string()
     });
-    row("lost before WAIT (durable)", &|h, _| {
+    row("lost at acquire (EXTEND 0)", &|h, _| {
         h.counts.lost_at_acquire.to_string()
     });
     row("errors", &|h, _| h.counts.errors.to_string());
@@ -546,11 +624,16 @@ pub fn table(columns: &[Column<'_>]) -> String {
     row("register writes refused (stale fence)", &|h, _| {
         h.counts.register_refused.to_string()
     });
-    row("starved waits (no recorded holder)", &|h, _| {
-        h.starved_waits().to_string()
+    row("starved waits: all / far from faults", &|h, _| {
+        let (all, far) = h.starved_waits();
+        format!("{all} / {far}")
     });
-    row("longest lock() call", &|h, _| {
-        format!("{} ms", h.counts.longest_call.as_millis())
+    row("longest lock() call / beyond its wait", &|h, _| {
+        format!(
+            "{} ms / {} ms",
+            h.counts.longest_call.as_millis(),
+            h.counts.longest_overrun.as_millis()
+        )
     });
     row("**fence reissued**", &|h, _| {
         violations(h).fence_reissued.to_string()
@@ -664,6 +747,7 @@ mod tests {
             Wait {
                 worker: 1,
                 key: "a".into(),
+                wait: Duration::ZERO,
                 sent: t,
                 returned: t + MS * 20,
             };
@@ -775,6 +859,7 @@ mod tests {
         let wait = |key: &str, from: u32, to: u32| Wait {
             worker: 1,
             key: key.into(),
+            wait: Duration::from_secs(1),
             sent: t + MS * from,
             returned: t + MS * to,
         };
@@ -783,12 +868,20 @@ mod tests {
             wait("k", 50, 150),
             // Between the holds: nobody held k.
             wait("k", 150, 250),
-            // Overlaps the second.
-            wait("k", 250, 350),
+            // Overlaps the second grant's acquire.
+            wait("k", 250, 300),
             // A key never granted.
             wait("x", 0, 10),
+            // A try, not a wait: not counted.
+            Wait {
+                wait: Duration::ZERO,
+                ..wait("x", 0, 10)
+            },
         ];
-        assert_eq!(h.starved_waits(), 2);
+        assert_eq!(h.starved_waits(), (2, 2));
+        // A fault shortly before the second: only the first is far from it.
+        h.faults = vec![fault(t, "kill", 5, 6, false)];
+        assert_eq!(h.starved_waits(), (2, 0));
     }
 
     #[test]

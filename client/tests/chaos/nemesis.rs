@@ -48,9 +48,17 @@ pub enum FaultKind {
     ClientKill,
     /// SIGKILL a replica and start it again at once (it resyncs in full).
     RestartReplica,
+    /// `FLUSHALL` on the primary: every lock vanishes under its holders, an
+    /// operator error no lock service survives (its waiters are granted at
+    /// once while the holders learn of the loss only at their next
+    /// extend). Not in the default mix: it shows the checker sees double
+    /// grants and the register refuses the stale holders' writes.
+    Flush,
 }
 
 impl FaultKind {
+    /// The faults a correct deployment must survive: all but
+    /// [`FaultKind::Flush`].
     pub const ALL: [FaultKind; 7] = [
         FaultKind::KillPrimary,
         FaultKind::PausePrimary,
@@ -70,12 +78,16 @@ impl FaultKind {
             FaultKind::Takeover => "takeover",
             FaultKind::ClientKill => "client-kill",
             FaultKind::RestartReplica => "replica-restart",
+            FaultKind::Flush => "flushall",
         }
     }
 
     /// Parses [`FaultKind::name`].
     pub fn parse(name: &str) -> Option<FaultKind> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
+        Self::ALL
+            .into_iter()
+            .chain([FaultKind::Flush])
+            .find(|k| k.name() == name)
     }
 }
 
@@ -191,6 +203,9 @@ impl Nemesis {
                 let replicas: Vec<usize> = (0..self.topology.len()).filter(|&i| i != p).collect();
                 let r = replicas[self.rng.random_range(0..replicas.len())];
                 self.topology.server_mut(r).crash_restart();
+            }
+            FaultKind::Flush => {
+                self.topology.flush(p)?;
             }
         }
         self.primary = self.topology.settle(SETTLE)?;

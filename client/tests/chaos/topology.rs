@@ -285,6 +285,17 @@ impl Topology {
             .map_err(|e| format!("CLIENT KILL TYPE normal: {e}"))
     }
 
+    /// `FLUSHALL` on `server`.
+    pub fn flush(&self, server: usize) -> Result<(), String> {
+        let mut con = self
+            .server(server)
+            .quick_connection(PROBE)
+            .map_err(|e| format!("connect to the primary: {e}"))?;
+        redis::cmd("FLUSHALL")
+            .query(&mut con)
+            .map_err(|e| format!("FLUSHALL: {e}"))
+    }
+
     /// The roles and the log tails of the servers that hold the locks.
     pub fn describe(&self) -> String {
         let mut s = format!("routed to port {:?}\n", self.routed_port());

@@ -81,13 +81,17 @@ pub async fn run(
             let mut h = history.lock().expect("history poisoned");
             h.counts.attempts += 1;
             if answered {
-                h.counts.longest_call = h.counts.longest_call.max(returned - sent);
+                let took = returned - sent;
+                h.counts.longest_call = h.counts.longest_call.max(took);
+                let overrun = took.saturating_sub(limit - work.grace);
+                h.counts.longest_overrun = h.counts.longest_overrun.max(overrun);
             }
             f(&mut h);
         };
         let wait_of = || Wait {
             worker: id,
             key: key.clone(),
+            wait,
             sent,
             returned,
         };
@@ -113,6 +117,7 @@ pub async fn run(
                 continue;
             }
         };
+        record(&mut |_| {});
         let grant = hold(
             id,
             &mut seq,
@@ -125,8 +130,6 @@ pub async fn run(
         )
         .await;
         let mut h = history.lock().expect("history poisoned");
-        h.counts.attempts += 1;
-        h.counts.longest_call = h.counts.longest_call.max(returned - sent);
         h.counts.register_accepted += grant.grant.accepted as usize;
         h.counts.register_refused += grant.grant.refused as usize;
         h.counts.register_errors += grant.errors;

@@ -98,6 +98,11 @@ pub struct Counts {
     pub errors: usize,
     /// Releases that found the lock no longer held by the guard.
     pub released_gone: usize,
+    /// Of those, the ones whose guard still proved validity when the
+    /// release was sent: the server had lost a lock its holder counted on
+    /// (a lost write: a grant or an extend that a failover dropped), with
+    /// or without a second holder to show it as an overlap.
+    pub released_gone_while_valid: usize,
     /// Releases that failed or timed out (the ttl frees the lock).
     pub release_errors: usize,
     pub register_accepted: usize,
@@ -618,6 +623,15 @@ pub fn table(columns: &[Column<'_>]) -> String {
     row("guards lost before release", &|h, _| {
         h.grants.iter().filter(|g| g.lost).count().to_string()
     });
+    row(
+        "releases that found the lock gone: all / guard still valid",
+        &|h, _| {
+            format!(
+                "{} / {}",
+                h.counts.released_gone, h.counts.released_gone_while_valid
+            )
+        },
+    );
     row("register writes accepted", &|h, _| {
         h.counts.register_accepted.to_string()
     });

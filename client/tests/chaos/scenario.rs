@@ -36,7 +36,7 @@ pub struct Config {
     /// The pause before each fault.
     pub gap: (Duration, Duration),
     pub seed: u64,
-    /// Print a progress line this often.
+    /// Print a progress line this often (a sixtieth of the run, 5 to 30 s).
     pub progress: Duration,
 }
 
@@ -56,7 +56,7 @@ impl Config {
             faults: FaultKind::ALL.to_vec(),
             gap: (Duration::from_secs(1), Duration::from_secs(3)),
             seed: 1,
-            progress: Duration::from_secs(10),
+            progress: (duration / 60).clamp(Duration::from_secs(5), Duration::from_secs(30)),
         }
     }
 
@@ -145,7 +145,8 @@ fn progress(label: &str, started: Instant, total: Duration, h: &History) -> Stri
     let v = h.check();
     format!(
         "chaos [{label}] {:>5.0}s/{:.0}s  calls {} grants {} faults {} (promotions {}) \
-         not-acquired {} not-replicated {} errors {} refused-writes {} hung {}  violations {}",
+         not-acquired {} not-replicated {} errors {} refused-writes {} gone-while-valid {} \
+         hung {}  violations {}",
         started.elapsed().as_secs_f64(),
         total.as_secs_f64(),
         h.counts.attempts,
@@ -156,6 +157,7 @@ fn progress(label: &str, started: Instant, total: Duration, h: &History) -> Stri
         h.counts.not_replicated,
         h.counts.errors,
         h.counts.register_refused,
+        h.counts.released_gone_while_valid,
         h.hung.len(),
         v.total(),
     )

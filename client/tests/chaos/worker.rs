@@ -133,7 +133,9 @@ pub async fn run(
         h.counts.register_accepted += grant.grant.accepted as usize;
         h.counts.register_refused += grant.grant.refused as usize;
         h.counts.register_errors += grant.errors;
-        h.counts.released_gone += usize::from(grant.released == Some(false));
+        let gone = grant.released == Some(false);
+        h.counts.released_gone += usize::from(gone);
+        h.counts.released_gone_while_valid += usize::from(gone && !grant.grant.lost);
         h.counts.release_errors += usize::from(grant.released.is_none());
         h.grants.push(grant.grant);
     }

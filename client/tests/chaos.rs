@@ -165,7 +165,9 @@ fn env_or(name: &str, default: &str) -> String {
 /// `BATON_CHAOS_SECONDS` each, seeded with `BATON_CHAOS_SEED`, with the
 /// faults `BATON_CHAOS_FAULTS` (names, comma-separated; all by default,
 /// e.g. `kill,pause` to narrow a finding down; `BATON_CHAOS_TRACE` prints
-/// the timeline around each fault); the summary
+/// the timeline around each fault), on `BATON_CHAOS_TOPOLOGY` (cluster, or
+/// sentinel once the client follows Sentinel URLs) with
+/// `BATON_CHAOS_WORKERS` workers (6); the summary
 /// table goes to `BATON_CHAOS_REPORT` (a file) before the durable runs are
 /// asserted clean.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,11 +196,23 @@ async fn long_run() {
             .map(|k| FaultKind::parse(k.trim()).unwrap_or_else(|| panic!("unknown fault {k:?}")))
             .collect()
     });
+    let topology = match env_or("BATON_CHAOS_TOPOLOGY", "cluster").as_str() {
+        "cluster" => topology::Kind::Cluster,
+        "sentinel" => topology::Kind::Sentinel,
+        other => panic!("BATON_CHAOS_TOPOLOGY: cluster or sentinel, not {other:?}"),
+    };
+    let workers: Option<usize> = std::env::var("BATON_CHAOS_WORKERS")
+        .ok()
+        .map(|w| w.parse().expect("BATON_CHAOS_WORKERS: a number"));
     let mut configs = Vec::new();
     for &backend in &backends {
         for &durable in &modes {
             let mut c = Config::new(backend, durable, Duration::from_secs(secs));
             c.seed = seed;
+            c.topology = topology;
+            if let Some(w) = workers {
+                c.workers = w;
+            }
             if let Some(f) = &faults {
                 c.faults = f.clone();
             }

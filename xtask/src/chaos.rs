@@ -30,11 +30,14 @@ pub struct Options {
     backends: String,
     seed: u64,
     faults: Option<String>,
+    /// `cluster`, or `sentinel` once the client follows Sentinel URLs.
+    topology: String,
     write: bool,
 }
 
 const USAGE: &str = "usage: cargo xtask chaos --minutes N [--durable|--non-durable|--both] \
-                     [--backend module|lua|both] [--seed S] [--faults kill,pause,...] [--no-write]";
+                     [--backend module|lua|both] [--seed S] [--faults kill,pause,...] \
+                     [--topology cluster|sentinel] [--no-write]";
 
 impl Options {
     pub fn parse(args: &[String]) -> Result<Options> {
@@ -44,6 +47,7 @@ impl Options {
             backends: "both".into(),
             seed: 1,
             faults: None,
+            topology: "cluster".into(),
             write: true,
         };
         let mut it = args.iter();
@@ -76,6 +80,12 @@ impl Options {
                         .with_context(|| format!("--seed needs a number\n{USAGE}"))?;
                 }
                 "--faults" => o.faults = Some(value("--faults")?),
+                "--topology" => {
+                    o.topology = value("--topology")?;
+                    if !["cluster", "sentinel"].contains(&o.topology.as_str()) {
+                        bail!("--topology: cluster or sentinel\n{USAGE}");
+                    }
+                }
                 "--no-write" => o.write = false,
                 other => bail!("unknown option {other:?}\n{USAGE}"),
             }
@@ -102,6 +112,9 @@ impl Options {
         }
         if let Some(f) = &self.faults {
             c.push_str(&format!(" --faults {f}"));
+        }
+        if self.topology != "cluster" {
+            c.push_str(&format!(" --topology {}", self.topology));
         }
         c
     }
@@ -136,6 +149,7 @@ pub fn run_chaos(o: Options) -> Result<()> {
         .env("BATON_CHAOS_MODES", o.modes)
         .env("BATON_CHAOS_BACKENDS", &o.backends)
         .env("BATON_CHAOS_SEED", o.seed.to_string())
+        .env("BATON_CHAOS_TOPOLOGY", &o.topology)
         .env("BATON_CHAOS_REPORT", &report);
     if let Some(f) = &o.faults {
         test.env("BATON_CHAOS_FAULTS", f);

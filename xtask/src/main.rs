@@ -45,6 +45,8 @@ commands:
                    --backend module|lua|both (both)  --seed S (1)
                    --faults kill,pause,short-pause,failover,takeover,
                             client-kill,replica-restart (all)
+                   --topology cluster|sentinel (cluster; sentinel needs the
+                            client's redis+sentinel:// support)
                    --no-write (print the table only)
   bench   build in release, compare the module with raw Redis (throughput,
           memory, expiry stall), run baton-bench (workloads vs Redlock), and

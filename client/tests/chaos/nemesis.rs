@@ -105,6 +105,8 @@ pub struct Plan {
 /// Runs faults on `topology` until `stop` says so (a message or a dropped
 /// sender), each recorded in `history` once settled; returns the topology
 /// settled, or what went wrong with the servers (the run cannot go on).
+/// Kinds the topology cannot do (a takeover under Sentinels) are dropped
+/// from the plan.
 pub fn spawn(
     topology: Topology,
     plan: Plan,
@@ -114,6 +116,10 @@ pub fn spawn(
     thread::Builder::new()
         .name("nemesis".into())
         .spawn(move || {
+            let mut plan = plan;
+            if !topology.can_take_over() {
+                plan.kinds.retain(|k| *k != FaultKind::Takeover);
+            }
             let mut n = Nemesis {
                 topology,
                 rng: StdRng::seed_from_u64(plan.seed),
@@ -191,11 +197,10 @@ impl Nemesis {
                 self.topology.failover(p)?;
                 self.topology.wait_promoted(p, SETTLE)?;
             }
-            FaultKind::Takeover if self.topology.can_take_over() => {
+            FaultKind::Takeover => {
                 self.topology.takeover(p)?;
                 self.topology.wait_promoted(p, SETTLE)?;
             }
-            FaultKind::Takeover => {}
             FaultKind::ClientKill => {
                 self.topology.kill_clients(p)?;
             }

@@ -241,7 +241,8 @@ impl Topology {
         }
     }
 
-    /// Whether [`Topology::takeover`] can be asked of this topology.
+    /// Whether [`Topology::takeover`] can be asked of this topology (not of
+    /// Sentinels: they would undo a switch they did not make).
     pub fn can_take_over(&self) -> bool {
         self.kind() == Kind::Cluster
     }

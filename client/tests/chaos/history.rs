@@ -60,6 +60,12 @@ pub struct Grant {
     /// Register writes under this grant: accepted, refused.
     pub accepted: u32,
     pub refused: u32,
+    /// What the release answered: `Some(true)` released, `Some(false)` the
+    /// lock was no longer this guard's, `None` it failed or timed out.
+    pub released: Option<bool>,
+    /// The release answered "not held" before the validity the guard
+    /// proved when it sent the release had run out.
+    pub gone_while_valid: bool,
 }
 
 /// A `lock()` call that did not end in a grant: `NotAcquired`, or hung.
@@ -98,10 +104,10 @@ pub struct Counts {
     pub errors: usize,
     /// Releases that found the lock no longer held by the guard.
     pub released_gone: usize,
-    /// Of those, the ones whose guard still proved validity when the
-    /// release was sent: the server had lost a lock its holder counted on
-    /// (a lost write: a grant or an extend that a failover dropped), with
-    /// or without a second holder to show it as an overlap.
+    /// Of those, the ones answered while the guard still proved validity
+    /// (as of the release's send): the server had lost a lock its holder
+    /// counted on (a lost write: a grant or an extend that a failover
+    /// dropped), with or without a second holder to show it as an overlap.
     pub released_gone_while_valid: usize,
     /// Releases that failed or timed out (the ttl frees the lock).
     pub release_errors: usize,
@@ -439,14 +445,20 @@ impl History {
     fn describe(&self, i: usize) -> String {
         let g = &self.grants[i];
         format!(
-            "worker {} key {} fence {}: sent {} granted {} ended {} ({}; {} writes accepted, {} refused)",
+            "worker {} key {} fence {}: sent {} granted {} ended {} ({}, release {}; {} writes accepted, {} refused)",
             g.worker,
             g.key,
             g.fence,
             self.at(g.sent),
             self.at(g.granted),
             self.at(g.ended),
-            if g.lost { "lost" } else { "released" },
+            if g.lost { "lost" } else { "held" },
+            match (g.released, g.gone_while_valid) {
+                (Some(true), _) => "released",
+                (Some(false), false) => "found it gone",
+                (Some(false), true) => "found it gone while valid",
+                (None, _) => "failed",
+            },
             g.accepted,
             g.refused,
         )
@@ -707,6 +719,8 @@ mod tests {
             lost: false,
             accepted: 1,
             refused: 0,
+            released: Some(true),
+            gone_while_valid: false,
         }
     }
 

@@ -133,10 +133,10 @@ pub async fn run(
         h.counts.register_accepted += grant.grant.accepted as usize;
         h.counts.register_refused += grant.grant.refused as usize;
         h.counts.register_errors += grant.errors;
-        let gone = grant.released == Some(false);
+        let gone = grant.grant.released == Some(false);
         h.counts.released_gone += usize::from(gone);
-        h.counts.released_gone_while_valid += usize::from(gone && !grant.grant.lost);
-        h.counts.release_errors += usize::from(grant.released.is_none());
+        h.counts.released_gone_while_valid += usize::from(grant.grant.gone_while_valid);
+        h.counts.release_errors += usize::from(grant.grant.released.is_none());
         h.grants.push(grant.grant);
     }
 }
@@ -145,9 +145,6 @@ pub async fn run(
 struct Held {
     grant: Grant,
     errors: usize,
-    /// The release's answer: `Some(true)` released, `Some(false)` no longer
-    /// held, `None` failed or timed out.
-    released: Option<bool>,
 }
 
 /// Holds `guard`: a few writes, then the release.
@@ -190,10 +187,15 @@ async fn hold(
         tokio::time::sleep(gap).await;
     }
     let release_sent = Instant::now();
+    let valid_until = release_sent + guard.valid_for();
     let released = match tokio::time::timeout(work.ttl + work.grace, guard.release()).await {
         Ok(Ok(held)) => Some(held),
         _ => None,
     };
+    // The server answered that the lock was not this guard's while the
+    // guard still proved it held: a lost grant or extend. A release that
+    // landed after that (a failover delayed it) proves nothing.
+    let gone_while_valid = released == Some(false) && Instant::now() < valid_until;
     done.cancel();
     let lost_end = tracker.await.expect("tracker task");
     // A guard whose release failed is dropped here: its watchdog stops and
@@ -215,9 +217,10 @@ async fn hold(
             lost,
             accepted,
             refused,
+            released,
+            gone_while_valid,
         },
         errors,
-        released,
     }
 }
 

@@ -70,6 +70,10 @@ fn assert_ran(r: &Report) {
         (h.counts.register_accepted, h.counts.register_refused),
         "{label}: the register's counts (accepted, refused) and the workers'"
     );
+    assert_eq!(
+        h.counts.register_errors, 0,
+        "{label}: writes to the register (never faulted) failed"
+    );
 }
 
 /// A durable run: every violation count 0, over failovers that really
@@ -219,7 +223,18 @@ async fn long_run() {
             configs.push(c);
         }
     }
-    let reports = join_all(configs.into_iter().map(scenario::run)).await;
+    // Each run in a task of its own: one whose servers failed (a panic)
+    // leaves the others' reports.
+    let labels: Vec<String> = configs.iter().map(Config::label).collect();
+    let tasks = configs.into_iter().map(|c| tokio::spawn(scenario::run(c)));
+    let mut reports = Vec::new();
+    let mut failed = Vec::new();
+    for (label, done) in labels.into_iter().zip(join_all(tasks).await) {
+        match done {
+            Ok(r) => reports.push(r),
+            Err(e) => failed.push(format!("{label}: {e}")),
+        }
+    }
     print(&reports);
     if std::env::var_os("BATON_CHAOS_TRACE").is_some() {
         // The timeline around each fault, to read a run by hand.
@@ -243,8 +258,12 @@ async fn long_run() {
         for r in &reports {
             text.push_str(&format!("\n<!-- {} -->\n", r.details(3).trim_end()));
         }
+        for f in &failed {
+            text.push_str(&format!("\n**Void run** {f}\n"));
+        }
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {path}: {e}"));
     }
+    assert!(failed.is_empty(), "runs whose servers failed: {failed:#?}");
     for r in reports.iter().filter(|r| r.config.durable) {
         assert_durable_clean(r);
     }

@@ -6,7 +6,8 @@
 //! the machine and the command into `docs/CHAOS.md` (between the
 //! `<!-- xtask chaos -->` markers) unless `--no-write`. The durable runs
 //! must show no violation: the command fails when one does, after writing
-//! the table.
+//! the table. The servers run in `target/chaos-tmp` (`TMPDIR`), out of
+//! reach of cleanups of `/tmp`.
 
 use std::path::Path;
 
@@ -131,6 +132,12 @@ pub fn run_chaos(o: Options) -> Result<()> {
     ));
     let report = target_dir().join("chaos-report.md");
     let _ = std::fs::remove_file(&report);
+    // The servers' dirs in a temp dir of the run's own: a cluster node
+    // whose dir goes (a cleanup of /tmp/baton-redis-* by anyone) cannot
+    // save nodes.conf and exits, which would void the run.
+    let tmp = target_dir().join("chaos-tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).with_context(|| format!("create {}", tmp.display()))?;
     let started = now_utc();
     let mut test = cargo(&[
         "test",
@@ -145,6 +152,7 @@ pub fn run_chaos(o: Options) -> Result<()> {
         "--nocapture",
     ]);
     test.env("BATON_MODULE", &module)
+        .env("TMPDIR", &tmp)
         .env("BATON_CHAOS_SECONDS", (o.minutes * 60).to_string())
         .env("BATON_CHAOS_MODES", o.modes)
         .env("BATON_CHAOS_BACKENDS", &o.backends)

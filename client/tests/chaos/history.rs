@@ -644,6 +644,9 @@ pub fn table(columns: &[Column<'_>]) -> String {
             )
         },
     );
+    row("releases failed or timed out", &|h, _| {
+        h.counts.release_errors.to_string()
+    });
     row("register writes accepted", &|h, _| {
         h.counts.register_accepted.to_string()
     });

@@ -235,17 +235,30 @@ pub async fn run(config: Config) -> Report {
         history.clone(),
         stopped,
     );
-    tokio::time::sleep(config.duration).await;
-    drop(stop_nemesis);
-    let topology = tokio::task::spawn_blocking(move || nemesis.join())
-        .await
-        .expect("join the nemesis")
-        .unwrap_or_else(|_| panic!("{label}: the nemesis panicked"));
-    let topology = match topology {
-        Ok(t) => t,
-        Err(e) => {
+    // The nemesis ends early only when the servers failed (a topology that
+    // did not settle): the run stops there, it would measure nothing.
+    let mut joined = tokio::task::spawn_blocking(move || nemesis.join());
+    let joined = tokio::select! {
+        _ = tokio::time::sleep(config.duration) => {
+            drop(stop_nemesis);
+            joined.await
+        }
+        early = &mut joined => early,
+    };
+    let topology = match joined.expect("join the nemesis") {
+        Ok(Ok(t)) => t,
+        failed => {
             stop.cancel();
-            panic!("{label}: the servers failed: {e}");
+            let h = history.lock().expect("history poisoned").clone();
+            let why = match failed {
+                Ok(Err(e)) => e,
+                _ => "the nemesis panicked".into(),
+            };
+            panic!(
+                "{label}: the servers failed after {:.0} s, the run is void: {why}\n{}",
+                start.elapsed().as_secs_f64(),
+                progress(&label, start, config.duration, &h)
+            );
         }
     };
     // The settled topology must serve again.

@@ -166,7 +166,8 @@ fn env_or(name: &str, default: &str) -> String {
 
 /// `cargo xtask chaos`: the runs `BATON_CHAOS_BACKENDS` (module, lua,
 /// both) x `BATON_CHAOS_MODES` (durable, non-durable, both) at once, for
-/// `BATON_CHAOS_SECONDS` each, seeded with `BATON_CHAOS_SEED`, with the
+/// `BATON_CHAOS_SECONDS` each, seeded with `BATON_CHAOS_SEED` (+0, +1, ...
+/// for the runs in that order), with the
 /// faults `BATON_CHAOS_FAULTS` (names, comma-separated; all by default,
 /// e.g. `kill,pause` to narrow a finding down; `BATON_CHAOS_TRACE` prints
 /// the timeline around each fault), on `BATON_CHAOS_TOPOLOGY` (cluster, or
@@ -212,7 +213,9 @@ async fn long_run() {
     for &backend in &backends {
         for &durable in &modes {
             let mut c = Config::new(backend, durable, Duration::from_secs(secs));
-            c.seed = seed;
+            // Seeds of their own: runs at the same time do not fault in
+            // lockstep.
+            c.seed = seed + configs.len() as u64;
             c.topology = topology;
             if let Some(w) = workers {
                 c.workers = w;
@@ -235,7 +238,9 @@ async fn long_run() {
             Err(e) => failed.push(format!("{label}: {e}")),
         }
     }
-    print(&reports);
+    if !reports.is_empty() {
+        print(&reports);
+    }
     if std::env::var_os("BATON_CHAOS_TRACE").is_some() {
         // The timeline around each fault, to read a run by hand.
         for r in &reports {
@@ -254,7 +259,11 @@ async fn long_run() {
         }
     }
     if let Ok(path) = std::env::var("BATON_CHAOS_REPORT") {
-        let mut text = Report::table(&reports);
+        let mut text = if reports.is_empty() {
+            String::new()
+        } else {
+            Report::table(&reports)
+        };
         for r in &reports {
             text.push_str(&format!("\n<!-- {} -->\n", r.details(3).trim_end()));
         }

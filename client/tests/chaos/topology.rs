@@ -23,6 +23,8 @@ use baton_tests::{wait_until, RedisCluster, RedisServer, SentinelGroup, ServerBu
 
 /// How long a probe may wait for a server.
 const PROBE: Duration = Duration::from_millis(800);
+/// How long a fault's command may take (a busy machine can be slow).
+const COMMAND: Duration = Duration::from_secs(5);
 
 /// Which topology a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,7 +232,7 @@ impl Topology {
             Topology::Cluster(_) => self.cluster_failover(primary, None),
             Topology::Sentinel(g) => {
                 let mut con = g.sentinels()[0]
-                    .quick_connection(PROBE)
+                    .quick_connection(COMMAND)
                     .map_err(|e| format!("connect to a Sentinel: {e}"))?;
                 redis::cmd("SENTINEL")
                     .arg("FAILOVER")
@@ -260,7 +262,7 @@ impl Topology {
             .ok_or("no replica")?;
         let mut con = self
             .server(replica)
-            .quick_connection(PROBE)
+            .quick_connection(COMMAND)
             .map_err(|e| format!("connect to the replica: {e}"))?;
         let mut cmd = redis::cmd("CLUSTER");
         cmd.arg("FAILOVER");
@@ -276,7 +278,7 @@ impl Topology {
     pub fn kill_clients(&self, server: usize) -> Result<u64, String> {
         let mut con = self
             .server(server)
-            .quick_connection(PROBE)
+            .quick_connection(COMMAND)
             .map_err(|e| format!("connect to the primary: {e}"))?;
         redis::cmd("CLIENT")
             .arg("KILL")
@@ -290,7 +292,7 @@ impl Topology {
     pub fn flush(&self, server: usize) -> Result<(), String> {
         let mut con = self
             .server(server)
-            .quick_connection(PROBE)
+            .quick_connection(COMMAND)
             .map_err(|e| format!("connect to the primary: {e}"))?;
         redis::cmd("FLUSHALL")
             .query(&mut con)

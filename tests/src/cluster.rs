@@ -90,7 +90,18 @@ impl RedisCluster {
     ///
     /// When it does not within the cluster's forming timeout.
     pub fn add_replica(&mut self, of: usize) -> &RedisServer {
-        let replica = RedisServer::builder().cluster(true).start();
+        self.add_replica_with(of, RedisServer::builder())
+    }
+
+    /// Like [`RedisCluster::add_replica`], the replica from `builder`
+    /// (cluster mode is switched on for it), e.g. one without the module
+    /// for a cluster started with [`RedisCluster::start_with`].
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisCluster::add_replica`].
+    pub fn add_replica_with(&mut self, of: usize, builder: ServerBuilder) -> &RedisServer {
+        let replica = builder.cluster(true).start();
         let primary = &self.nodes[of];
         let _: () = redis::cmd("CLUSTER")
             .arg("MEET")
@@ -149,6 +160,19 @@ impl RedisCluster {
     /// The nodes, in the order their slot ranges go.
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
+    }
+
+    /// The nodes, to kill, freeze or restart one. After a failover a node
+    /// may serve as a replica: the index says where it started, not its
+    /// role now.
+    pub fn nodes_mut(&mut self) -> &mut [RedisServer] {
+        &mut self.nodes
+    }
+
+    /// The replicas, to kill, freeze or restart one (after a failover one
+    /// may be a primary).
+    pub fn replicas_mut(&mut self) -> &mut [RedisServer] {
+        &mut self.replicas
     }
 
     /// `redis://127.0.0.1:PORT` of every node.

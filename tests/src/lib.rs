@@ -50,5 +50,5 @@ pub use poll::{assert_eventually, wait_until};
 pub use port::free_port;
 pub use replication::{promote, wait_for_sync};
 pub use sentinel::SentinelGroup;
-pub use server::{RedisServer, ServerBuilder};
+pub use server::{RedisServer, ServerBuilder, CLUSTER_NODE_TIMEOUT};
 pub use waiter::Waiter;

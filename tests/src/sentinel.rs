@@ -98,6 +98,12 @@ impl SentinelGroup {
         &self.sentinels
     }
 
+    /// The port of the primary as each Sentinel names it (`None` for one
+    /// that does not answer within a second), in Sentinel order.
+    pub fn primary_ports(&self) -> Vec<Option<u16>> {
+        self.sentinels.iter().map(primary_port_of).collect()
+    }
+
     /// The port of the primary as the first Sentinel that answers names it.
     pub fn primary_port(&self) -> Option<u16> {
         self.sentinels.iter().find_map(primary_port_of)
@@ -165,11 +171,7 @@ fn is_master(server: &RedisServer) -> bool {
 /// A connection that gives up after a second, to ask servers that may be
 /// frozen or dead.
 fn quick_connection(server: &RedisServer) -> redis::RedisResult<redis::Connection> {
-    let con = server
-        .client()
-        .get_connection_with_timeout(Duration::from_secs(1))?;
-    con.set_read_timeout(Some(Duration::from_secs(1)))?;
-    Ok(con)
+    server.quick_connection(Duration::from_secs(1))
 }
 
 /// `SENTINEL MASTER baton` as field -> value.

@@ -35,7 +35,11 @@ pub struct ServerBuilder {
     cluster: bool,
     sentinel: Option<Monitor>,
     config: Vec<(String, String)>,
+    node_timeout: Duration,
 }
+
+/// The default `--cluster-node-timeout` of cluster nodes.
+pub const CLUSTER_NODE_TIMEOUT: Duration = Duration::from_millis(5000);
 
 /// What a Sentinel watches: `sentinel monitor <name> 127.0.0.1 <port> <quorum>`.
 #[derive(Debug, Clone)]
@@ -64,6 +68,7 @@ impl Default for ServerBuilder {
             cluster: false,
             sentinel: None,
             config: Vec::new(),
+            node_timeout: CLUSTER_NODE_TIMEOUT,
         }
     }
 }
@@ -106,6 +111,15 @@ impl ServerBuilder {
     /// `cluster-enabled yes`, with a free cluster bus port of its own.
     pub fn cluster(mut self, on: bool) -> Self {
         self.cluster = on;
+        self
+    }
+
+    /// `--cluster-node-timeout` for a cluster node (default
+    /// [`CLUSTER_NODE_TIMEOUT`], whole milliseconds): how long a primary may
+    /// be unreachable before its replica fails it over. Shorter makes
+    /// failovers faster (the chaos checker uses 1 s).
+    pub fn cluster_node_timeout(mut self, timeout: Duration) -> Self {
+        self.node_timeout = timeout;
         self
     }
 
@@ -222,7 +236,7 @@ impl ServerBuilder {
                 "--cluster-config-file".into(),
                 "nodes.conf".into(),
                 "--cluster-node-timeout".into(),
-                "5000".into(),
+                self.node_timeout.as_millis().to_string(),
             ]);
         }
         self.push_config(&mut args);
@@ -363,6 +377,16 @@ impl RedisServer {
         con.set_read_timeout(Some(READ_TIMEOUT))
             .expect("set read timeout");
         con
+    }
+
+    /// A new sync connection that gives up after `timeout`, both to connect
+    /// and to read a reply: for asking a server that may be frozen or dead
+    /// (where [`RedisServer::connection`] would wait 30 s or panic).
+    pub fn quick_connection(&self, timeout: Duration) -> redis::RedisResult<redis::Connection> {
+        let con = self.client().get_connection_with_timeout(timeout)?;
+        con.set_read_timeout(Some(timeout))?;
+        con.set_write_timeout(Some(timeout))?;
+        Ok(con)
     }
 
     /// Clean restart on the same dir, port and config: SHUTDOWN (SAVE with

@@ -8,12 +8,15 @@
 //!   FIFO hand-offs, expiry, watchdog, lost signal), then a short
 //!   contended run against Redlock
 //! - `fuzz`   the server fuzz tests (arguments, RESTORE payloads), long
+//! - `chaos`  the chaos checker (`client/tests/chaos.rs`) for N minutes,
+//!   its summary table written to docs/CHAOS.md
 //! - `bench`  every benchmark: the module against raw Redis (throughput,
 //!   memory, expiry stall), then `baton-bench`; one report
 //! - `reply`  small readers for `LOCK.STATS` / `INFO` replies (bench)
 
 mod bench;
 mod cargo;
+mod chaos;
 mod demo;
 mod deps;
 mod fuzz;
@@ -33,6 +36,18 @@ commands:
   fuzz    the server fuzz tests for longer: random arguments at every LOCK
           command and mutated DUMP payloads at RESTORE, 200000 rounds each
           options: --rounds N
+  chaos   the Jepsen-style checker for N minutes per run: workers take
+          fenced locks on a Redis Cluster whose primary is killed, paused,
+          failed over; prints progress and the summary table, writes it to
+          docs/CHAOS.md; fails when a durable run shows a violation
+          options: --minutes N (required)
+                   --durable | --non-durable | --both (default both)
+                   --backend module|lua|both (both)  --seed S (1)
+                   --faults kill,pause,short-pause,failover,takeover,
+                            client-kill,replica-restart (all)
+                   --topology cluster|sentinel (cluster; sentinel needs the
+                            client's redis+sentinel:// support)
+                   --no-write (print the table only)
   bench   build in release, compare the module with raw Redis (throughput,
           memory, expiry stall), run baton-bench (workloads vs Redlock), and
           write docs/BENCHMARKS.md and docs/benchmarks.json
@@ -48,6 +63,7 @@ fn main() -> ExitCode {
         Some("test") if args.len() == 1 => test::run_all(),
         Some("demo") if args.len() == 1 => demo::run(),
         Some("fuzz") => fuzz::run_fuzz(&args[1..]),
+        Some("chaos") => chaos::Options::parse(&args[1..]).and_then(chaos::run_chaos),
         Some("bench") => bench::Options::parse(&args[1..]).and_then(bench::run),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");

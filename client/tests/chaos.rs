@@ -150,7 +150,6 @@ async fn flushall_under_the_holders_shows_as_overlapping_holds() {
 /// The same checker on a primary and two replicas under Sentinels, the
 /// client following `redis+sentinel://`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the client's redis+sentinel:// support (in progress)"]
 async fn sentinel_module_durable_acquire_has_no_violations() {
     let mut config = Config::new(Backend::Module, true, ci_duration());
     config.topology = topology::Kind::Sentinel;

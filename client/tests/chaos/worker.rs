@@ -74,7 +74,7 @@ pub async fn run(
             limit += timeout;
         }
         let sent = Instant::now();
-        let reply = tokio::time::timeout(limit, client.lock(key, opts)).await;
+        let reply = tokio::time::timeout(limit, client.lock(key, &opts)).await;
         let returned = Instant::now();
         let answered = reply.is_ok();
         let record = |f: &mut dyn FnMut(&mut History)| {
@@ -186,6 +186,11 @@ async fn hold(
         };
         tokio::time::sleep(gap).await;
     }
+    // The hold ends where the worker stops relying on it: at the release
+    // (or at its loss, if that came first).
+    done.cancel();
+    let lost_end = tracker.await.expect("tracker task");
+    let guard = Arc::into_inner(guard).expect("the tracker has ended");
     let release_sent = Instant::now();
     let valid_until = release_sent + guard.valid_for();
     let released = match tokio::time::timeout(work.ttl + work.grace, guard.release()).await {
@@ -196,15 +201,11 @@ async fn hold(
     // guard still proved it held: a lost grant or extend. A release that
     // landed after that (a failover delayed it) proves nothing.
     let gone_while_valid = released == Some(false) && Instant::now() < valid_until;
-    done.cancel();
-    let lost_end = tracker.await.expect("tracker task");
-    // A guard whose release failed is dropped here: its watchdog stops and
-    // a release goes out in the background.
-    drop(guard);
-    let (ended, lost) = if lost_end < release_sent {
-        (lost_end, true)
-    } else {
-        (release_sent, false)
+    // A guard whose release failed was dropped with the call: its watchdog
+    // stopped and a release went out in the background.
+    let (ended, lost) = match lost_end {
+        Some(lost_end) => (lost_end, true),
+        None => (release_sent, false),
     };
     Held {
         grant: Grant {
@@ -224,22 +225,25 @@ async fn hold(
     }
 }
 
-/// Follows `guard` until its loss (a release counts) or `done`: returns
-/// the end of its hold as the guard knew it, the earlier of when the loss
-/// (or `done`) was seen and the validity the guard proved last.
-async fn track(guard: Arc<LockGuard>, done: CancellationToken) -> Instant {
+/// Follows `guard` until its loss or `done` (the worker is about to
+/// release): for a loss, the end of the hold as the guard knew it (the
+/// earlier of when the loss was seen and the validity it proved last);
+/// `None` when `done` came while the guard still proved the lock held.
+async fn track(guard: Arc<LockGuard>, done: CancellationToken) -> Option<Instant> {
     let mut deadline = Instant::now() + guard.valid_for();
     let lost = guard.lost();
     tokio::pin!(lost);
     loop {
         tokio::select! {
-            _ = &mut lost => return Instant::now().min(deadline),
-            _ = done.cancelled() => return Instant::now().min(deadline),
+            _ = &mut lost => return Some(Instant::now().min(deadline)),
+            _ = done.cancelled() => {
+                return (Instant::now() >= deadline).then_some(deadline);
+            }
             _ = tokio::time::sleep(TRACK_EVERY) => {
                 let now = Instant::now();
                 let left = guard.valid_for();
                 if left.is_zero() {
-                    return now.min(deadline);
+                    return Some(now.min(deadline));
                 }
                 deadline = now + left;
             }

@@ -263,3 +263,80 @@ async fn waits_and_the_watchdog_follow_a_cluster_failover() {
     assert!(retried(5 * SECOND, || guard.extend(3 * SECOND)).await);
     assert!(guard.release().await.unwrap());
 }
+
+/// A cluster primary killed for good: once its replica took over, durable
+/// acquires and module waits on its slots go to the new primary, although
+/// the dead node never answers with a `MOVED` that would correct the
+/// client's slot table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn durable_acquires_and_waits_leave_a_primary_that_stays_down() {
+    let quick = || baton_tests::RedisServer::builder().cluster_node_timeout(SECOND);
+    let mut cluster = block_in_place(|| RedisCluster::start_with(3, quick));
+    block_in_place(|| {
+        cluster.add_replica_with(0, quick());
+        cluster.add_replica_with(0, quick());
+    });
+    let key = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| cluster.node_index_for(k.as_bytes()) == 0)
+        .expect("a key of node 0");
+    let client = Client::builder(cluster.urls()[1].clone())
+        .build()
+        .await
+        .unwrap();
+    // A second client for the wait, so that its slot table is still the
+    // old one when it waits.
+    let watcher = Client::builder(cluster.urls()[2].clone())
+        .build()
+        .await
+        .unwrap();
+    let durable = opts(3_000).durable(1, SECOND);
+    // Both clients' slot tables name node 0 for the key.
+    for c in [&client, &watcher] {
+        assert!(c
+            .lock(&key, &durable)
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap());
+    }
+
+    block_in_place(|| cluster.nodes_mut()[0].kill());
+    let promoted = block_in_place(|| {
+        let deadline = std::time::Instant::now() + 30 * SECOND;
+        loop {
+            let primary = cluster.replicas().iter().position(|r| {
+                baton_tests::replication::info_field(r, "replication", "role").as_deref()
+                    == Some("master")
+            });
+            if let Some(i) = primary {
+                break i;
+            }
+            assert!(std::time::Instant::now() < deadline, "no replica took over");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let other = 1 - promoted;
+    block_in_place(|| {
+        baton_tests::assert_eventually(20 * SECOND, "the other replica follows", || {
+            baton_tests::replication::info_field(
+                &cluster.replicas()[other],
+                "replication",
+                "master_link_status",
+            )
+            .as_deref()
+                == Some("up")
+        })
+    });
+
+    let guard = retried(10 * SECOND, || client.lock(&key, &durable)).await;
+    let waiter = queued_waiter(&watcher, &key, 30 * SECOND).await;
+    let fence = guard.fence();
+    assert!(guard.release().await.unwrap());
+    let (granted, _) = timeout(10 * SECOND, waiter)
+        .await
+        .expect("the waiter ended")
+        .unwrap();
+    assert!(granted.expect("granted on the new primary").fence() > fence);
+}

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use tokio::time::{timeout_at, Instant};
 
-use super::conns::{too_many_redirects, ClientName, Conn, Node, MAX_REDIRECTS};
+use super::conns::{too_many_redirects, ClientName, Conn, Node, FAILOVER_PAUSE, MAX_REDIRECTS};
 use super::{info_reply, pairs, sem_info_from_pairs, Conns, Granted, Kind, LockInfo};
 use super::{SemInfo, Stats};
 use crate::client::Runtime;
@@ -180,10 +180,6 @@ async fn kill_wait(node: &Node, name: &ClientName, key: &str) {
 /// gives up on the node (frozen, partitioned): the server itself answers at
 /// the deadline.
 const WAIT_GRACE: Duration = Duration::from_secs(1);
-
-/// The pause before a wait tries again after its node failed, so that a
-/// failover in progress can finish.
-const FAILOVER_RETRY: Duration = Duration::from_millis(100);
 
 impl ModuleBackend {
     /// The backend on `conns`, whose primaries were found to have the
@@ -355,7 +351,7 @@ impl ModuleBackend {
             return Err(error);
         }
         tracing::debug!(%key, ?node, %error, "the node of a wait failed; looking for its successor");
-        tokio::time::sleep_until((Instant::now() + FAILOVER_RETRY).min(deadline)).await;
+        tokio::time::sleep_until((Instant::now() + FAILOVER_PAUSE).min(deadline)).await;
         self.conns.failed(node).await;
         match self.conns.owner(key.as_bytes()).await {
             Ok(next) => Ok(next),

@@ -57,6 +57,10 @@ use crate::error::{Error, Result};
 /// How long opening a connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long to let a failover progress before the topology is asked again
+/// after a node failed.
+pub(crate) const FAILOVER_PAUSE: Duration = Duration::from_millis(100);
+
 /// Whether the client talks to one node or to a Redis Cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -269,6 +273,16 @@ impl Conns {
         }
     }
 
+    /// `node`, which served `key`, is down (`error`): after a short pause,
+    /// learns who serves `key` now (a dead node never redirects) and names
+    /// it.
+    async fn successor(&self, node: &Node, key: &[u8], error: &Error) -> Result<Node> {
+        tracing::debug!(key = %String::from_utf8_lossy(key), ?node, %error, "node down; looking for its successor");
+        tokio::time::sleep(FAILOVER_PAUSE).await;
+        self.failed(node).await;
+        self.owner(key).await
+    }
+
     /// Sends `cmd` to every primary (the seed alone for a single node) and
     /// returns each node's reply, keyed by its address.
     pub(crate) async fn on_primaries(&self, cmd: &redis::Cmd) -> Result<Vec<(String, Value)>> {
@@ -332,7 +346,15 @@ impl Conns {
             // A connection of the node's idle wait cache: WAIT blocks, and
             // opening a new connection per durable grant would cost more
             // than the WAIT itself.
-            let mut wait = node.wait_conn().await?;
+            let mut wait = match node.wait_conn().await {
+                Ok(wait) => wait,
+                Err(e) if e.is_unreachable() && self.follows_failover() => {
+                    node = self.successor(&node, key, &e).await?;
+                    asking = false;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             // One round trip: the EXTEND makes this connection's last write
             // the lock's, so the WAIT behind it covers the grant.
             let mut pipe = redis::pipe();
@@ -351,6 +373,13 @@ impl Conns {
                 Err(e) if wait.reused && is_connection_error(&e) => {
                     // It died while idle in the cache: try a new one.
                     node.clear_idle();
+                }
+                Err(e) if is_connection_error(&e) && self.follows_failover() => {
+                    // On the successor the EXTEND answers 0 unless the
+                    // grant reached it, so nothing unreplicated is
+                    // confirmed.
+                    node = self.successor(&node, key, &e.into()).await?;
+                    asking = false;
                 }
                 Err(e) => {
                     let r = self.redirect(key, &e).ok_or(e)?;

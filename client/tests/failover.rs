@@ -340,3 +340,77 @@ async fn durable_acquires_and_waits_leave_a_primary_that_stays_down() {
         .unwrap();
     assert!(granted.expect("granted on the new primary").fence() > fence);
 }
+
+/// After a `CLUSTER FAILOVER` the old primary, now a replica, answers a
+/// durable check (the EXTEND and `WAIT` pipelined) with `MOVED`: the check
+/// follows it to the new primary instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_durable_check_follows_a_moved_out_of_its_pipeline() {
+    let mut cluster = block_in_place(|| RedisCluster::start(1));
+    block_in_place(|| cluster.add_replica(0));
+    let client = Client::builder(cluster.urls()[0].clone())
+        .build()
+        .await
+        .unwrap();
+    let durable = opts(3_000).durable(1, SECOND);
+    // The client's slot table names node 0.
+    assert!(client
+        .lock("k", &durable)
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap());
+    let replica = &cluster.replicas()[0];
+    let _: () = redis::cmd("CLUSTER")
+        .arg("FAILOVER")
+        .query(&mut replica.connection())
+        .unwrap();
+    block_in_place(|| {
+        let role = |s| baton_tests::replication::info_field(s, "replication", "role");
+        baton_tests::assert_eventually(20 * SECOND, "the old primary follows", || {
+            role(replica).as_deref() == Some("master")
+                && role(&cluster.nodes()[0]).as_deref() == Some("slave")
+                && baton_tests::replication::info_field(
+                    &cluster.nodes()[0],
+                    "replication",
+                    "master_link_status",
+                )
+                .as_deref()
+                    == Some("up")
+        })
+    });
+    let guard = client
+        .lock("k", &durable)
+        .await
+        .expect("durable on the new primary");
+    assert!(guard.release().await.unwrap());
+}
+
+/// `SENTINEL FAILOVER`: the old primary lives on as a replica; the next
+/// durable acquire is granted and confirmed on the new primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_durable_check_leaves_a_demoted_sentinel_primary() {
+    let group = block_in_place(|| SentinelGroup::start(1));
+    let client = sentinel_client(&group, Backend::Module).await;
+    let durable = opts(3_000).durable(1, SECOND);
+    assert!(client
+        .lock("k", &durable)
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap());
+    let old = group.primary().port();
+    let _: () = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(baton_tests::sentinel::SERVICE)
+        .query(&mut group.sentinels()[0].connection())
+        .unwrap();
+    block_in_place(|| {
+        group.wait_for_new_primary(old);
+        wait_for_a_replica(&group);
+    });
+    let guard = retried(10 * SECOND, || client.lock("k", &durable)).await;
+    assert!(guard.release().await.unwrap());
+}

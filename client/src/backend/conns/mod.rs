@@ -43,7 +43,7 @@ pub(crate) mod sentinel;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::Value;
+use redis::{RedisError, Value};
 
 use cluster::{detect_cluster, SlotTable, SLOTS};
 pub(crate) use cluster::{key_slot, too_many_redirects, MAX_REDIRECTS};
@@ -56,6 +56,15 @@ use crate::error::{Error, Result};
 
 /// How long opening a connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The error of the first failed command of a pipeline (its failure holds
+/// one per command, and only a single one names a redirect), or `e` itself.
+fn first_failure(e: &RedisError) -> RedisError {
+    e.clone()
+        .into_server_errors()
+        .and_then(|errors| errors.first().map(|(_, first)| first.clone().into()))
+        .unwrap_or_else(|| e.clone())
+}
 
 /// How long to let a failover progress before the topology is asked again
 /// after a node failed.
@@ -382,7 +391,7 @@ impl Conns {
                     asking = false;
                 }
                 Err(e) => {
-                    let r = self.redirect(key, &e).ok_or(e)?;
+                    let r = self.redirect(key, &first_failure(&e)).ok_or(e)?;
                     (node, asking) = (r.node, r.asking);
                 }
             }

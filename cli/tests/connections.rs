@@ -5,11 +5,8 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use baton_cli::exit;
-use baton_tests::{free_port, RedisCluster, RedisServer, SentinelGroup};
+use baton_tests::{RedisCluster, RedisServer, SentinelGroup};
 use common::*;
 use serde_json::Value;
 
@@ -124,23 +121,18 @@ fn the_lua_backend_runs_locks_too() {
     assert_eq!(v["held"], false, "released: {v}");
 }
 
-/// `rediss://`: a server with TLS only on its TLS port, a certificate for
-/// 127.0.0.1 from a test CA, and baton trusting that CA.
+/// `rediss://`: a server with TLS on its TLS port, a certificate for
+/// 127.0.0.1 from a test CA (the harness makes both), and baton trusting
+/// that CA.
 #[test]
 fn rediss_urls_speak_tls() {
-    let (dir, path) = scratch();
-    make_certificates(dir.path());
-    let tls_port = free_port();
-    let server = RedisServer::builder()
-        .config("tls-port", &tls_port.to_string())
-        .config("tls-cert-file", path("server.crt").to_str().unwrap())
-        .config("tls-key-file", path("server.key").to_str().unwrap())
-        .config("tls-ca-cert-file", path("ca.crt").to_str().unwrap())
-        .config("tls-auth-clients", "no")
-        .start();
-    let url = format!("rediss://127.0.0.1:{tls_port}");
+    let server = RedisServer::builder().tls().start();
+    let url = server.tls_url();
     let mut cmd = baton(&url, &["lock", "k", "--no-wait", "--", "true"]);
-    let out = cmd.env("SSL_CERT_FILE", path("ca.crt")).output().unwrap();
+    let out = cmd
+        .env("SSL_CERT_FILE", &server.certificates().ca)
+        .output()
+        .unwrap();
     assert_eq!(code(out.status), 0, "{}", show(&out));
     assert_eq!(
         baton_tests::lock::stats(&mut server.connection())["grants"],
@@ -160,67 +152,4 @@ fn rediss_urls_speak_tls() {
         err.contains(&url) && err.contains("certificate") && err.contains("SSL_CERT_FILE"),
         "names the URL, the cause and the remedy: {err}"
     );
-}
-
-/// A CA and a certificate for 127.0.0.1 signed by it, with `openssl`.
-fn make_certificates(dir: &Path) {
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let steps: [Vec<&str>; 3] = [
-        [
-            &["req", "-x509"][..],
-            &ec,
-            &["-keyout", "ca.key", "-out", "ca.crt", "-days", "2"],
-            &["-subj", "/CN=baton test CA"],
-        ]
-        .concat(),
-        [
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        ]
-        .concat(),
-        vec![
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-    ];
-    for args in steps {
-        let out = Command::new("openssl")
-            .args(&args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl is needed to make the test's certificates");
-        assert!(out.status.success(), "openssl {args:?}: {}", show(&out));
-    }
 }

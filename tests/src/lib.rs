@@ -11,8 +11,10 @@
 //! - [`paths`]: where the module and `redis-server` are ([`module_path()`],
 //!   [`redis_server_bin`]).
 //! - [`server`]: [`RedisServer`], one child process on a free loopback port in
-//!   a temp dir, killed in `Drop`; [`ServerBuilder`] for persistence, replicas
-//!   and extra config; clean and crash restarts.
+//!   a temp dir, killed in `Drop`; [`ServerBuilder`] for persistence, replicas,
+//!   TLS, `requirepass` and extra config; ACL users; clean and crash restarts.
+//! - [`tls`]: [`Certificates`], a CA and a server certificate made with
+//!   `openssl` at test time.
 //! - [`replication`]: wait for a replica to catch up, promote it.
 //! - [`cluster`]: [`RedisCluster`], n primaries with every slot assigned,
 //!   and replicas added to them.
@@ -41,6 +43,7 @@ pub mod replication;
 pub mod resp;
 pub mod sentinel;
 pub mod server;
+pub mod tls;
 pub mod waiter;
 
 pub use cluster::RedisCluster;
@@ -51,4 +54,5 @@ pub use port::free_port;
 pub use replication::{promote, wait_for_sync};
 pub use sentinel::SentinelGroup;
 pub use server::{RedisServer, ServerBuilder, CLUSTER_NODE_TIMEOUT};
+pub use tls::Certificates;
 pub use waiter::Waiter;

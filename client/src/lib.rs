@@ -120,3 +120,9 @@ pub use guard::{LockGuard, SemGuard};
 pub use options::{Durable, LockOptions, DEFAULT_WAIT, MAX_DURATION};
 pub use semaphore::{ReadGuard, RwLock, Semaphore, WriteGuard, RW_LIMIT};
 pub use watchdog::MIN_PERIOD;
+
+/// The README's Rust examples, compiled as doctests so that they keep up
+/// with the API.
+#[cfg(all(doctest, feature = "bus"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;

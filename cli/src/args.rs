@@ -37,6 +37,12 @@ a process group of its own, with these in its environment:
   BATON_KEY    the lock's key
   BATON_FENCE  the grant's fencing token: pass it to what CMD writes to,
                and have that refuse writes with a smaller fence
+  BATON_TOKEN  the token the grant is held under, for a CMD that extends
+               or releases it itself (LOCK.EXTEND KEY TOKEN MS on the module)
+
+With --limit N, KEY names a semaphore of N permits instead of a lock: up
+to N permits' worth of runs go at once (--permits P takes P of them), each
+with a fence of its own.
 
 If the lock is lost (it expired while Redis was unreachable, or someone ran
 `baton release --force`), CMD's process group gets SIGTERM, then SIGKILL
@@ -56,6 +62,9 @@ Examples:
 
   # Wait at most 10s; give CMD 30s to stop if the lock is lost
   baton lock orders:42 --wait 10s --kill-after 30s -- ./migrate.sh
+
+  # At most 3 builds at once on the build farm
+  baton lock builds --limit 3 -- make release
 
   # A shell snippet under the lock
   baton lock deploy -- sh -c 'echo \"deploying with fence $BATON_FENCE\"; make deploy'
@@ -183,6 +192,15 @@ pub struct LockArgs {
     /// Do not wait: exit 75 at once if the lock is held.
     #[arg(long)]
     pub no_wait: bool,
+
+    /// Take permits of a semaphore of N permits named KEY instead of the
+    /// lock: runs holding up to N permits in all go at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
+
+    /// With --limit: the permits this run takes (default 1).
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u32).range(1..))]
+    pub permits: Option<u32>,
 
     /// After the lock is lost, how long CMD has between SIGTERM and SIGKILL.
     #[arg(long, default_value = "10s", value_parser = duration::grace, value_name = "DURATION")]

@@ -335,6 +335,14 @@ macro_rules! guard_api {
                 self.hold.fence()
             }
 
+            #[doc = concat!("The token this ", $what, " is held under: what `LOCK.EXTEND` and")]
+            /// `LOCK.RELEASE` (`SEM.*` for a lease) name it by, for a
+            /// process of yours that extends or releases it itself. Keep it
+            /// as secret as the grant: whoever has it can release it.
+            pub fn token(&self) -> &str {
+                self.hold.token()
+            }
+
             #[doc = concat!("Resolves when the ", $what, " can no longer be proven held: an")]
             /// extend was refused (expired, force-released), the server
             /// could not be reached before the ttl ran out, the guard was

@@ -3,12 +3,14 @@
 //! when CMD ends, and exits with CMD's status or baton's own code.
 //!
 //! - [`child`]: CMD in a process group of its own.
+//! - [`held`]: the lock, or with `--limit` a semaphore lease.
 
 mod child;
+mod held;
 
 use std::time::Duration;
 
-use baton_client::{Client, Error, LockGuard, LockOptions};
+use baton_client::{Client, Error, LockOptions};
 use rustix::process::Signal;
 use tokio::time::{sleep_until, Instant};
 
@@ -18,6 +20,7 @@ use crate::duration::{self, show};
 use crate::exit::{self, Failure};
 use crate::signals::Signals;
 use child::{status_code, Cmd};
+use held::Held;
 
 /// Runs the command.
 pub(crate) async fn run(conn: &Conn, args: &LockArgs) -> Result<u8, Failure> {
@@ -27,8 +30,18 @@ pub(crate) async fn run(conn: &Conn, args: &LockArgs) -> Result<u8, Failure> {
         client = connect(conn) => client?,
         sig = signals.recv() => return Ok(exit::signaled(sig.as_raw())),
     };
+    let usage = |why: String| Failure::new(exit::USAGE, why);
+    let permits = match (args.limit, args.permits) {
+        (Some(limit), Some(permits)) if permits > limit => {
+            return Err(usage(format!(
+                "--permits {permits} is more than --limit {limit}"
+            )))
+        }
+        (None, Some(_)) => return Err(usage("--permits needs --limit".into())),
+        (_, permits) => permits.unwrap_or(1),
+    };
     let guard = tokio::select! {
-        guard = acquire(&client, args) => guard.map_err(|e| refused(conn, args, e))?,
+        guard = acquire(&client, args, permits) => guard.map_err(|e| refused(conn, args, e))?,
         sig = signals.recv() => {
             // The dropped wait left the queue; a grant that raced with it
             // is being released in the background.
@@ -39,6 +52,7 @@ pub(crate) async fn run(conn: &Conn, args: &LockArgs) -> Result<u8, Failure> {
     let env = [
         ("BATON_KEY", args.key.clone()),
         ("BATON_FENCE", guard.fence().to_string()),
+        ("BATON_TOKEN", guard.token().to_string()),
     ];
     let mut cmd = match Cmd::spawn(&args.command, &env) {
         Ok(cmd) => cmd,
@@ -51,18 +65,26 @@ pub(crate) async fn run(conn: &Conn, args: &LockArgs) -> Result<u8, Failure> {
     finish(conn, args, guard, ended).await
 }
 
-/// Takes the lock: once (`--no-wait`), waiting up to `--wait`, or waiting
-/// until it is free.
-async fn acquire(client: &Client, args: &LockArgs) -> baton_client::Result<LockGuard> {
-    let opts = LockOptions::new().ttl(args.ttl);
+/// Takes the lock (or `permits` of the `--limit` semaphore): once
+/// (`--no-wait`), waiting up to `--wait`, or waiting until it is free.
+async fn acquire(client: &Client, args: &LockArgs, permits: u32) -> baton_client::Result<Held> {
+    let once = |wait: Duration| {
+        let opts = LockOptions::new().ttl(args.ttl).wait(wait);
+        async move {
+            match args.limit {
+                Some(limit) => {
+                    let sem = client.semaphore(&args.key, limit);
+                    sem.acquire(permits, &opts).await.map(Held::Lease)
+                }
+                None => client.lock(&args.key, &opts).await.map(Held::Lock),
+            }
+        }
+    };
     match (args.no_wait, args.wait) {
-        (true, _) => client.lock(&args.key, &opts.wait(Duration::ZERO)).await,
-        (false, Some(wait)) => client.lock(&args.key, &opts.wait(wait)).await,
+        (true, _) => once(Duration::ZERO).await,
+        (false, Some(wait)) => once(wait).await,
         (false, None) => loop {
-            match client
-                .lock(&args.key, &opts.clone().wait(duration::MAX))
-                .await
-            {
+            match once(duration::MAX).await {
                 Err(Error::NotAcquired { .. }) => continue,
                 other => break other,
             }
@@ -98,12 +120,7 @@ struct Ended {
 
 /// Waits for CMD, passing baton's signals on to its group; when the lock
 /// is lost, sends the group SIGTERM and, `grace` later, SIGKILL.
-async fn supervise(
-    cmd: &mut Cmd,
-    guard: &LockGuard,
-    signals: &mut Signals,
-    grace: Duration,
-) -> Ended {
+async fn supervise(cmd: &mut Cmd, guard: &Held, signals: &mut Signals, grace: Duration) -> Ended {
     let mut stopping: Option<Instant> = None;
     let mut killed = false;
     let status = loop {
@@ -143,12 +160,7 @@ async fn supervise(
 }
 
 /// Releases the lock and picks the exit status.
-async fn finish(
-    conn: &Conn,
-    args: &LockArgs,
-    guard: LockGuard,
-    ended: Ended,
-) -> Result<u8, Failure> {
+async fn finish(conn: &Conn, args: &LockArgs, guard: Held, ended: Ended) -> Result<u8, Failure> {
     let lost = ended.lost || guard.is_lost();
     let released = guard.release().await;
     let status = ended

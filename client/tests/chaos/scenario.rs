@@ -26,8 +26,12 @@ pub struct Config {
     pub topology: Kind,
     pub backend: Backend,
     pub durable: bool,
-    /// How long the nemesis runs.
+    /// How long the nemesis runs at least.
     pub duration: Duration,
+    /// Faults the nemesis does at least: past `duration` it goes on until
+    /// it has done these many (a loaded machine settles slowly), but no
+    /// longer than three times `duration`.
+    pub min_faults: usize,
     pub workers: usize,
     pub keys: usize,
     pub ttl: Duration,
@@ -49,6 +53,7 @@ impl Config {
             backend,
             durable,
             duration,
+            min_faults: 4,
             workers: 6,
             keys: 3,
             ttl: Duration::from_millis(1500),
@@ -238,8 +243,21 @@ pub async fn run(config: Config) -> Report {
     // The nemesis ends early only when the servers failed (a topology that
     // did not settle): the run stops there, it would measure nothing.
     let mut joined = tokio::task::spawn_blocking(move || nemesis.join());
+    let enough = {
+        let history = history.clone();
+        let (min, least) = (config.min_faults, config.duration);
+        async move {
+            tokio::time::sleep(least).await;
+            let deadline = tokio::time::Instant::now() + least * 2;
+            while history.lock().expect("history poisoned").faults.len() < min
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
     let joined = tokio::select! {
-        _ = tokio::time::sleep(config.duration) => {
+        () = enough => {
             drop(stop_nemesis);
             joined.await
         }

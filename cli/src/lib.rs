@@ -53,8 +53,6 @@ pub fn main() -> ExitCode {
         }
     };
     logging::init();
-    #[cfg(feature = "tls")]
-    let _ = rustls::crypto::ring::default_provider().install_default();
     // One thread: CMD's parent-death signal is tied to the thread that
     // spawned it, which must live as long as baton.
     let runtime = match tokio::runtime::Builder::new_current_thread()

@@ -12,7 +12,7 @@ use crate::backend::{lua::LuaBackend, memory::MemoryBackend, module, module::Mod
 use crate::backend::{Backend, BackendKind, Conns, Imp, Kind, LockInfo, Mode, Stats};
 #[cfg(feature = "bus")]
 use crate::bus::Bus;
-use crate::error::{validate_key, Error, Result};
+use crate::error::{redact_url, validate_key, Error, Result};
 use crate::guard::{Hold, LockGuard};
 use crate::options::{Durable, LockOptions};
 use crate::semaphore::{RwLock, Semaphore};
@@ -92,11 +92,26 @@ pub struct Client {
 }
 
 /// Builds a [`Client`]; see [`Client::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientBuilder {
     url: String,
     backend: Backend,
     mode: Mode,
+    /// CA certificates (PEM) to trust for `rediss://` instead of the
+    /// system's roots.
+    tls_ca: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password: builders end up in logs and panics.
+        f.debug_struct("ClientBuilder")
+            .field("url", &redact_url(&self.url))
+            .field("backend", &self.backend)
+            .field("mode", &self.mode)
+            .field("tls_ca", &self.tls_ca.as_ref().map(|_| "<PEM>"))
+            .finish()
+    }
 }
 
 impl ClientBuilder {
@@ -113,6 +128,29 @@ impl ClientBuilder {
     /// serves each lock, and server-side waits connect to that node.
     pub fn cluster(mut self, on: bool) -> Self {
         self.mode = if on { Mode::Cluster } else { Mode::Single };
+        self
+    }
+
+    /// Trusts the CA certificates in `pem` (one or more, PEM) for a
+    /// `rediss://` URL instead of the system's roots: for managed Redis or
+    /// servers with a private CA. Every connection of the client checks the
+    /// server's certificate against them, and its name against the URL's
+    /// host. Without it the system's roots are used (and `SSL_CERT_FILE`,
+    /// when set). Needs the `tls` feature.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = baton_client::Client::builder("rediss://:password@redis.internal:6380")
+    ///     .tls_ca(std::fs::read("/etc/redis/ca.pem")?)
+    ///     .build()
+    ///     .await?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_ca(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_ca = Some(pem.into());
         self
     }
 
@@ -133,7 +171,7 @@ impl ClientBuilder {
             Backend::Lua => false,
             Backend::Module | Backend::Auto => true,
         };
-        let conns = Conns::connect(&self.url, self.mode).await?;
+        let conns = Conns::connect(&self.url, self.mode, self.tls_ca.as_deref()).await?;
         // Asked once: a second answer could differ (a failover in between).
         let has_module = wants_module && module::has_module(&conns).await?;
         let imp = if has_module {
@@ -165,6 +203,7 @@ impl Client {
             url: url.into(),
             backend: Backend::Auto,
             mode: Mode::Detect,
+            tls_ca: None,
         }
     }
 

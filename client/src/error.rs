@@ -110,17 +110,91 @@ pub enum Error {
         /// The codec's error.
         source: crate::bus::CodecError,
     },
+    /// The server refused the command because the Redis (ACL) user may not
+    /// run it, or may not touch its key or channel (`NOPERM`, also from a
+    /// command inside a Lua script). The text is the server's (it names the
+    /// command where the server does). Nothing was changed. The README's
+    /// "Managed Redis and security" section lists what each kind of user
+    /// needs.
+    #[error("the Redis user is not permitted to do this: {0}")]
+    NoPermission(String),
+    /// A TLS connection could not be set up because the server's
+    /// certificate was refused: not signed by a CA this client trusts (see
+    /// [`ClientBuilder::tls_ca`](crate::ClientBuilder::tls_ca)), not for
+    /// the host in the URL, or expired. The text says which.
+    /// [`Error::is_unreachable`] is true for it.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Redis replied with an error or the connection failed.
     #[error(transparent)]
-    Redis(#[from] redis::RedisError),
+    Redis(redis::RedisError),
+}
+
+impl From<redis::RedisError> for Error {
+    /// A refusal for the user's permissions becomes
+    /// [`Error::NoPermission`], a refused certificate [`Error::Tls`]; any
+    /// other error stays [`Error::Redis`].
+    fn from(e: redis::RedisError) -> Self {
+        if let Some(text) = no_permission(&e) {
+            return Self::NoPermission(text);
+        }
+        if let Some(text) = tls_refusal(&e) {
+            return Self::Tls(text);
+        }
+        Self::Redis(e)
+    }
+}
+
+/// The server's text of an ACL refusal: `NOPERM ...` (Redis 7, Valkey),
+/// or a refusal of a command inside a script, which Redis 7.0 words as
+/// `ERR The user executing the script can't ...` and Valkey as `ERR ACL
+/// failure in script: ...`.
+fn no_permission(e: &redis::RedisError) -> Option<String> {
+    let detail = e.detail().unwrap_or_default();
+    match e.code()? {
+        "NOPERM" => Some(detail.to_owned()),
+        "ERR"
+            if detail.starts_with("The user executing the script can't")
+                || detail.starts_with("ACL failure in script") =>
+        {
+            Some(detail.to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// rustls's refusal of the server's certificate (`invalid peer
+/// certificate: ...`), with what it means for the caller.
+fn tls_refusal(e: &redis::RedisError) -> Option<String> {
+    if !e.is_io_error() {
+        return None;
+    }
+    let text = e.to_string();
+    if !text.contains("invalid peer certificate") {
+        return None;
+    }
+    let meaning = if text.contains("UnknownIssuer") {
+        "it is not signed by a CA this client trusts: give the server's CA with \
+         ClientBuilder::tls_ca (or SSL_CERT_FILE)"
+    } else if text.contains("not valid for name") || text.contains("NotValidForName") {
+        "it does not name the host in the URL: connect by a name it has"
+    } else if text.contains("Expired") || text.contains("expired") {
+        "it has expired"
+    } else {
+        "see the cause"
+    };
+    Some(format!(
+        "the server's certificate was refused ({text}): {meaning}"
+    ))
 }
 
 impl Error {
     /// True for errors that say the server could not be reached (pool,
-    /// connection, timeout), as opposed to a reply.
+    /// connection, timeout, a refused TLS certificate), as opposed to a
+    /// reply.
     pub fn is_unreachable(&self) -> bool {
         match self {
-            Self::Pool(_) => true,
+            Self::Pool(_) | Self::Tls(_) => true,
             Self::Redis(e) => {
                 e.is_io_error()
                     || e.is_timeout()
@@ -135,7 +209,7 @@ impl Error {
 impl From<deadpool_redis::PoolError> for Error {
     fn from(e: deadpool_redis::PoolError) -> Self {
         match e {
-            deadpool_redis::PoolError::Backend(e) => Self::Redis(e),
+            deadpool_redis::PoolError::Backend(e) => Self::from(e),
             other => Self::Pool(other),
         }
     }
@@ -157,4 +231,24 @@ pub(crate) fn validate_key(key: &str) -> Result<()> {
         key: key.to_owned(),
         reason,
     })
+}
+
+/// `url` with its password, if any, shown as `***`: for messages and
+/// `Debug`, which must never show a secret. Works on
+/// `scheme://[user[:password]@]hosts[/rest]` (also `redis+sentinel://`,
+/// whose hosts are a list); anything else is shown as `***` whole, since
+/// where a password would be cannot be told.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, after)) = url.split_once("://") else {
+        return "***".into();
+    };
+    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let (authority, rest) = after.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((creds, hosts)) => {
+            let user = creds.split_once(':').map_or("", |(user, _)| user);
+            format!("{scheme}://{user}:***@{hosts}{rest}")
+        }
+        None => url.to_owned(),
+    }
 }

@@ -25,6 +25,12 @@
 //! (`cluster_enabled:1`) on the seed by default. A `redis+sentinel://` URL
 //! finds the primary through Sentinel instead and follows its promotions.
 //!
+//! TLS (`rediss://`, the `tls` feature): every connection (pool, waits,
+//! pub/sub, the bus's readers, other cluster nodes) is opened from the
+//! seed's settings, so all of them trust the CA given to the builder
+//! ([`open_client`]), or the system's roots (and `SSL_CERT_FILE`) when none
+//! was given.
+//!
 //! # Layout
 //!
 //! - this file: [`Conns`], what the backends use;
@@ -48,7 +54,7 @@ use redis::{RedisError, Value};
 use cluster::{detect_cluster, SlotTable, SLOTS};
 pub(crate) use cluster::{key_slot, too_many_redirects, MAX_REDIRECTS};
 pub(crate) use node::{ClientName, Node};
-use pool::{build_pool, watch_errors, NoPing, Pool, Pooled};
+use pool::{build_pool, watch_errors, ClusterManager, NoPing, Pool, Pooled};
 pub(crate) use pool::{is_connection_error, Conn};
 use sentinel::{Sentinel, SentinelManager, SentinelUrl};
 
@@ -69,6 +75,50 @@ fn first_failure(e: &RedisError) -> RedisError {
 /// How long to let a failover progress before the topology is asked again
 /// after a node failed.
 pub(crate) const FAILOVER_PAUSE: Duration = Duration::from_millis(100);
+
+/// A client for `url`, trusting the CA certificates in `ca` (PEM) instead
+/// of the system's roots when given (only `rediss://` URLs take one).
+pub(crate) fn open_client(url: &str, ca: Option<&[u8]>) -> Result<redis::Client> {
+    #[cfg(feature = "tls")]
+    if url.starts_with("rediss:") || ca.is_some() {
+        crypto_provider();
+    }
+    let Some(ca) = ca else {
+        return Ok(redis::Client::open(url)?);
+    };
+    #[cfg(feature = "tls")]
+    {
+        if !url.starts_with("rediss:") {
+            return Err(Error::InvalidOptions(
+                "a TLS CA was given for a URL without TLS: use rediss://".into(),
+            ));
+        }
+        let certs = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca.to_vec()),
+        };
+        Ok(redis::Client::build_with_tls(url, certs)?)
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = ca;
+        Err(Error::InvalidOptions(
+            "a TLS CA needs the `tls` feature of baton-client".into(),
+        ))
+    }
+}
+
+/// rustls needs a process-wide crypto provider, and the `redis` crate
+/// builds it with none enabled (so that applications choose): without one
+/// every TLS connect panics. Installs ring's unless the application
+/// installed another first.
+#[cfg(feature = "tls")]
+fn crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err: another thread installed one meanwhile, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
 
 /// Whether the client talks to one node or to a Redis Cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,15 +161,21 @@ impl std::fmt::Debug for Conns {
 }
 
 impl Conns {
-    /// Connections to one node (no cluster detection).
+    /// Connections to one node (no cluster detection), for `Bus::connect`.
+    #[cfg(any(feature = "bus", test))]
     pub(crate) fn new(url: &str) -> Result<Self> {
-        let client = redis::Client::open(url)?;
+        Self::single(open_client(url, None)?)
+    }
+
+    /// Connections to the one node of `client`.
+    fn single(client: redis::Client) -> Result<Self> {
         let manager = NoPing {
-            manager: deadpool_redis::Manager::new(url)?,
+            // Its settings: TLS and the CA included.
+            manager: deadpool_redis::Manager::new(client.get_connection_info().clone())?,
             follows_primary: false,
         };
         let pool = build_pool(manager)
-            .map_err(|e| Error::InvalidOptions(format!("cannot build pool for {url:?}: {e}")))?;
+            .map_err(|e| Error::InvalidOptions(format!("cannot build the connection pool: {e}")))?;
         Ok(Self {
             pool: Pool::Single(pool),
             seed: Node::new(client.clone()),
@@ -152,31 +208,38 @@ impl Conns {
 
     /// Connections for `mode`: one node, a Redis Cluster discovered from
     /// the seed `url` (whose slot table is read at once), or with a
-    /// `redis+sentinel://` URL the primary the Sentinels name.
-    pub(crate) async fn connect(url: &str, mode: Mode) -> Result<Self> {
+    /// `redis+sentinel://` URL the primary the Sentinels name. `ca`: the CA
+    /// certificates (PEM) to trust for TLS, see [`open_client`].
+    pub(crate) async fn connect(url: &str, mode: Mode, ca: Option<&[u8]>) -> Result<Self> {
         if let Some(sentinel) = SentinelUrl::parse(url) {
             if mode == Mode::Cluster {
                 return Err(Error::InvalidOptions(
                     "a redis+sentinel:// URL names one primary, not a cluster".into(),
                 ));
             }
+            if ca.is_some() {
+                // Its data nodes are reached as redis:// (no TLS).
+                return Err(Error::InvalidOptions(
+                    "a TLS CA was given, but redis+sentinel:// URLs have no TLS".into(),
+                ));
+            }
             return Self::sentinel(&sentinel?).await;
         }
-        let client = redis::Client::open(url)?;
+        let client = open_client(url, ca)?;
         let cluster = match mode {
             Mode::Single => false,
             Mode::Cluster => true,
             Mode::Detect => detect_cluster(&client).await?,
         };
         if !cluster {
-            return Self::new(url);
+            return Self::single(client);
         }
         let manager = NoPing {
-            manager: deadpool_redis::cluster::Manager::new(vec![url], false)?,
+            manager: ClusterManager::new(client.get_connection_info().clone(), ca)?,
             follows_primary: false,
         };
         let pool = build_pool(manager).map_err(|e| {
-            Error::InvalidOptions(format!("cannot build cluster pool for {url:?}: {e}"))
+            Error::InvalidOptions(format!("cannot build the cluster connection pool: {e}"))
         })?;
         let conns = Self {
             pool: Pool::Cluster(pool),

@@ -84,7 +84,47 @@ fn note(broken: &AtomicBool, follows_primary: bool, e: &RedisError) {
 
 pub(super) type SinglePool = managed::Pool<NoPing<deadpool_redis::Manager>>;
 pub(super) type SentinelPool = managed::Pool<NoPing<SentinelManager>>;
-pub(super) type ClusterPool = managed::Pool<NoPing<deadpool_redis::cluster::Manager>>;
+pub(super) type ClusterPool = managed::Pool<NoPing<ClusterManager>>;
+
+/// Opens cluster connections from the seed's settings (user, password,
+/// TLS) and, unlike deadpool-redis's cluster manager, with the CA given to
+/// the builder: `ClusterClientBuilder::certs` is the only way to hand one
+/// to the cluster client. Recycling is [`NoPing`]'s.
+pub(super) struct ClusterManager(redis::cluster::ClusterClient);
+
+impl ClusterManager {
+    pub(super) fn new(seed: redis::ConnectionInfo, ca: Option<&[u8]>) -> redis::RedisResult<Self> {
+        #[allow(unused_mut)]
+        let mut builder = redis::cluster::ClusterClientBuilder::new(vec![seed]);
+        #[cfg(feature = "tls")]
+        if let Some(ca) = ca {
+            builder = builder.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.to_vec()),
+            });
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = ca;
+        Ok(Self(builder.build()?))
+    }
+}
+
+impl managed::Manager for ClusterManager {
+    type Type = redis::cluster_async::ClusterConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> std::result::Result<Self::Type, Self::Error> {
+        self.0.get_async_connection().await
+    }
+
+    async fn recycle(
+        &self,
+        _: &mut Self::Type,
+        _: &managed::Metrics,
+    ) -> managed::RecycleResult<Self::Error> {
+        Ok(())
+    }
+}
 
 #[derive(Clone)]
 pub(super) enum Pool {

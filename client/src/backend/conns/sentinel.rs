@@ -49,8 +49,9 @@ impl SentinelUrl {
         let rest = url.strip_prefix(SCHEME)?;
         Some(Self::parse_rest(rest).ok_or_else(|| {
             Error::InvalidOptions(format!(
-                "bad Sentinel URL {url:?}: expected \
-                 redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]"
+                "bad Sentinel URL {:?}: expected \
+                 redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]",
+                crate::error::redact_url(url)
             ))
         }))
     }

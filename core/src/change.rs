@@ -190,6 +190,19 @@ impl<W> Change<'_, W> {
         }
     }
 
+    /// [`Change::release`], or when `token` does not hold the lock but is
+    /// queued for it, takes it out of the queue: one call that leaves
+    /// `token` with nothing, held or queued, whatever it had (a client
+    /// withdrawing a wait it gave up on, without knowing whether a grant
+    /// raced). Returns whether it released, and the id of the waiter it
+    /// took out, whom the caller answers as not granted.
+    pub fn release_or_withdraw(&mut self, token: &[u8]) -> (bool, Option<u64>) {
+        if self.release(token) {
+            return (true, None);
+        }
+        (false, self.lock.remove_waiter_by_token(token).map(|w| w.id))
+    }
+
     /// [`Lock::extend`], counted; true when `token` held the lock.
     pub fn extend(&mut self, token: &[u8], ttl: u64) -> bool {
         let extended = self.lock.extend(token, ttl, self.now).is_some();
@@ -339,6 +352,30 @@ mod tests {
         assert_eq!(t.grants.iter().map(|g| g.id).collect::<Vec<_>>(), vec![2]);
         assert_eq!(t.counts.grants, 1, "the ghost's grant is not counted");
         assert_eq!(lock.holder().map(|h| &*h.token), Some(&b"b"[..]));
+    }
+
+    /// A RELEASE by a token that is queued, not holding, takes it out of
+    /// the queue and nothing else: the holder stays, nothing to replicate,
+    /// and the token is never granted afterwards.
+    #[test]
+    fn a_release_by_a_queued_token_withdraws_it() {
+        let (mut lock, mut fences) = (Lock::new(), FenceCounter::default());
+        lock.acquire(b"a", 100, None, 0, &mut fences);
+        lock.enqueue(waiter(1, "b")).unwrap();
+        lock.enqueue(waiter(2, "c")).unwrap();
+        let mut change = lock.change(5, &mut fences);
+        assert_eq!(change.release_or_withdraw(b"b"), (false, Some(1)));
+        assert_eq!(change.release_or_withdraw(b"b"), (false, None));
+        assert_eq!(change.release_or_withdraw(b"nobody"), (false, None));
+        let t = change.finish(|_| true);
+        assert!(!t.changed && t.grants.is_empty());
+        assert_eq!(t.counts, Counts::default());
+        assert_eq!(lock.waiters(), 1);
+        // The holder's release goes past the withdrawn token to `c`.
+        let mut change = lock.change(6, &mut fences);
+        assert_eq!(change.release_or_withdraw(b"a"), (true, None));
+        let t = change.finish(|_| true);
+        assert_eq!(t.grants.iter().map(|g| g.id).collect::<Vec<_>>(), vec![2]);
     }
 
     #[test]

@@ -228,6 +228,13 @@ impl<W> Lock<W> {
         waiter
     }
 
+    /// Removes the waiter queued with `token`, if any (a withdrawal by
+    /// RELEASE). It is never granted afterwards.
+    pub fn remove_waiter_by_token(&mut self, token: &[u8]) -> Option<Waiter<W>> {
+        let id = self.queue.as_ref()?.id_of(token)?;
+        self.remove_waiter(id)
+    }
+
     /// Removes every waiter, in arrival order, and leaves the holder alone.
     pub fn drain_waiters(&mut self) -> Vec<Waiter<W>> {
         self.queue.take().map_or_else(Vec::new, |mut q| q.drain())

@@ -69,6 +69,11 @@ impl<W> WaitQueue<W> {
         self.by_token.contains_key(token)
     }
 
+    /// The id of the waiter queued with `token`, if any.
+    pub fn id_of(&self, token: &[u8]) -> Option<u64> {
+        self.by_token.get(token).copied()
+    }
+
     /// The waiter with this id, if queued.
     pub fn get(&self, id: u64) -> Option<&Waiter<W>> {
         self.waiters.get(&id)

@@ -404,6 +404,23 @@ impl<W> SemChange<'_, W> {
         true
     }
 
+    /// [`SemChange::release`], or when `token` holds no lease but is queued,
+    /// takes it out of the queue (those behind it are granted while they
+    /// fit): `token` is left with nothing, leased or queued. Returns
+    /// whether it released, and the id of the waiter it took out, whom the
+    /// caller answers as not granted.
+    pub fn release_or_withdraw(&mut self, token: &[u8]) -> (bool, Option<u64>) {
+        if self.release(token) {
+            return (true, None);
+        }
+        let id = self.sem.queue.as_ref().and_then(|q| q.id_of(token));
+        let withdrawn = id.and_then(|id| self.sem.remove_waiter(id)).map(|w| w.id);
+        if withdrawn.is_some() {
+            self.hand_off();
+        }
+        (false, withdrawn)
+    }
+
     /// Renews `token`'s lease to now + `ttl`; true when it holds one.
     pub fn extend(&mut self, token: &[u8], ttl: u64) -> bool {
         let Some(held) = self.end(token) else {
@@ -530,6 +547,26 @@ mod tests {
         let mut c = sem.change(1, &mut fences);
         assert!(c.release(b"big"));
         assert_eq!(ids(&c.finish(|_| true)), vec![2]);
+    }
+
+    /// A RELEASE by a queued token takes it out of the queue, and the
+    /// request behind it that now fits is granted in the same change.
+    #[test]
+    fn a_release_by_a_queued_token_withdraws_it_and_lets_the_next_through() {
+        let (mut sem, mut fences) = (Semaphore::new(3), FenceCounter::default());
+        let mut c = sem.change(0, &mut fences);
+        c.acquire(b"a", 2, 3, 100);
+        c.semaphore().enqueue(req(1, "big", 3)).unwrap();
+        c.semaphore().enqueue(req(2, "small", 1)).unwrap();
+        assert_eq!(c.release_or_withdraw(b"big"), (false, Some(1)));
+        assert_eq!(c.release_or_withdraw(b"big"), (false, None));
+        let t = c.finish(|_| true);
+        assert_eq!(ids(&t), vec![2], "small fits once big is gone");
+        assert_eq!(sem.used(), 3);
+        let mut c = sem.change(1, &mut fences);
+        assert_eq!(c.release_or_withdraw(b"small"), (true, None));
+        c.finish(|_| true);
+        assert_eq!(sem.used(), 2);
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Server-side FIFO waiting: a client that asks to WAIT on a held lock is
 //! blocked by the server (`RM_BlockClient`) until the lock passes to it, its
-//! timeout timer fires, it disconnects, or its lock's key is taken away
-//! (DEL, RENAME, MOVE, SWAPDB, FLUSH*, eviction: see `external`).
+//! timeout timer fires, it disconnects, its token's RELEASE withdraws it,
+//! or its lock's key is taken away (DEL, RENAME, MOVE, SWAPDB, FLUSH*,
+//! eviction: see `external`).
 //!
 //! The node's registry of waiters (id → handle, timer, lock) is the one
 //! truth about who waits; a lock's queue holds only ids, in order. Every
 //! blocked client is unblocked exactly once: whoever takes a waiter out of
-//! the registry (grant, timeout, disconnect, key removal) is the one that
+//! the registry (grant, timeout, disconnect, withdrawal, key removal) is the one that
 //! calls `RM_UnblockClient`, and a path that finds it gone does nothing.
 //! Waiters are named by id, never by handle address: Redis reuses those.
 
@@ -83,6 +84,12 @@ pub fn block(
 /// when that waiter is gone.
 pub fn wake<W>(ctx: ffi::Ctx, grant: &Grant<W>) -> bool {
     answer(ctx, grant.id, Outcome::Granted(grant.fence))
+}
+
+/// Answers waiter `id`, which its token's RELEASE took out of the queue
+/// already, as not granted (null).
+pub fn withdrawn(ctx: ffi::Ctx, id: u64) {
+    answer(ctx, id, Outcome::TimedOut);
 }
 
 /// Answers the waiters of ids taken out of a lock or semaphore whose key is

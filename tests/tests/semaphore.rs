@@ -154,6 +154,25 @@ fn a_request_that_times_out_lets_the_smaller_ones_behind_it_through() {
     );
 }
 
+/// SEM.RELEASE by a token that waits withdraws its request: it is
+/// answered null at once and never granted, and the request behind it
+/// that now fits is granted.
+#[test]
+fn a_release_by_a_waiting_token_withdraws_its_request() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    acquire(&mut con, b"holder", 2, 3).unwrap();
+    let big = Waiter::queued_sem(&server, b"s", b"big", 3, 3, 20_000);
+    let small = Waiter::queued_sem(&server, b"s", b"small", 1, 3, 20_000);
+    assert_eq!(sem_release(&mut con, b"s", b"big"), 0, "big holds no lease");
+    let (reply, waited) = big.join();
+    assert_eq!(reply.unwrap(), None, "the withdrawn request is not granted");
+    assert!(waited < 10 * SECOND, "answered at once, not at its timeout");
+    assert!(small.fence().is_some(), "the small one fits now");
+    let info = sem_info(&mut con, b"s");
+    assert_eq!((info["used"], info["waiters"]), (3, 0), "{info:?}");
+}
+
 #[test]
 fn force_release_removes_all_leases_or_one() {
     let server = RedisServer::start();

@@ -49,6 +49,28 @@ fn waiters_are_granted_in_fifo_order() {
     assert!(!exists(&mut con, b"k"));
 }
 
+/// LOCK.RELEASE by a token that waits in the queue withdraws its wait: the
+/// waiter is answered null at once, leaves the queue and is never granted,
+/// so a client that gives up on a wait can leave with nothing held or
+/// queued in one command (no CLIENT KILL of the waiting connection).
+#[test]
+fn a_release_by_a_waiting_token_withdraws_its_wait() {
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    acquire(&mut con, b"k", b"holder", 30_000).unwrap();
+    let w = Waiter::queued(&server, b"k", b"w", 30_000, 20_000);
+    let behind = Waiter::queued(&server, b"k", b"behind", 30_000, 20_000);
+    assert_eq!(release(&mut con, b"k", b"w"), 0, "w holds nothing");
+    let (reply, waited) = w.join();
+    assert_eq!(reply.unwrap(), None, "the withdrawn wait is not granted");
+    assert!(waited < 10 * SECOND, "answered at once, not at its timeout");
+    assert_eq!(info(&mut con, b"k").waiters, 1);
+    assert_eq!(release(&mut con, b"k", b"holder"), 1);
+    let f = behind.fence().expect("the next waiter is granted");
+    assert_eq!(info(&mut con, b"k").fence, f);
+    assert_eq!(release(&mut con, b"k", b"w"), 0, "w was never granted");
+}
+
 #[test]
 fn a_newcomer_without_wait_does_not_barge_past_waiters() {
     let server = RedisServer::start();

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
 
-use crate::backend::{lua::LuaBackend, memory::MemoryBackend, module, module::ModuleBackend};
+use crate::backend::module::{self, Detected, ModuleBackend};
+use crate::backend::{lua::LuaBackend, memory::MemoryBackend};
 use crate::backend::{Backend, BackendKind, Conns, Imp, Kind, LockInfo, Mode, Stats};
 #[cfg(feature = "bus")]
 use crate::bus::Bus;
@@ -159,8 +160,17 @@ impl ClientBuilder {
     /// # Errors
     ///
     /// [`Error::BackendUnavailable`] when an explicit backend has no support
-    /// on the server (no module loaded, scripting disabled), and
-    /// [`Error::Redis`] / [`Error::Pool`] when the server cannot be reached.
+    /// on the server (no module loaded, scripting disabled),
+    /// [`Error::NoPermission`] when the module is loaded but the user may
+    /// not run `LOCK.ACQUIRE` (also for [`Backend::Auto`], which then does
+    /// not fall back to Lua: those locks would not exclude the module's),
+    /// [`Error::Tls`] for a refused certificate, and [`Error::Redis`] /
+    /// [`Error::Pool`] when the server cannot be reached.
+    ///
+    /// Which backend [`Backend::Auto`] chose, and why, is logged (`info`,
+    /// or `warn` for the Lua fallback). It works for a user who may not run
+    /// `COMMAND`, `INFO`, `CLIENT`, `CONFIG` or `MODULE`: see the README's
+    /// "Managed Redis and security".
     ///
     /// # Cancel safety
     ///
@@ -173,23 +183,43 @@ impl ClientBuilder {
         };
         let conns = Conns::connect(&self.url, self.mode, self.tls_ca.as_deref()).await?;
         // Asked once: a second answer could differ (a failover in between).
-        let has_module = wants_module && module::has_module(&conns).await?;
-        let imp = if has_module {
-            Imp::Module(ModuleBackend::new(conns))
-        } else if self.backend == Backend::Module {
-            return Err(Error::BackendUnavailable(
-                "the server has no baton module (COMMAND INFO LOCK.ACQUIRE is empty): \
-                 load libbaton.so (MODULE LOAD) or use Backend::Lua"
-                    .into(),
-            ));
-        } else {
-            if self.backend == Backend::Auto {
+        let detected = match wants_module {
+            true => Some(module::detect(&conns).await?),
+            false => None,
+        };
+        let imp = match detected {
+            Some(Detected::Loaded(how)) => {
+                tracing::info!(%how, "baton: using the module backend");
+                Imp::Module(ModuleBackend::new(conns))
+            }
+            // Never Lua instead: its locks live in other keys, so they
+            // would not exclude the module's users of the same names.
+            Some(Detected::Denied(why)) => {
+                return Err(Error::NoPermission(format!(
+                    "the baton module is loaded, but this user may not run LOCK.ACQUIRE \
+                     ({why}); allow the lock commands (+lock.acquire +lock.release \
+                     +lock.extend ...). The Lua backend is not used instead: its locks \
+                     would not exclude the module's"
+                )))
+            }
+            Some(Detected::Absent(why)) if self.backend == Backend::Module => {
+                return Err(Error::BackendUnavailable(format!(
+                    "the server has no baton module ({why}): \
+                     load libbaton.so (MODULE LOAD) or use Backend::Lua"
+                )));
+            }
+            Some(Detected::Absent(why)) => {
                 tracing::warn!(
+                    %why,
                     "baton module not loaded on the server: using the Lua backend \
                      (waits are woken by pub/sub, not blocked on the server)"
                 );
+                Imp::Lua(LuaBackend::connect(conns).await?)
             }
-            Imp::Lua(LuaBackend::connect(conns).await?)
+            None => {
+                tracing::info!("baton: using the Lua backend (chosen by the caller)");
+                Imp::Lua(LuaBackend::connect(conns).await?)
+            }
         };
         Ok(Client::from_imp(imp))
     }

@@ -141,8 +141,23 @@ impl From<redis::RedisError> for Error {
         if let Some(text) = tls_refusal(&e) {
             return Self::Tls(text);
         }
+        if let Some(scrubbed) = without_echoed_args(&e) {
+            return Self::Redis(scrubbed);
+        }
         Self::Redis(e)
     }
+}
+
+/// Redis echoes the first arguments of a command it does not know (`ERR
+/// unknown command 'LOCK.ACQUIRE', with args beginning with: 'k' '<token>'
+/// ...`, say on a node without the module): a token must never reach an
+/// error text, so the arguments are cut off.
+fn without_echoed_args(e: &redis::RedisError) -> Option<redis::RedisError> {
+    let (head, _) = e.detail()?.split_once(", with args beginning with:")?;
+    Some(redis::make_extension_error(
+        e.code()?.to_owned(),
+        Some(format!("{head} (its arguments are not shown)")),
+    ))
 }
 
 /// The server's text of an ACL refusal: `NOPERM ...` (Redis 7, Valkey),
@@ -250,5 +265,80 @@ pub(crate) fn redact_url(url: &str) -> String {
             format!("{scheme}://{user}:***@{hosts}{rest}")
         }
         None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(code: &str, detail: &str) -> redis::RedisError {
+        redis::make_extension_error(code.into(), Some(detail.into()))
+    }
+
+    /// The servers' words for an ACL refusal, of a command and of a command
+    /// inside a script (Redis 7.0 and Valkey 8 word those differently).
+    #[test]
+    fn acl_refusals_become_no_permission() {
+        for (code, detail) in [
+            (
+                "NOPERM",
+                "this user has no permissions to run the 'lock.forcerelease' command",
+            ),
+            ("NOPERM", "No permissions to access a key"),
+            (
+                "ERR",
+                "The user executing the script can't run this command or subcommand script: f00, on @user_script:1.",
+            ),
+            (
+                "ERR",
+                "ACL failure in script: User u has no permissions to run the 'set' command script: f00",
+            ),
+        ] {
+            match Error::from(server(code, detail)) {
+                Error::NoPermission(text) => assert_eq!(text, detail),
+                other => panic!("{code} {detail}: {other:?}"),
+            }
+        }
+        let e = Error::from(server("ERR", "wrong number of arguments"));
+        assert!(matches!(e, Error::Redis(_)), "{e:?}");
+    }
+
+    /// An unknown command's echoed arguments (a token among them) are cut.
+    #[test]
+    fn echoed_arguments_are_cut_from_error_texts() {
+        let e = Error::from(server(
+            "ERR",
+            "unknown command 'LOCK.ACQUIRE', with args beginning with: 'k' '0123456789abcdef0123456789abcdef' ",
+        ));
+        let text = format!("{e} {e:?}");
+        assert!(text.contains("unknown command 'LOCK.ACQUIRE'"), "{text}");
+        assert!(!text.contains("0123456789abcdef"), "{text}");
+        assert!(
+            matches!(&e, Error::Redis(r) if r.code() == Some("ERR")),
+            "{e:?}"
+        );
+    }
+
+    /// A URL's password is hidden, and nothing else is changed.
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        let cases = [
+            (
+                "redis://alice:s3cret@db:6379/2",
+                "redis://alice:***@db:6379/2",
+            ),
+            ("rediss://:pw@db:6380", "rediss://:***@db:6380"),
+            ("redis://pw@db:6380", "redis://:***@db:6380"),
+            (
+                "redis+sentinel://u:p@h1:26379,h2:26379/baton",
+                "redis+sentinel://u:***@h1:26379,h2:26379/baton",
+            ),
+            ("redis://db:6379", "redis://db:6379"),
+            ("not a url with a secret", "***"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 }

@@ -67,17 +67,26 @@ impl LuaBackend {
     pub(crate) async fn connect(conns: Conns) -> Result<Self> {
         let mut conn = conns.get().await?;
         for s in SCRIPTS.all() {
-            let sha: String = redis::cmd("SCRIPT")
+            let loaded: redis::RedisResult<String> = redis::cmd("SCRIPT")
                 .arg("LOAD")
                 .arg(&s.body)
                 .query_async(&mut conn)
-                .await
-                .map_err(|e| {
-                    Error::BackendUnavailable(format!(
+                .await;
+            let sha = match loaded.map_err(Error::from) {
+                Ok(sha) => sha,
+                // Managed Redis may deny SCRIPT: EVALSHA then finds no
+                // script and sends it whole (EVAL) once per node.
+                Err(Error::NoPermission(why)) => {
+                    tracing::info!(%why, "SCRIPT LOAD refused: scripts are sent whole (EVAL) on first use");
+                    break;
+                }
+                Err(e) => {
+                    return Err(Error::BackendUnavailable(format!(
                         "the server does not run Lua scripts (SCRIPT LOAD of {}.lua: {e})",
                         s.name
-                    ))
-                })?;
+                    )))
+                }
+            };
             if sha != s.sha {
                 // EVALSHA of our own hash then gets NOSCRIPT and falls back
                 // to EVAL, so this costs speed, not correctness.

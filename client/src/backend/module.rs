@@ -8,16 +8,23 @@
 //! connection of its own with no response timeout, on the node that serves
 //! the key (in a Redis Cluster: following `MOVED`/`ASK`, see
 //! [`Conns::redirect`]). Such connections and their [`ClientName`] (id and
-//! address) are cached per node
+//! address, when the user may run `CLIENT INFO`) are cached per node
 //! ([`Node::wait_conn`]): one whose wait got a reply (granted or timed out)
-//! is reused by a later wait. Cancelling a wait kills its connection on
-//! that node (`CLIENT KILL ID .. ADDR ..`: after a server restart the id
-//! alone may be another client's) and releases a raced grant; that
-//! connection is never reused, nor is one that failed. A cached connection
-//! that turns out dead is withdrawn the same way before the wait is retried
-//! on a new connection. A try (no wait) that is dropped after its ACQUIRE
-//! went out releases in the background too, on the same pool connection,
-//! so that the RELEASE runs after the ACQUIRE.
+//! is reused by a later wait.
+//!
+//! Cancelling a wait needs no `CLIENT` command ([`withdraw`]): a RELEASE by
+//! the wait's token goes behind the ACQUIRE on the wait's own connection
+//! (so it runs after the ACQUIRE, whatever that was answered), and RELEASEs
+//! on a pool connection withdraw the wait from the queue (the module's
+//! RELEASE by a queued token does that) until the one behind has its
+//! reply; then nothing is held or queued, and the connection is dropped. A
+//! connection whose wait failed is never reused; a cached one that turns
+//! out dead is taken off its node (`CLIENT KILL ID .. ADDR ..`, best
+//! effort, when it has a name: after a server restart the id alone may be
+//! another client's) before the wait is retried on a new connection. A try
+//! (no wait) that is dropped after its ACQUIRE went out releases in the
+//! background too, on the same pool connection, so that the RELEASE runs
+//! after the ACQUIRE.
 //!
 //! A wait that the server ends with an `UNBLOCKED` error (the module: the
 //! lock's key was deleted, renamed, moved or flushed under its queue;
@@ -45,7 +52,7 @@ use super::conns::{too_many_redirects, ClientName, Conn, Node, FAILOVER_PAUSE, M
 use super::{info_reply, pairs, sem_info_from_pairs, Conns, Granted, Kind, LockInfo};
 use super::{SemInfo, Stats};
 use crate::client::Runtime;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::options::ms;
 
 /// `LOCK.<verb>` or `SEM.<verb>`, by what `kind` names.
@@ -88,17 +95,16 @@ pub(crate) struct ModuleBackend {
 }
 
 /// Cleans up after an acquire whose future was dropped once its command
-/// may have gone out: kills the waiting connection of a wait on the node it
-/// waits on (which takes it out of the queue, synchronously), then releases
-/// in case the lock was granted.
+/// may have gone out: withdraws a wait, or releases a try that may have
+/// been granted ([`withdraw`]).
 struct Cleanup<'a> {
     rt: &'a Runtime,
     conns: &'a Conns,
     kind: Kind,
     key: &'a str,
     token: &'a str,
-    /// A wait: the node of the waiting connection and its name there.
-    waiting: Option<(Node, ClientName)>,
+    /// A wait: its connection and deadline.
+    waiting: Option<Pending>,
     /// A try: the pool connection its ACQUIRE went out on, so that the
     /// RELEASE runs after it.
     sent_on: Option<Conn>,
@@ -124,6 +130,13 @@ impl Drop for Cleanup<'_> {
     }
 }
 
+/// A wait in flight: the connection its ACQUIRE went out on, and when the
+/// server answers it at the latest.
+struct Pending {
+    conn: redis::aio::MultiplexedConnection,
+    deadline: Instant,
+}
+
 /// True when an ACQUIRE's outcome is unknown (no reply: the connection
 /// broke or timed out); a reply, even an error, is definitive.
 fn unanswered<T>(reply: &redis::RedisResult<T>) -> bool {
@@ -135,34 +148,68 @@ fn is_unanswered(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout()
 }
 
-/// Withdraws an acquire whose outcome is unknown: kills the waiting
-/// connection of a wait on its node (`CLIENT KILL ID .. ADDR ..`, which
-/// takes it out of the queue, synchronously), then releases in case the
-/// lock or lease was granted (a try's RELEASE goes behind its ACQUIRE, on
-/// `sent_on`). `Err` when the release could not be sent.
+/// How often a cancelled wait's withdrawal sends its RELEASE on a pool
+/// connection again while the RELEASE behind the ACQUIRE has no reply
+/// (the pool's may have overtaken an ACQUIRE the server had not read yet).
+const WITHDRAW_RETRY: Duration = Duration::from_millis(100);
+
+/// Withdraws an acquire whose outcome is unknown, so that `token` is left
+/// with nothing, held or queued. A try: a RELEASE behind its ACQUIRE on
+/// `sent_on`. A wait: a RELEASE behind its ACQUIRE on the wait's own
+/// connection, whose reply proves the ACQUIRE answered and any grant
+/// released; meanwhile RELEASEs on a pool connection take the wait out of
+/// the queue (which answers the ACQUIRE, and so the RELEASE behind it).
+/// No `CLIENT KILL`, so a user without `CLIENT` can cancel. `Err` when a
+/// try's release could not be sent. A wait not seen answered by its
+/// deadline is logged and its connection dropped (which takes a wait still
+/// queued out; a grant is left to its ttl).
 async fn withdraw(
     conns: &Conns,
-    waiting: Option<(Node, ClientName)>,
+    waiting: Option<Pending>,
     sent_on: Option<Conn>,
     kind: Kind,
     key: &str,
     token: &str,
 ) -> Result<()> {
-    if let Some((node, name)) = waiting {
-        kill_wait(&node, &name, key).await;
-    }
     let release = release_cmd(kind, key, token);
-    if let Err(e) = conns.send_after(sent_on, &release).await {
-        tracing::warn!(%key, error = %e, "release after a cancelled acquire failed; the ttl will free the lock");
-        return Err(e);
+    let Some(Pending { mut conn, deadline }) = waiting else {
+        if let Err(e) = conns.send_after(sent_on, &release).await {
+            tracing::warn!(%key, error = %e, "release after a cancelled acquire failed; the ttl will free the lock");
+            return Err(e);
+        }
+        return Ok(());
+    };
+    let behind_cmd = release.clone();
+    let behind = async move { behind_cmd.query_async::<i64>(&mut conn).await };
+    tokio::pin!(behind);
+    let give_up = deadline + WAIT_GRACE;
+    loop {
+        if let Err(e) = conns.send_after(None, &release).await {
+            tracing::debug!(%key, error = %e, "release of a cancelled wait failed; trying again");
+        }
+        tokio::select! {
+            answered = &mut behind => {
+                let Err(e) = answered else { return Ok(()) };
+                // The wait's connection failed: the server drops a queued
+                // wait with it; a grant made before is released here.
+                tracing::debug!(%key, error = %e, "the cancelled wait's connection failed");
+                return conns.send_after(None, &release).await.map(drop);
+            }
+            _ = tokio::time::sleep(WITHDRAW_RETRY) => {}
+        }
+        if Instant::now() >= give_up {
+            tracing::warn!(%key, "a cancelled wait was not seen answered; its connection is dropped and the ttl frees a grant");
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 /// Takes a wait off `node` by killing its connection there (`CLIENT KILL
-/// ID .. ADDR ..`, which leaves the queue synchronously). Best effort: a
-/// dead node refuses at once, a frozen one times out.
-async fn kill_wait(node: &Node, name: &ClientName, key: &str) {
+/// ID .. ADDR ..`, which leaves the queue synchronously), when the
+/// connection has a name (the user may run `CLIENT`). Best effort: a dead
+/// node refuses at once, a frozen one times out.
+async fn kill_wait(node: &Node, name: Option<&ClientName>, key: &str) {
+    let Some(name) = name else { return };
     let killed = match node.short().await {
         Ok(mut conn) => name
             .kill()
@@ -248,7 +295,10 @@ impl ModuleBackend {
                 }
                 Err(e) => return Err(e),
             };
-            guard.waiting = Some((node.clone(), wait.name.clone()));
+            guard.waiting = Some(Pending {
+                conn: wait.conn.clone(),
+                deadline,
+            });
             guard.armed = true;
             if asking {
                 let _: redis::Value = redis::cmd("ASKING").query_async(&mut wait.conn).await?;
@@ -273,7 +323,7 @@ impl ModuleBackend {
                     // token, a grant that raced the failure is renewed,
                     // not lost. With no time left, withdraw (a raced grant
                     // is released).
-                    kill_wait(&node, &wait.name, key).await;
+                    kill_wait(&node, wait.name.as_ref(), key).await;
                     guard.armed = false;
                     if wait.reused {
                         // It died while idle in the cache (a server
@@ -451,12 +501,35 @@ impl ModuleBackend {
     }
 }
 
-/// True when the server knows `LOCK.ACQUIRE`; on a cluster, when every
-/// primary does (a lock may live on any of them).
-pub(crate) async fn has_module(conns: &Conns) -> Result<bool> {
+/// What the server says of the baton module, for this client's user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Detected {
+    /// Loaded (on every primary of a cluster), and the user may run
+    /// `LOCK.ACQUIRE`: how that was found.
+    Loaded(String),
+    /// Not loaded (or on some cluster primaries only): how that was found.
+    Absent(String),
+    /// Loaded, but the user may not run `LOCK.ACQUIRE`: the server's
+    /// refusal.
+    Denied(String),
+}
+
+/// Asks whether the module is loaded: `COMMAND INFO LOCK.ACQUIRE` on every
+/// primary (a lock may live on any of them), and, when that is refused
+/// (ACL, or `COMMAND` renamed away, as managed Redis may), an empty
+/// `LOCK.ACQUIRE` ([`probe`]), which also says whether the user may run
+/// it.
+pub(crate) async fn detect(conns: &Conns) -> Result<Detected> {
     let mut cmd = redis::cmd("COMMAND");
     cmd.arg("INFO").arg("LOCK.ACQUIRE");
-    let replies = conns.on_primaries(&cmd).await?;
+    let replies = match conns.on_primaries(&cmd).await {
+        Ok(replies) => replies,
+        Err(e) if e.is_unreachable() => return Err(e),
+        Err(refused) => {
+            tracing::info!(error = %refused, "COMMAND INFO refused: asking an empty LOCK.ACQUIRE instead");
+            return probe(conns, &format!("COMMAND INFO was refused ({refused})")).await;
+        }
+    };
     let with: Vec<bool> = replies
         .into_iter()
         .map(|(_, v)| {
@@ -466,6 +539,48 @@ pub(crate) async fn has_module(conns: &Conns) -> Result<bool> {
         .collect();
     if with.contains(&true) && with.contains(&false) {
         tracing::warn!("the baton module is loaded on some cluster primaries only: not using it");
+        return Ok(Detected::Absent(
+            "loaded on some cluster primaries only".into(),
+        ));
     }
-    Ok(!with.is_empty() && with.iter().all(|&w| w))
+    if with.is_empty() || !with.iter().all(|&w| w) {
+        return Ok(Detected::Absent(
+            "COMMAND INFO LOCK.ACQUIRE is empty".into(),
+        ));
+    }
+    probe(conns, "COMMAND INFO knows LOCK.ACQUIRE").await
+}
+
+/// Sends `LOCK.ACQUIRE` without arguments, which changes nothing (it is an
+/// error) and tells three cases apart: the module's own arity error (loaded,
+/// and the user may run it: Redis checks the ACL first), Redis's `unknown
+/// command` (not loaded), and `NOPERM` (loaded, not for this user). `found`
+/// says how the module was looked for so far.
+async fn probe(conns: &Conns, found: &str) -> Result<Detected> {
+    let mut conn = conns.get().await?;
+    let reply: redis::RedisResult<redis::Value> =
+        redis::cmd("LOCK.ACQUIRE").query_async(&mut conn).await;
+    let e = match reply {
+        Ok(v) => {
+            return Err(Error::BackendUnavailable(format!(
+                "an empty LOCK.ACQUIRE answered {v:?}, not an error"
+            )))
+        }
+        Err(e) => e,
+    };
+    let detail = e.detail().unwrap_or_default();
+    if e.code() == Some("ERR") && detail.starts_with("wrong number of arguments") {
+        return Ok(Detected::Loaded(format!(
+            "{found}; an empty LOCK.ACQUIRE answered as the module does"
+        )));
+    }
+    if e.code() == Some("ERR") && detail.starts_with("unknown command") {
+        return Ok(Detected::Absent(format!(
+            "{found}; LOCK.ACQUIRE is an unknown command"
+        )));
+    }
+    match Error::from(e) {
+        Error::NoPermission(why) => Ok(Detected::Denied(why)),
+        other => Err(other),
+    }
 }

@@ -9,7 +9,10 @@
 //! node that serves the topic (in a Cluster: by the slot of `{topic}`; a
 //! blocking read does not follow `MOVED`, a failed read reconnects), whose
 //! server-side client id lets a shutdown end the block early with `CLIENT
-//! UNBLOCK` instead of dropping a read that may already hold deliveries.
+//! UNBLOCK` instead of dropping a read that may already hold deliveries. A
+//! user who may not run `CLIENT` reads all the same: its shutdown then
+//! waits for the read's block to end by itself (at most the consumer's
+//! block time).
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -489,10 +492,16 @@ impl StreamsTransport {
     pub(crate) async fn reader(&self, topic: &str) -> Result<StreamsReader> {
         let node = self.conns.owner(keys::stream(topic).as_bytes()).await?;
         let mut conn = node.dedicated().await?;
-        let client_id: i64 = redis::cmd("CLIENT")
-            .arg("ID")
-            .query_async(&mut conn)
-            .await?;
+        let id: redis::RedisResult<i64> =
+            redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await;
+        let client_id = match id.map_err(Error::from) {
+            Ok(id) => Some(id),
+            Err(Error::NoPermission(why)) => {
+                tracing::debug!(%why, "CLIENT ID refused: a shutdown waits for the read's block to end");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         Ok(StreamsReader {
             conn,
             client_id,
@@ -505,7 +514,8 @@ impl StreamsTransport {
 /// A dedicated connection for blocking reads.
 pub(crate) struct StreamsReader {
     conn: redis::aio::MultiplexedConnection,
-    client_id: i64,
+    /// `None` when the user may not run `CLIENT`.
+    client_id: Option<i64>,
     /// The node the connection is on: `CLIENT UNBLOCK` must go there.
     node: Node,
     conns: Conns,
@@ -522,8 +532,9 @@ impl std::fmt::Debug for StreamsReader {
 impl StreamsReader {
     /// Runs a blocking read. On `cancel`, a read that must not be dropped
     /// (`keep`) is ended with `CLIENT UNBLOCK` (repeated until it returns:
-    /// the command may not have reached the server yet) and its reply
-    /// returned; otherwise the read is dropped and nil returned.
+    /// the command may not have reached the server yet), or without a
+    /// client id awaited to the end of its block, and its reply returned;
+    /// otherwise the read is dropped and nil returned.
     async fn blocking(
         &mut self,
         cmd: redis::Cmd,
@@ -540,11 +551,14 @@ impl StreamsReader {
         if !keep {
             return Ok(Value::Nil);
         }
+        let Some(client_id) = self.client_id else {
+            return Ok(read.await?);
+        };
         loop {
             if let Ok(mut c) = self.node.short().await {
                 let _: redis::RedisResult<Value> = redis::cmd("CLIENT")
                     .arg("UNBLOCK")
-                    .arg(self.client_id)
+                    .arg(client_id)
                     .query_async(&mut c)
                     .await;
             }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_client::{Client, LockGuard, LockOptions};
@@ -56,4 +57,40 @@ pub async fn expiry_hands_off(c: &Client, key: &str, lost_within: Duration) -> L
         .await
         .expect("the expired lock is lost");
     g
+}
+
+/// Everything the client logs at any level while the guard of
+/// [`capture_logs`] lives, as text.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// The text logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures every event and span field (TRACE and up) on this thread: for
+/// a current-thread runtime, whose tasks all run here.
+pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    (tracing::subscriber::set_default(subscriber), logs)
 }

@@ -170,7 +170,11 @@ pub(super) async fn detect_cluster(client: &redis::Client) -> Result<bool> {
         Ok(text) => Ok(text.lines().any(|l| l.trim() == "cluster_enabled:1")),
         Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => Err(e.into()),
         Err(e) => {
-            tracing::debug!(error = %e, "INFO cluster refused: assuming a single node");
+            tracing::info!(
+                error = %e,
+                "INFO cluster refused: taking the server for a single node \
+                 (ClientBuilder::cluster(true) for a cluster)"
+            );
             Ok(false)
         }
     }

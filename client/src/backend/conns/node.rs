@@ -1,6 +1,12 @@
 //! One node's own connections: for server-side waits (cached when idle) and
 //! for one short command on that very node, and how the node names them.
+//!
+//! A name (`CLIENT INFO`) is only a help for taking a wait off a node whose
+//! connection failed (`CLIENT KILL`); waits need none, so a user who may
+//! not run `CLIENT` waits all the same: the first refusal is remembered
+//! per node and no name is asked for again.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use redis::ConnectionAddr;
@@ -24,10 +30,20 @@ pub(crate) struct ClientName {
 }
 
 impl ClientName {
-    /// Asks the server for `conn`'s name (`CLIENT INFO`, Redis 6.2+).
-    async fn of(conn: &mut redis::aio::MultiplexedConnection) -> Result<Self> {
-        let info: String = redis::cmd("CLIENT").arg("INFO").query_async(conn).await?;
-        Self::parse(&info).ok_or_else(|| {
+    /// Asks the server for `conn`'s name (`CLIENT INFO`, Redis 6.2+);
+    /// `None` when the user may not run it.
+    async fn of(conn: &mut redis::aio::MultiplexedConnection) -> Result<Option<Self>> {
+        let info: String = match redis::cmd("CLIENT").arg("INFO").query_async(conn).await {
+            Ok(info) => info,
+            Err(e) => match Error::from(e) {
+                Error::NoPermission(why) => {
+                    tracing::debug!(%why, "CLIENT INFO refused: waits go without a connection name");
+                    return Ok(None);
+                }
+                e => return Err(e),
+            },
+        };
+        Self::parse(&info).map(Some).ok_or_else(|| {
             Error::UnexpectedReply(format!("CLIENT INFO without id= and addr=: {info:?}"))
         })
     }
@@ -58,13 +74,17 @@ impl ClientName {
     }
 }
 
-/// An idle connection for server-side waits, and its [`ClientName`].
+/// An idle connection for server-side waits, and its [`ClientName`] (none
+/// when the user may not run `CLIENT`).
 pub(crate) struct WaitConn {
     pub(crate) conn: redis::aio::MultiplexedConnection,
-    pub(crate) name: ClientName,
+    pub(crate) name: Option<ClientName>,
     /// True when it comes from the idle cache (it may have died there).
     pub(crate) reused: bool,
 }
+
+/// An idle wait connection and its name, if it has one.
+type Idle = (redis::aio::MultiplexedConnection, Option<ClientName>);
 
 /// One Redis node, for connections of its own (blocking waits, `CLIENT
 /// KILL` of such a wait), with a small cache of idle wait connections.
@@ -73,7 +93,10 @@ pub(crate) struct Node {
     client: redis::Client,
     /// Idle wait connections (no response timeout) and their names,
     /// shared by the clones of this node; at most [`IDLE_WAIT_CONNS`].
-    idle: Arc<Mutex<Vec<(redis::aio::MultiplexedConnection, ClientName)>>>,
+    idle: Arc<Mutex<Vec<Idle>>>,
+    /// Set once the node refused `CLIENT INFO` (the user's ACL): names are
+    /// not asked for again.
+    unnamed: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Node {
@@ -87,6 +110,7 @@ impl Node {
         Self {
             client,
             idle: Arc::default(),
+            unnamed: Arc::default(),
         }
     }
 
@@ -116,7 +140,13 @@ impl Node {
             });
         }
         let mut conn = self.dedicated().await?;
-        let name = ClientName::of(&mut conn).await?;
+        let name = match self.unnamed.load(Ordering::Relaxed) {
+            true => None,
+            false => ClientName::of(&mut conn).await?,
+        };
+        if name.is_none() {
+            self.unnamed.store(true, Ordering::Relaxed);
+        }
         Ok(WaitConn {
             conn,
             name,

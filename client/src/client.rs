@@ -29,7 +29,7 @@ pub(crate) struct Runtime {
 }
 
 impl Runtime {
-    fn current() -> Self {
+    pub(crate) fn current() -> Self {
         Self {
             handle: tokio::runtime::Handle::try_current().ok(),
             tracker: TaskTracker::new(),
@@ -305,8 +305,9 @@ impl Client {
     /// # Cancel safety
     ///
     /// Cancelling the call makes you lose your place in the queue: the wait
-    /// is withdrawn (the module's waiting connection is killed on the
-    /// server and never reused, the Lua queue entry removed), and a grant
+    /// is withdrawn (on the module by a `LOCK.RELEASE` of the wait's token,
+    /// which takes a queued token out of the queue, and the wait's
+    /// connection is never reused; on Lua the queue entry is removed), and a grant
     /// that raced with the cancellation is released in the background. A
     /// call without a wait that is cancelled after its command went out
     /// (by a timeout, say) is released in the background too, on the same

@@ -90,9 +90,9 @@
 //! key, or for Lua the first of the lock's keys, which share one slot).
 //! Server-side waits (`LOCK.ACQUIRE .. WAIT`, durable `WAIT`) run on a
 //! connection of their own to the node that serves the key, following
-//! `MOVED`/`ASK` redirects; a cancelled wait is killed on that node. Lua
-//! hand-off messages use classic `PUBLISH`, which the cluster forwards to
-//! every node, so one subscriber connection hears them all. Scripts are
+//! `MOVED`/`ASK` redirects; a cancelled wait is withdrawn by a RELEASE of its
+//! token. Lua hand-off messages use classic `PUBLISH`, which the cluster
+//! forwards to every node, so one subscriber connection hears them all. Scripts are
 //! reloaded per node on `NOSCRIPT`. [`Client::stats`] sums the module's
 //! `LOCK.STATS` over every primary; [`Backend::Auto`] picks the module only
 //! when every primary has it loaded.

@@ -83,8 +83,8 @@ impl Semaphore {
     /// # Cancel safety
     ///
     /// As [`Client::lock`](crate::Client::lock): cancelling the call makes
-    /// you lose your place in the queue (the module's waiting connection is
-    /// killed, the Lua queue entry removed, and requests behind it that now
+    /// you lose your place in the queue (withdrawn by a `SEM.RELEASE` of
+    /// the wait's token on the module, the Lua queue entry removed, and requests behind it that now
     /// fit are granted), and a lease granted in a race with the
     /// cancellation is released in the background.
     ///

@@ -63,6 +63,9 @@ trait Step {
     /// Takes request `id` out of the queue (those behind it that now fit
     /// are granted); false when it was not queued.
     fn remove_waiter(&mut self, id: u64) -> bool;
+    /// Releases what `token` holds, or withdraws its wait (answered not
+    /// granted), as the module's and the scripts' RELEASE do; true when it
+    /// released.
     fn release(&mut self, token: &[u8]) -> bool;
     fn extend(&mut self, token: &[u8], ttl: u64) -> bool;
 }
@@ -87,7 +90,7 @@ impl Step for Change<'_, Wake> {
         self.lock().remove_waiter(id).is_some()
     }
     fn release(&mut self, token: &[u8]) -> bool {
-        Change::release(self, token)
+        Change::release_or_withdraw(self, token).0
     }
     fn extend(&mut self, token: &[u8], ttl: u64) -> bool {
         Change::extend(self, token, ttl)
@@ -119,7 +122,7 @@ impl Step for SemChange<'_, Wake> {
         removed
     }
     fn release(&mut self, token: &[u8]) -> bool {
-        SemChange::release(self, token)
+        SemChange::release_or_withdraw(self, token).0
     }
     fn extend(&mut self, token: &[u8], ttl: u64) -> bool {
         SemChange::extend(self, token, ttl)
@@ -551,5 +554,45 @@ impl MemoryBackend {
         _timeout: Duration,
     ) -> Result<Option<u64>> {
         Ok(self.extend(kind, key, token, ttl).await?.then_some(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A RELEASE by a token that waits withdraws its wait, as on the module
+    /// and the scripts: the release answers false, the waiter is answered
+    /// not granted at once, and the holder's release then leaves the lock
+    /// free (nothing was handed to the withdrawn token).
+    #[tokio::test]
+    async fn a_release_by_a_waiting_token_withdraws_its_wait() {
+        let backend = Arc::new(MemoryBackend::default());
+        let rt = Runtime::current();
+        let (ttl, long) = (Duration::from_secs(30), Duration::from_secs(20));
+        let held = backend.acquire(&rt, Kind::Lock, "k", "holder", ttl, Duration::ZERO);
+        assert!(held.await.unwrap().is_some());
+        let waiter = {
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                let rt = Runtime::current();
+                backend.acquire(&rt, Kind::Lock, "k", "w", ttl, long).await
+            })
+        };
+        let queued = async {
+            while backend.info("k").await.unwrap().waiters == 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), queued)
+            .await
+            .expect("the waiter queued");
+        assert!(!backend.release(Kind::Lock, "k", "w").await.unwrap());
+        let answered = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+        assert!(answered.unwrap().unwrap().unwrap().is_none(), "not granted");
+        assert!(backend.release(Kind::Lock, "k", "holder").await.unwrap());
+        assert!(!backend.info("k").await.unwrap().held);
     }
 }

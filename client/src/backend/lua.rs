@@ -748,6 +748,79 @@ mod tests {
         granted_soon_after(holder.release(), waiter).await;
     }
 
+    /// The release script by a token that is queued, not holding, takes it
+    /// out of the queue (reply 0), as the module's `LOCK.RELEASE` does: the
+    /// holder's release then leaves the lock free, not handed to it.
+    #[tokio::test]
+    async fn a_release_by_a_queued_token_withdraws_it() {
+        let s = RedisServer::builder().without_module().start();
+        let c = Client::builder(s.url())
+            .backend(Backend::Lua)
+            .build()
+            .await
+            .unwrap();
+        let holder = c
+            .lock("rq", &LockOptions::new().ttl(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let con = &mut s.connection();
+        let (lock, key) = (&SCRIPTS.lock, "rq");
+        let queued = raw_eval(
+            con,
+            Kind::Lock,
+            &lock.acquire,
+            key,
+            &["w", "60000", "WAIT", "60000"],
+        );
+        assert!(
+            matches!(queued, redis::Value::Int(n) if n < 0),
+            "{queued:?}"
+        );
+        assert_eq!(c.info(key).await.unwrap().waiters, 1);
+        let withdrawn = raw_eval(con, Kind::Lock, &lock.release, key, &["w"]);
+        assert_eq!(withdrawn, redis::Value::Int(0), "w held nothing");
+        assert_eq!(c.info(key).await.unwrap().waiters, 0, "w left the queue");
+        assert!(holder.release().await.unwrap());
+        assert!(!c.info(key).await.unwrap().held, "nothing was handed to w");
+    }
+
+    /// The same for a semaphore: a queued request withdrawn by its token's
+    /// release lets the one behind it, which now fits, through.
+    #[tokio::test]
+    async fn a_sem_release_by_a_queued_token_withdraws_it() {
+        let s = RedisServer::builder().without_module().start();
+        let c = Client::builder(s.url())
+            .backend(Backend::Lua)
+            .build()
+            .await
+            .unwrap();
+        let sem = c.semaphore("rqs", 3);
+        let opts = LockOptions::new().ttl(Duration::from_secs(60));
+        let _holder = sem.acquire(2, &opts).await.unwrap();
+        let con = &mut s.connection();
+        let script = &SCRIPTS.sem;
+        let request = |tok: &'static str, permits: &'static str| {
+            [
+                tok, "60000", "LIMIT", "3", "PERMITS", permits, "WAIT", "60000",
+            ]
+        };
+        for (tok, permits) in [("big", "3"), ("small", "1")] {
+            let queued = raw_eval(con, SEM, &script.acquire, "rqs", &request(tok, permits));
+            assert!(
+                matches!(queued, redis::Value::Int(n) if n < 0),
+                "{tok}: {queued:?}"
+            );
+        }
+        let withdrawn = raw_eval(con, SEM, &script.release, "rqs", &["big"]);
+        assert_eq!(withdrawn, redis::Value::Int(0), "big held no lease");
+        let info = sem.info().await.unwrap();
+        assert_eq!(
+            (info.used, info.waiters),
+            (3, 0),
+            "small got through: {info:?}"
+        );
+    }
+
     /// The semaphore acquire script refuses bad arguments with the module's
     /// texts, in the module's order (a client that sends them raw sees one
     /// protocol).

@@ -4,6 +4,7 @@
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 
 local MAX_MS = 2147483647
+local MAX_META = 1024
 
 -- The server clock in microseconds. Lua numbers are doubles, exact below
 -- 2^53: this clock stays below that until the year 2255.
@@ -51,7 +52,9 @@ local function extend_args()
 end
 
 -- A wait queue is a zset `q` (token -> arrival number, FIFO) and a hash `w`
--- (token -> "<lease-deadline-ms> <ttl-ms>[ <permits>]").
+-- (token -> "<lease-deadline-ms> <ttl-ms>[ <permits>]", then "\n<meta>" for
+-- a lock's waiter with a META: the first newline ends the numbers, so the
+-- value may hold any byte).
 
 -- Drops the queue keys once empty, else keeps them alive as long as the
 -- longest lease.
@@ -70,12 +73,27 @@ local function tidy_queue(q, w, now, lease_deadline)
   end
 end
 
--- A queue entry's lease deadline, ttl and permits (nil for a lock's).
+-- A queue entry's value in `w`.
+local function waiter_entry(lease_deadline, ttl, permits, meta)
+  local v = lease_deadline .. ' ' .. ttl
+  if permits then v = v .. ' ' .. permits end
+  if meta then v = v .. '\n' .. meta end
+  return v
+end
+
+-- A queue entry's lease deadline, ttl, permits (nil for a lock's) and
+-- value (nil when none).
 local function waiter_info(w, tok)
   local v = redis.call('HGET', w, tok)
-  if not v then return nil, nil, nil end
+  if not v then return nil, nil, nil, nil end
+  local meta = nil
+  local nl = string.find(v, '\n', 1, true)
+  if nl then
+    meta = string.sub(v, nl + 1)
+    v = string.sub(v, 1, nl - 1)
+  end
   local lease, ttl, permits = string.match(v, '^(%d+) (%d+) ?(%d*)$')
-  return tonumber(lease), tonumber(ttl), tonumber(permits)
+  return tonumber(lease), tonumber(ttl), tonumber(permits), meta
 end
 
 local function remove_waiter(q, w, tok)

@@ -2,9 +2,11 @@
 -- lock script.
 --
 -- Keys of one lock (all share the hash tag, so one slot in Redis Cluster):
---   KEYS[1] holder hash   baton:{<k>}     token, fence, exp (unix ms); PEXPIREAT exp
+--   KEYS[1] holder hash   baton:{<k>}     token, fence, exp (unix ms), meta (if
+--                                         any); PEXPIREAT exp
 --   KEYS[2] wait queue    baton:{<k>}:q   zset token -> arrival number (FIFO)
 --   KEYS[3] waiter info   baton:{<k>}:w   hash token -> "<lease-deadline-ms> <ttl-ms>"
+--                                         and, with a META, "\n<meta>"
 --   KEYS[4] counters      baton:{<k>}:c   hash fence, seq; never expires
 -- Fences and arrival numbers are max(last + 1, the server clock in us), so
 -- they keep increasing even when KEYS[4] is lost (DEL, FLUSHALL, eviction),
@@ -12,11 +14,13 @@
 -- Hand-offs publish the new holder's token on the channel KEYS[1] .. ':ch'.
 local H, Q, W, C = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
--- Makes `tok` the holder until `exp` (unix ms) with a new fence.
-local function grant(tok, exp)
+-- Makes `tok` the holder until `exp` (unix ms) with a new fence and its
+-- value `meta` (nil: none).
+local function grant(tok, exp, meta)
   local fence = bump(C, 'fence')
   redis.call('DEL', H)
   redis.call('HSET', H, 'token', tok, 'fence', fence, 'exp', exp)
+  if meta then redis.call('HSET', H, 'meta', meta) end
   redis.call('PEXPIREAT', H, exp)
   return fence
 end
@@ -31,10 +35,10 @@ local function hand_off(now)
   while true do
     local head = redis.call('ZRANGE', Q, 0, 0)[1]
     if not head then break end
-    local lease, ttl = waiter_info(W, head)
+    local lease, ttl, _, meta = waiter_info(W, head)
     remove_waiter(Q, W, head)
     if lease and lease > now then
-      grant(head, math.min(lease, now + ttl))
+      grant(head, math.min(lease, now + ttl), meta)
       redis.call('PUBLISH', H .. ':ch', head)
       break
     end

@@ -375,12 +375,18 @@ impl Client {
     ) -> Result<Option<Hold>> {
         validate_key(key)?;
         opts.validate()?;
+        if kind != Kind::Lock && opts.meta.is_some() {
+            return Err(Error::InvalidOptions(
+                "meta is for locks only: a semaphore's lease carries none".into(),
+            ));
+        }
         let token = format!("{:032x}", rand::random::<u128>());
         let ttl = opts.ttl;
+        let meta = opts.meta.as_deref();
         let Some(grant) = self
             .inner
             .imp
-            .acquire(&self.inner.rt, kind, key, &token, ttl, wait)
+            .acquire(&self.inner.rt, kind, key, &token, ttl, wait, meta)
             .await?
         else {
             return Ok(None);

@@ -117,7 +117,7 @@ pub use bus::Bus;
 pub use client::{Client, ClientBuilder};
 pub use error::{Error, Result};
 pub use guard::{LockGuard, SemGuard};
-pub use options::{Durable, LockOptions, DEFAULT_WAIT, MAX_DURATION};
+pub use options::{Durable, LockOptions, DEFAULT_WAIT, MAX_DURATION, MAX_META_LEN};
 pub use semaphore::{ReadGuard, RwLock, Semaphore, WriteGuard, RW_LIMIT};
 pub use watchdog::MIN_PERIOD;
 

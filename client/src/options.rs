@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+/// The longest [`LockOptions::meta`] the server accepts, in bytes.
+pub const MAX_META_LEN: usize = baton_core::args::MAX_META_LEN;
+
 /// The largest ttl or wait the server accepts: 2^31 - 1 ms.
 pub const MAX_DURATION: Duration = Duration::from_millis(baton_core::args::MAX_MS);
 
@@ -44,6 +47,11 @@ pub struct LockOptions {
     pub watchdog: bool,
     /// Confirm each grant on replicas before returning it. Default `None`.
     pub durable: Option<Durable>,
+    /// A value of 0 to 1024 bytes stored with the holder (`META`), shown by
+    /// [`Client::info`](crate::Client::info) as [`LockInfo::meta`]
+    /// (crate::LockInfo::meta): a leader's address, a job id. Locks only: a
+    /// semaphore's acquire refuses it. Default `None`.
+    pub meta: Option<Vec<u8>>,
 }
 
 /// A durable acquire's requirement (see [`LockOptions::durable`]).
@@ -63,6 +71,7 @@ impl Default for LockOptions {
             wait: DEFAULT_WAIT,
             watchdog: true,
             durable: None,
+            meta: None,
         }
     }
 }
@@ -102,7 +111,23 @@ impl LockOptions {
         self
     }
 
+    /// Sets [`LockOptions::meta`].
+    ///
+    /// ```
+    /// let opts = baton_client::LockOptions::new().meta("10.0.0.7:8080");
+    /// assert_eq!(opts.meta.as_deref(), Some(&b"10.0.0.7:8080"[..]));
+    /// ```
+    pub fn meta(mut self, value: impl Into<Vec<u8>>) -> Self {
+        self.meta = Some(value.into());
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.meta.as_ref().is_some_and(|m| m.len() > MAX_META_LEN) {
+            return Err(Error::InvalidOptions(format!(
+                "meta must be at most {MAX_META_LEN} bytes"
+            )));
+        }
         if self.ttl < Duration::from_millis(1) || self.ttl > MAX_DURATION {
             return Err(Error::InvalidOptions(format!(
                 "ttl must be between 1 ms and {MAX_DURATION:?}, got {:?}",

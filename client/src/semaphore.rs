@@ -361,7 +361,8 @@ mod tests {
         let sem = |permits| Kind::Sem { limit: 3, permits };
         for c in clients {
             let (imp, rt, kind) = (&c.inner.imp, &c.inner.rt, c.backend_kind());
-            let acquire = |permits| imp.acquire(rt, sem(permits), "k", "tok", ttl, Duration::ZERO);
+            let acquire =
+                |permits| imp.acquire(rt, sem(permits), "k", "tok", ttl, Duration::ZERO, None);
             let first = acquire(2).await.unwrap().expect("granted").fence;
             let again = acquire(2).await.unwrap().expect("renewed").fence;
             assert_eq!(again, first, "{kind:?}: a renewal keeps the fence");

@@ -670,6 +670,80 @@ async fn a_lock_and_a_semaphore_of_one_name(kind: Backend) {
     assert!(lock.release().await.unwrap());
 }
 
+/// `LockOptions::meta` is stored with the holder (`LOCK.INFO` meta): an
+/// empty value is a value, a lock taken without one shows none, a free lock
+/// none, and a waiter's value becomes the holder's at the hand-off.
+async fn meta_is_stored_with_the_holder_and_carried_by_a_waiter(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    assert_eq!(c.info("m").await.unwrap().meta, None, "free");
+    let first = c.lock("m", &opts(10_000).meta("first's")).await.unwrap();
+    assert_eq!(
+        c.info("m").await.unwrap().meta.as_deref(),
+        Some(&b"first's"[..])
+    );
+    let waiter = {
+        let c = c.clone();
+        let wait = opts(10_000)
+            .wait(Duration::from_secs(10))
+            .meta(vec![0, b'\n', 255]);
+        tokio::spawn(async move { c.lock("m", &wait).await })
+    };
+    eventually(Duration::from_secs(5), "the waiter is queued", || async {
+        c.info("m").await.unwrap().waiters == 1
+    })
+    .await;
+    assert_eq!(
+        c.info("m").await.unwrap().meta.as_deref(),
+        Some(&b"first's"[..]),
+        "the waiter's value waits with it"
+    );
+    assert!(first.release().await.unwrap());
+    let second = granted(waiter).await.unwrap();
+    let info = c.info("m").await.unwrap();
+    assert_eq!(info.fence, second.fence());
+    assert_eq!(
+        info.meta.as_deref(),
+        Some(&[0, b'\n', 255][..]),
+        "any bytes"
+    );
+    assert!(second.extend(Duration::from_secs(10)).await.unwrap());
+    assert_eq!(
+        c.info("m").await.unwrap().meta.as_deref(),
+        Some(&[0, b'\n', 255][..]),
+        "a plain extend keeps it"
+    );
+    assert!(second.release().await.unwrap());
+    assert_eq!(c.info("m").await.unwrap().meta, None, "released");
+    let plain = c.lock("m", &opts(10_000)).await.unwrap();
+    assert_eq!(c.info("m").await.unwrap().meta, None, "taken without one");
+    assert!(plain.release().await.unwrap());
+    let empty = c.lock("e", &opts(10_000).meta("")).await.unwrap();
+    assert_eq!(c.info("e").await.unwrap().meta, Some(Vec::new()));
+    assert!(empty.release().await.unwrap());
+}
+
+/// A value over 1024 bytes is refused before anything is sent, and a
+/// semaphore's acquire refuses a value (a lease carries none).
+async fn meta_limits_are_checked(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let long = opts(10_000).meta(vec![b'x'; baton_client::MAX_META_LEN + 1]);
+    assert!(matches!(
+        c.lock("m", &long).await,
+        Err(Error::InvalidOptions(_))
+    ));
+    assert!(!c.info("m").await.unwrap().held);
+    let max = vec![b'y'; baton_client::MAX_META_LEN];
+    let g = c.lock("m", &opts(10_000).meta(max.clone())).await.unwrap();
+    assert_eq!(c.info("m").await.unwrap().meta, Some(max));
+    assert!(g.release().await.unwrap());
+    let lease = c
+        .semaphore("s", 2)
+        .acquire(1, &opts(10_000).meta("v"))
+        .await;
+    assert!(matches!(lease, Err(Error::InvalidOptions(_))), "{lease:?}");
+    assert_eq!(c.semaphore("s", 2).info().await.unwrap().used, 0);
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod memory { $( #[tokio::test] async fn $name() { super::$name(baton_client::Backend::Memory).await } )* }
@@ -704,6 +778,8 @@ suite!(
     rw_readers_share_and_a_writer_excludes,
     rw_writers_are_not_starved,
     a_lock_and_a_semaphore_of_one_name,
+    meta_is_stored_with_the_holder_and_carried_by_a_waiter,
+    meta_limits_are_checked,
 );
 
 #[tokio::test]

@@ -109,6 +109,21 @@ pub fn lock_options<'a>(rest: &[&'a [u8]]) -> Result<LockArgs<'a>, ArgError> {
     })
 }
 
+/// Parses the options of `LOCK.EXTEND` after ttl-ms: nothing, or `META
+/// value` (the holder's new value).
+pub fn extend_options<'a>(rest: &[&'a [u8]]) -> Result<Option<&'a [u8]>, ArgError> {
+    match rest {
+        [] => Ok(None),
+        [word, rest @ ..] if word.eq_ignore_ascii_case(b"META") => match rest {
+            [] => Err(ArgError::MissingValue("META")),
+            [meta] if meta.len() > MAX_META_LEN => Err(ArgError::Meta),
+            [meta] => Ok(Some(meta)),
+            [_, extra, ..] => Err(unknown(extra)),
+        },
+        [word, ..] => Err(unknown(word)),
+    }
+}
+
 /// The options of `SEM.ACQUIRE` after ttl-ms: `LIMIT n` (required),
 /// `PERMITS p` (default 1, at most `n`), `WAIT timeout-ms`, in any order,
 /// each at most once, option words in any case.
@@ -264,6 +279,27 @@ mod tests {
         assert_eq!(lock_options(&[b"META", &long]), Err(ArgError::Meta));
         assert_eq!(
             lock_options(&[b"WAIT", b"1", b"WAIT", b"2"]),
+            Err(ArgError::UnknownOption("WAIT".into()))
+        );
+    }
+
+    #[test]
+    fn extend_options_shapes() {
+        assert_eq!(extend_options(&[]), Ok(None));
+        assert_eq!(extend_options(&[b"meta", b"v"]), Ok(Some(&b"v"[..])));
+        assert_eq!(extend_options(&[b"META", b""]), Ok(Some(&b""[..])));
+        assert_eq!(
+            extend_options(&[b"META"]),
+            Err(ArgError::MissingValue("META"))
+        );
+        let long = vec![b'x'; MAX_META_LEN + 1];
+        assert_eq!(extend_options(&[b"META", &long]), Err(ArgError::Meta));
+        assert_eq!(
+            extend_options(&[b"META", b"v", b"META", b"w"]),
+            Err(ArgError::UnknownOption("META".into()))
+        );
+        assert_eq!(
+            extend_options(&[b"WAIT", b"5"]),
             Err(ArgError::UnknownOption("WAIT".into()))
         );
     }

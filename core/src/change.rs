@@ -205,9 +205,17 @@ impl<W> Change<'_, W> {
 
     /// [`Lock::extend`], counted; true when `token` held the lock.
     pub fn extend(&mut self, token: &[u8], ttl: u64) -> bool {
-        let extended = self.lock.extend(token, ttl, self.now).is_some();
+        self.extend_with(token, ttl, None)
+    }
+
+    /// [`Lock::extend_with`], counted; true when `token` held the lock.
+    pub fn extend_with(&mut self, token: &[u8], ttl: u64, meta: Option<&[u8]>) -> bool {
+        let extended = self.lock.extend_with(token, ttl, meta, self.now).is_some();
         if extended {
             self.counts.extends += 1;
+            // Same expiry to the ms is possible: replicate the new value all
+            // the same.
+            self.meta_replaced |= meta.is_some();
         }
         extended
     }
@@ -389,6 +397,27 @@ mod tests {
         let t = change.finish(|_| true);
         assert!(!t.changed && !t.forget && t.grants.is_empty());
         assert_eq!(t.counts, Counts::default());
+    }
+
+    #[test]
+    fn an_extend_with_a_value_replaces_it_under_the_same_fence() {
+        let (mut lock, mut fences) = (Lock::<u64>::new(), FenceCounter::default());
+        lock.acquire(b"a", 100, Some(b"one"), 0, &mut fences);
+        let mut change = lock.change(0, &mut fences);
+        assert!(!change.extend_with(b"b", 100, Some(b"x")), "not the holder");
+        assert!(change.extend_with(b"a", 100, Some(b"two")));
+        let t = change.finish(|_| true);
+        assert!(t.changed, "same expiry, new value: replicated");
+        assert_eq!(t.counts.grants, 0);
+        let holder = lock.holder().unwrap();
+        assert_eq!(
+            (holder.fence, holder.meta.as_deref()),
+            (1, Some(&b"two"[..]))
+        );
+        let mut change = lock.change(0, &mut fences);
+        assert!(change.extend(b"a", 100));
+        assert!(!change.finish(|_| true).changed, "a plain extend keeps it");
+        assert_eq!(lock.holder().unwrap().meta.as_deref(), Some(&b"two"[..]));
     }
 
     #[test]

@@ -251,8 +251,24 @@ impl<W> Lock<W> {
     /// Resets the expiry to `now + ttl` if `token` holds the lock; returns the
     /// holder's fence.
     pub fn extend(&mut self, token: &[u8], ttl: u64, now: u64) -> Option<u64> {
+        self.extend_with(token, ttl, None, now)
+    }
+
+    /// [`Lock::extend`] that also replaces the holder's value when `meta`
+    /// is given (`LOCK.EXTEND ... META v`): never a grant, so a value can
+    /// change only under the fence that stored the first one.
+    pub fn extend_with(
+        &mut self,
+        token: &[u8],
+        ttl: u64,
+        meta: Option<&[u8]>,
+        now: u64,
+    ) -> Option<u64> {
         let holder = self.holder.as_mut().filter(|h| *h.token == *token)?;
         holder.expires_at = now.saturating_add(ttl);
+        if let Some(meta) = meta {
+            holder.meta = Some(meta.into());
+        }
         Some(holder.fence)
     }
 

@@ -57,7 +57,6 @@ fn wrong_argument_counts_get_redis_arity_error() {
         &[b"LOCK.RELEASE", b"k"],
         &[b"LOCK.RELEASE", b"k", b"t", b"x"],
         &[b"LOCK.EXTEND", b"k", b"t"],
-        &[b"LOCK.EXTEND", b"k", b"t", b"100", b"x"],
         &[b"LOCK.FORCERELEASE"],
         &[b"LOCK.FORCERELEASE", b"k", b"x"],
         &[b"LOCK.FENCE"],
@@ -310,6 +309,7 @@ fn a_command_that_errors_changes_nothing() {
     let stats_before = stats(&mut con);
     let info_before = info(&mut con, b"held");
     let long = vec![b'x'; 257];
+    let long_meta = vec![b'x'; 1025];
     let failing: Vec<Vec<&[u8]>> = vec![
         // The holder renewing with a bad option must not renew.
         vec![b"LOCK.ACQUIRE", b"held", b"holder", b"1000", b"WAIT", b"-1"],
@@ -327,6 +327,26 @@ fn a_command_that_errors_changes_nothing() {
         ],
         vec![b"LOCK.EXTEND", b"held", b"holder", b"0"],
         vec![b"LOCK.EXTEND", b"held", b"holder", b"2147483648"],
+        vec![b"LOCK.EXTEND", b"held", b"holder", b"1000", b"x"],
+        vec![b"LOCK.EXTEND", b"held", b"holder", b"1000", b"META"],
+        vec![
+            b"LOCK.EXTEND",
+            b"held",
+            b"holder",
+            b"1000",
+            b"META",
+            &long_meta,
+        ],
+        vec![
+            b"LOCK.EXTEND",
+            b"held",
+            b"holder",
+            b"1000",
+            b"META",
+            b"a",
+            b"META",
+            b"b",
+        ],
         vec![b"LOCK.RELEASE", b"held", b""],
         vec![b"LOCK.RELEASE", b"held", &long],
         vec![b"LOCK.RELEASE", b"held", b"holder", b"extra"],

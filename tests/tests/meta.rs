@@ -1,6 +1,7 @@
 //! Lock metadata (`LOCK.ACQUIRE ... META value`; README "Leader election"):
 //! a value of 0 to 1024 bytes stored with the holder, shown by `LOCK.INFO`,
-//! replaced by a renewal that gives one, carried by a waiter into its grant,
+//! replaced by a renewal or an extend that gives one, carried by a waiter
+//! into its grant,
 //! and replicated and persisted with the holder.
 
 use baton_tests::lock::{acquire, expect_err, extend, info, release};
@@ -58,6 +59,39 @@ fn a_renewal_with_meta_replaces_it_and_one_without_keeps_it() {
     assert_eq!(meta_of(&mut con, b"k").as_deref(), Some(&b"two"[..]));
 }
 
+fn extend_meta(con: &mut redis::Connection, key: &[u8], token: &[u8], meta: &[u8]) -> i64 {
+    redis::cmd("LOCK.EXTEND")
+        .arg(key)
+        .arg(token)
+        .arg(60_000)
+        .arg("META")
+        .arg(meta)
+        .query(con)
+        .unwrap()
+}
+
+/// `LOCK.EXTEND ... META v` replaces the holder's value under its fence
+/// (what a leader's `proclaim` sends), reaches a replica, and is never a
+/// grant: a token that does not hold the lock gets 0, also on a free lock.
+#[test]
+fn an_extend_with_meta_replaces_the_value_under_the_same_fence() {
+    let primary = RedisServer::start();
+    let replica = RedisServer::builder().replica_of(&primary).start();
+    wait_for_sync(&primary, &replica);
+    let mut con = primary.connection();
+    let f = acquire_meta(&mut con, b"k", b"t", b"one").unwrap();
+    assert_eq!(extend_meta(&mut con, b"k", b"t", b"two"), 1);
+    let i = info(&mut con, b"k");
+    assert_eq!((i.fence, i.meta.as_deref()), (f, Some(&b"two"[..])));
+    assert_eq!(extend_meta(&mut con, b"k", b"intruder", b"mine"), 0);
+    assert_eq!(meta_of(&mut con, b"k").as_deref(), Some(&b"two"[..]));
+    assert_eq!(extend_meta(&mut con, b"free", b"t", b"v"), 0);
+    assert!(!info(&mut con, b"free").held, "an extend never grants");
+    wait_for_sync(&primary, &replica);
+    let i = info(&mut replica.connection(), b"k");
+    assert_eq!((i.fence, i.meta.as_deref()), (f, Some(&b"two"[..])));
+}
+
 #[test]
 fn a_waiter_carries_its_value_into_the_grant() {
     let server = RedisServer::start();
@@ -105,6 +139,8 @@ fn a_bad_value_is_refused_and_changes_nothing() {
             b"META",
             b"b",
         ],
+        &[b"LOCK.EXTEND", b"k", b"t", b"1000", b"META", &long],
+        &[b"LOCK.EXTEND", b"k", b"t", b"1000", b"META"],
     ] {
         let e = expect_err(&mut con, args);
         assert!(e.contains("META"), "the error names META: {e}");

@@ -113,16 +113,17 @@ impl LuaBackend {
         &self.conns
     }
 
-    async fn eval(
+    async fn eval<A: redis::ToRedisArgs>(
         &self,
         kind: Kind,
         script: &Script,
         key: &str,
-        args: &[String],
+        args: &[A],
     ) -> Result<redis::Value> {
         eval_on(&mut self.conns.get().await?, kind, script, key, args).await
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn acquire(
         &self,
         rt: &Runtime,
@@ -131,12 +132,18 @@ impl LuaBackend {
         token: &str,
         ttl: Duration,
         wait: Duration,
+        meta: Option<&[u8]>,
     ) -> Result<Option<Granted>> {
         let script = &SCRIPTS.of(kind).acquire;
-        let mut args = vec![token.to_owned(), ms(ttl, 1).to_string()];
+        // Bytes: a META value need not be UTF-8.
+        let word = |w: &str| w.as_bytes().to_vec();
+        let mut args = vec![word(token), word(&ms(ttl, 1).to_string())];
         if let Kind::Sem { limit, permits } = kind {
-            args.extend(["LIMIT".into(), limit.to_string()]);
-            args.extend(["PERMITS".into(), permits.to_string()]);
+            args.extend([word("LIMIT"), word(&limit.to_string())]);
+            args.extend([word("PERMITS"), word(&permits.to_string())]);
+        }
+        if let Some(meta) = meta {
+            args.extend([word("META"), meta.to_vec()]);
         }
         if wait.is_zero() {
             let mut conn = self.conns.get().await?;
@@ -162,8 +169,8 @@ impl LuaBackend {
             sub.rx.borrow_and_update();
             let left = deadline.saturating_duration_since(Instant::now());
             let mut args = args.clone();
-            args.extend(["WAIT".into(), ms(left, 0).to_string()]);
-            args.extend(["LEASE".into(), lease.clone()]);
+            args.extend([word("WAIT"), word(&ms(left, 0).to_string())]);
+            args.extend([word("LEASE"), word(&lease)]);
             // A grant, or the renewal that collects a hand-off, counts the
             // ttl from when the script ran: after `sent`.
             let sent = Instant::now();
@@ -234,7 +241,7 @@ impl LuaBackend {
 
     pub(crate) async fn release(&self, kind: Kind, key: &str, token: &str) -> Result<bool> {
         let script = &SCRIPTS.of(kind).release;
-        let v = self.eval(kind, script, key, &[token.into()]).await?;
+        let v = self.eval(kind, script, key, &[token]).await?;
         let ok = reply_int(v)? == Some(1);
         if ok {
             self.count(kind, &self.counters.releases);
@@ -248,9 +255,16 @@ impl LuaBackend {
         key: &str,
         token: &str,
         ttl: Duration,
+        meta: Option<&[u8]>,
     ) -> Result<bool> {
         let script = &SCRIPTS.of(kind).extend;
-        let args = [token.into(), ms(ttl, 1).to_string()];
+        let mut args = vec![
+            token.as_bytes().to_vec(),
+            ms(ttl, 1).to_string().into_bytes(),
+        ];
+        if let Some(meta) = meta {
+            args.extend([b"META".to_vec(), meta.to_vec()]);
+        }
         let ok = reply_int(self.eval(kind, script, key, &args).await?)? == Some(1);
         if ok {
             self.count(kind, &self.counters.extends);
@@ -260,7 +274,7 @@ impl LuaBackend {
 
     pub(crate) async fn force_release(&self, key: &str) -> Result<bool> {
         let script = &SCRIPTS.lock.force_release;
-        let ok = reply_int(self.eval(Kind::Lock, script, key, &[]).await?)? == Some(1);
+        let ok = reply_int(self.eval(Kind::Lock, script, key, NO_ARGS).await?)? == Some(1);
         if ok {
             self.count(Kind::Lock, &self.counters.force_releases);
         }
@@ -268,22 +282,26 @@ impl LuaBackend {
     }
 
     pub(crate) async fn sem_force_release(&self, key: &str) -> Result<u64> {
-        let v = self.eval(SEM, &SCRIPTS.sem.force_release, key, &[]).await?;
+        let v = self
+            .eval(SEM, &SCRIPTS.sem.force_release, key, NO_ARGS)
+            .await?;
         Ok(reply_int(v)?.unwrap_or(0).max(0) as u64)
     }
 
     pub(crate) async fn sem_info(&self, key: &str) -> Result<SemInfo> {
-        let v = self.eval(SEM, &SCRIPTS.sem.info, key, &[]).await?;
+        let v = self.eval(SEM, &SCRIPTS.sem.info, key, NO_ARGS).await?;
         Ok(sem_info_from_pairs(&pairs(v)?))
     }
 
     pub(crate) async fn fence(&self, key: &str) -> Result<u64> {
-        let v = self.eval(Kind::Lock, &SCRIPTS.fence, key, &[]).await?;
+        let v = self.eval(Kind::Lock, &SCRIPTS.fence, key, NO_ARGS).await?;
         Ok(reply_int(v)?.unwrap_or(0) as u64)
     }
 
     pub(crate) async fn info(&self, key: &str) -> Result<LockInfo> {
-        let v = self.eval(Kind::Lock, &SCRIPTS.lock.info, key, &[]).await?;
+        let v = self
+            .eval(Kind::Lock, &SCRIPTS.lock.info, key, NO_ARGS)
+            .await?;
         info_reply(v)
     }
 
@@ -356,6 +374,9 @@ pub(crate) async fn evicting_policies(conns: &Conns) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The arguments of a script that takes none.
+const NO_ARGS: &[&str] = &[];
+
 /// What the semaphore calls that need no limit pass as their kind (the
 /// scripts and keys are the same for every limit).
 const SEM: Kind = Kind::Sem {
@@ -365,12 +386,12 @@ const SEM: Kind = Kind::Sem {
 
 /// Runs `script` on the keys of what `kind` names at `key` (which share one
 /// slot, so the command routes to the node that serves them).
-async fn eval_on(
+async fn eval_on<A: redis::ToRedisArgs>(
     conn: &mut Conn,
     kind: Kind,
     script: &Script,
     key: &str,
-    args: &[String],
+    args: &[A],
 ) -> Result<redis::Value> {
     script.eval_on(conn, &keys(kind, key), args).await
 }
@@ -819,6 +840,82 @@ mod tests {
             (3, 0),
             "small got through: {info:?}"
         );
+    }
+
+    /// The lock's acquire and extend scripts refuse bad `META` (and the
+    /// other options around it) with the module's texts, in the module's
+    /// order, and a refused call changes nothing: the holder keeps its
+    /// fence, expiry and value on both.
+    #[test]
+    fn lock_meta_argument_errors_match_the_module_and_change_nothing() {
+        let module = RedisServer::start();
+        let plain = RedisServer::builder().without_module().start();
+        let text = |r: redis::RedisResult<redis::Value>| match r {
+            Err(e) => baton_tests::err_text(&e),
+            Ok(v) => format!("no error: {v:?}"),
+        };
+        let long = "x".repeat(1025);
+        let acquires: Vec<Vec<&str>> = vec![
+            vec!["holder", "100", "META"],
+            vec!["holder", "100", "META", &long],
+            vec!["holder", "100", "META", "a", "META", "b"],
+            vec!["holder", "100", "WAIT", "x", "META", &long],
+            vec!["holder", "100", "META", "a", "WAIT"],
+            vec!["holder", "100", "META", "a", "WAIT", "-1"],
+            vec!["holder", "100", "META", "a", "NX"],
+            vec!["other", "100", "META", &long],
+        ];
+        let extends: Vec<Vec<&str>> = vec![
+            vec!["holder", "100", "META"],
+            vec!["holder", "100", "META", &long],
+            vec!["holder", "100", "META", "a", "META", "b"],
+            vec!["holder", "100", "WAIT", "5"],
+            vec!["holder", "0", "META", "a"],
+        ];
+        let m = &mut module.connection();
+        let p = &mut plain.connection();
+        let mut grant = redis::cmd("LOCK.ACQUIRE");
+        grant
+            .arg("k")
+            .arg("holder")
+            .arg(60_000)
+            .arg("META")
+            .arg("kept");
+        let _: i64 = grant.query(m).unwrap();
+        let grant = SCRIPTS.lock.acquire.cmd(
+            true,
+            &keys(Kind::Lock, "k"),
+            &["holder", "60000", "META", "kept"],
+        );
+        let _: i64 = grant.query(p).unwrap();
+        let before = |c: &mut redis::Connection, lua: bool| -> redis::Value {
+            match lua {
+                true => raw_eval(c, Kind::Lock, &SCRIPTS.lock.info, "k", &[]),
+                false => redis::cmd("LOCK.INFO").arg("k").query(c).unwrap(),
+            }
+        };
+        let (info_m, info_p) = (before(m, false), before(p, true));
+        for (verb, script, cases) in [
+            ("ACQUIRE", &SCRIPTS.lock.acquire, &acquires),
+            ("EXTEND", &SCRIPTS.lock.extend, &extends),
+        ] {
+            for args in cases {
+                let mut cmd = redis::cmd(&format!("LOCK.{verb}"));
+                cmd.arg("k").arg(args);
+                let want = text(cmd.query(m));
+                assert!(want.starts_with("ERR "), "{verb} {args:?}: {want}");
+                let got = script.cmd(true, &keys(Kind::Lock, "k"), args);
+                assert_eq!(text(got.query(p)), want, "{verb} {args:?}");
+            }
+        }
+        // pttl may only have gone down; fence and value are the same.
+        let fields = |v: redis::Value| {
+            let info = crate::backend::info_reply(v).unwrap();
+            (info.held, info.fence, info.meta)
+        };
+        assert_eq!(fields(before(m, false)), fields(info_m));
+        assert_eq!(fields(before(p, true)), fields(info_p));
+        assert_eq!(fields(before(p, true)).2.as_deref(), Some(&b"kept"[..]));
     }
 
     /// The semaphore acquire script refuses bad arguments with the module's

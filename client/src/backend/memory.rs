@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use baton_core::{Acquire, Change, Counts, FenceCounter, Grant, Lock, Waiter};
 use baton_core::{Request, SemAcquire, SemChange, Semaphore};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::{Granted, Kind, LockInfo, SemInfo, Stats};
@@ -32,8 +32,20 @@ use crate::options::ms;
 /// Wakes a waiter with its hand-off: the fence and the grant's expiry.
 type Wake = oneshot::Sender<(u64, u64)>;
 
+/// Bumped by every change of a lock's holder (grant, release, expiry,
+/// extend, new value): what an election observer waits on in-process.
+#[derive(Debug)]
+struct Changes(watch::Sender<u64>);
+
+impl Default for Changes {
+    fn default() -> Self {
+        Self(watch::channel(0).0)
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
+    changes: Changes,
     locks: HashMap<String, Lock<Wake>>,
     sems: HashMap<String, Semaphore<Wake>>,
     fences: FenceCounter,
@@ -46,14 +58,17 @@ struct Done {
     grants: Vec<Grant<Wake>>,
     forget: bool,
     counts: Counts,
+    /// A lock's holder changed (see [`Changes`]).
+    changed: bool,
 }
 
 impl Done {
-    fn of(grants: Vec<Grant<Wake>>, forget: bool, counts: Counts) -> Self {
+    fn of(grants: Vec<Grant<Wake>>, forget: bool, counts: Counts, changed: bool) -> Self {
         Self {
             grants,
             forget,
             counts,
+            changed,
         }
     }
 }
@@ -67,7 +82,9 @@ trait Step {
     /// granted), as the module's and the scripts' RELEASE do; true when it
     /// released.
     fn release(&mut self, token: &[u8]) -> bool;
-    fn extend(&mut self, token: &[u8], ttl: u64) -> bool;
+    /// A lock's extend may also replace the holder's value; a
+    /// semaphore's takes none.
+    fn extend(&mut self, token: &[u8], ttl: u64, meta: Option<&[u8]>) -> bool;
 }
 
 /// A core state machine kept by key: a lock or a semaphore.
@@ -92,8 +109,8 @@ impl Step for Change<'_, Wake> {
     fn release(&mut self, token: &[u8]) -> bool {
         Change::release_or_withdraw(self, token).0
     }
-    fn extend(&mut self, token: &[u8], ttl: u64) -> bool {
-        Change::extend(self, token, ttl)
+    fn extend(&mut self, token: &[u8], ttl: u64, meta: Option<&[u8]>) -> bool {
+        Change::extend_with(self, token, ttl, meta)
     }
 }
 
@@ -107,7 +124,7 @@ impl Machine for Lock<Wake> {
     }
     fn finish(change: Change<'_, Wake>, alive: impl Fn(&Grant<Wake>) -> bool) -> Done {
         let t = change.finish(alive);
-        Done::of(t.grants, t.forget, t.counts)
+        Done::of(t.grants, t.forget, t.counts, t.changed)
     }
     fn next_expiry(&self) -> Option<u64> {
         self.holder().map(|h| h.expires_at)
@@ -124,7 +141,7 @@ impl Step for SemChange<'_, Wake> {
     fn release(&mut self, token: &[u8]) -> bool {
         SemChange::release_or_withdraw(self, token).0
     }
-    fn extend(&mut self, token: &[u8], ttl: u64) -> bool {
+    fn extend(&mut self, token: &[u8], ttl: u64, _meta: Option<&[u8]>) -> bool {
         SemChange::extend(self, token, ttl)
     }
 }
@@ -139,7 +156,7 @@ impl Machine for Semaphore<Wake> {
     }
     fn finish(change: SemChange<'_, Wake>, alive: impl Fn(&Grant<Wake>) -> bool) -> Done {
         let t = change.finish(alive);
-        Done::of(t.grants, t.forget, t.counts)
+        Done::of(t.grants, t.forget, t.counts, false)
     }
     fn next_expiry(&self) -> Option<u64> {
         Semaphore::next_expiry(self)
@@ -172,6 +189,9 @@ impl State {
         }
         if done.forget {
             table.remove(key);
+        }
+        if done.changed {
+            self.changes.0.send_modify(|n| *n += 1);
         }
         for grant in done.grants {
             // Under this state's mutex: a waiter dropped since `finish`
@@ -273,6 +293,7 @@ impl MemoryBackend {
         self.epoch + Duration::from_millis(ms)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn acquire(
         &self,
         _rt: &Runtime,
@@ -281,6 +302,7 @@ impl MemoryBackend {
         token: &str,
         ttl: Duration,
         wait: Duration,
+        meta: Option<&[u8]>,
     ) -> Result<Option<Granted>> {
         let ttl = ms(ttl, 1);
         let tok = token.as_bytes();
@@ -292,7 +314,7 @@ impl MemoryBackend {
                     ttl,
                     wait,
                     Lock::new(),
-                    |change, queue| match change.acquire(tok, ttl) {
+                    |change, queue| match change.acquire_with(tok, ttl, meta) {
                         Acquire::Granted { fence } | Acquire::Renewed { fence } => {
                             First::Granted(fence)
                         }
@@ -304,7 +326,7 @@ impl MemoryBackend {
                                     id,
                                     token: tok.into(),
                                     ttl,
-                                    meta: None,
+                                    meta: meta.map(Into::into),
                                     payload: tx,
                                 };
                                 match change.lock().enqueue(waiter) {
@@ -457,11 +479,12 @@ impl MemoryBackend {
         key: &str,
         token: &str,
         ttl: Duration,
+        meta: Option<&[u8]>,
     ) -> Result<bool> {
         let now = self.now();
         let mut st = self.lock();
         let extended = st.run_kind(kind, key, now, |change| {
-            change.extend(token.as_bytes(), ms(ttl, 1))
+            change.extend(token.as_bytes(), ms(ttl, 1), meta)
         });
         Ok(extended.unwrap_or(false))
     }
@@ -528,6 +551,12 @@ impl MemoryBackend {
             }))
     }
 
+    /// A receiver that sees every change of a lock's holder (see
+    /// [`Changes`]).
+    pub(crate) fn changes(&self) -> watch::Receiver<u64> {
+        self.lock().changes.0.subscribe()
+    }
+
     pub(crate) async fn stats(&self) -> Result<Stats> {
         let now = self.now();
         let mut st = self.lock();
@@ -553,7 +582,7 @@ impl MemoryBackend {
         _replicas: u64,
         _timeout: Duration,
     ) -> Result<Option<u64>> {
-        Ok(self.extend(kind, key, token, ttl).await?.then_some(0))
+        Ok(self.extend(kind, key, token, ttl, None).await?.then_some(0))
     }
 }
 

@@ -367,7 +367,9 @@ impl Imp {
         }
     }
 
-    /// Acquire, waiting up to `wait`. `Ok(None)`: not granted in time.
+    /// Acquire, waiting up to `wait`, storing `meta` with the holder (a
+    /// lock's only). `Ok(None)`: not granted in time.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn acquire(
         &self,
         rt: &crate::client::Runtime,
@@ -376,8 +378,9 @@ impl Imp {
         token: &str,
         ttl: Duration,
         wait: Duration,
+        meta: Option<&[u8]>,
     ) -> Result<Option<Granted>> {
-        dispatch!(self, b => b.acquire(rt, kind, key, token, ttl, wait).await)
+        dispatch!(self, b => b.acquire(rt, kind, key, token, ttl, wait, meta).await)
             .map_err(|e| kind.refusal(key, e))
     }
 
@@ -392,7 +395,19 @@ impl Imp {
         token: &str,
         ttl: Duration,
     ) -> Result<bool> {
-        dispatch!(self, b => b.extend(kind, key, token, ttl).await)
+        dispatch!(self, b => b.extend(kind, key, token, ttl, None).await)
+    }
+
+    /// A lock's extend that also replaces the holder's value
+    /// (`LOCK.EXTEND ... META`); never a grant.
+    pub(crate) async fn extend_meta(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        meta: &[u8],
+    ) -> Result<bool> {
+        dispatch!(self, b => b.extend(Kind::Lock, key, token, ttl, Some(meta)).await)
     }
 
     /// Removes every lease of semaphore `key`; how many there were.

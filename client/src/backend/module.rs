@@ -66,11 +66,20 @@ fn command(kind: Kind, verb: &str) -> redis::Cmd {
 
 /// `LOCK.ACQUIRE key token ttl`, or `SEM.ACQUIRE key token ttl LIMIT n
 /// PERMITS p`; a wait adds `WAIT t`.
-fn acquire_cmd(kind: Kind, key: &str, token: &str, ttl: Duration) -> redis::Cmd {
+fn acquire_cmd(
+    kind: Kind,
+    key: &str,
+    token: &str,
+    ttl: Duration,
+    meta: Option<&[u8]>,
+) -> redis::Cmd {
     let mut cmd = command(kind, "ACQUIRE");
     cmd.arg(key).arg(token).arg(ms(ttl, 1));
     if let Kind::Sem { limit, permits } = kind {
         cmd.arg("LIMIT").arg(limit).arg("PERMITS").arg(permits);
+    }
+    if let Some(meta) = meta {
+        cmd.arg("META").arg(meta);
     }
     cmd
 }
@@ -82,10 +91,19 @@ fn release_cmd(kind: Kind, key: &str, token: &str) -> redis::Cmd {
     cmd
 }
 
-/// `LOCK.EXTEND key token ttl` or `SEM.EXTEND key token ttl`.
-fn extend_cmd(kind: Kind, key: &str, token: &str, ttl: Duration) -> redis::Cmd {
+/// `LOCK.EXTEND key token ttl [META v]` or `SEM.EXTEND key token ttl`.
+fn extend_cmd(
+    kind: Kind,
+    key: &str,
+    token: &str,
+    ttl: Duration,
+    meta: Option<&[u8]>,
+) -> redis::Cmd {
     let mut cmd = command(kind, "EXTEND");
     cmd.arg(key).arg(token).arg(ms(ttl, 1));
+    if let Some(meta) = meta {
+        cmd.arg("META").arg(meta);
+    }
     cmd
 }
 
@@ -239,6 +257,7 @@ impl ModuleBackend {
         &self.conns
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn acquire(
         &self,
         rt: &Runtime,
@@ -247,8 +266,9 @@ impl ModuleBackend {
         token: &str,
         ttl: Duration,
         wait: Duration,
+        meta: Option<&[u8]>,
     ) -> Result<Option<Granted>> {
-        let cmd = acquire_cmd(kind, key, token, ttl);
+        let cmd = acquire_cmd(kind, key, token, ttl, meta);
         let wait_ms = ms(wait, 0);
         let mut guard = Cleanup {
             rt,
@@ -428,8 +448,9 @@ impl ModuleBackend {
         key: &str,
         token: &str,
         ttl: Duration,
+        meta: Option<&[u8]>,
     ) -> Result<bool> {
-        self.one(&extend_cmd(kind, key, token, ttl)).await
+        self.one(&extend_cmd(kind, key, token, ttl, meta)).await
     }
 
     pub(crate) async fn force_release(&self, key: &str) -> Result<bool> {
@@ -493,7 +514,7 @@ impl ModuleBackend {
         self.conns
             .wait_replicas(
                 key.as_bytes(),
-                extend_cmd(kind, key, token, ttl),
+                extend_cmd(kind, key, token, ttl, None),
                 replicas,
                 timeout,
             )

@@ -165,6 +165,18 @@ impl Shared {
     /// the server applies the extend that arrives last, and so that is
     /// the one sent last.
     pub(crate) async fn extend(&self, imp: &Imp, ttl: Duration) -> Result<bool> {
+        self.extend_with(imp, ttl, None).await
+    }
+
+    /// [`Shared::extend`] that, for a lock, also replaces the holder's
+    /// value (`LOCK.EXTEND ... META`): a leader's proclaim. It counts as
+    /// an extend, in the same line as the others.
+    pub(crate) async fn extend_with(
+        &self,
+        imp: &Imp,
+        ttl: Duration,
+        meta: Option<&[u8]>,
+    ) -> Result<bool> {
         let _one_at_a_time = self.extending.lock().await;
         if self.lost.is_cancelled() {
             return Ok(false);
@@ -175,7 +187,10 @@ impl Shared {
             armed: true,
         };
         let sent = Instant::now();
-        let reply = imp.extend(self.kind, &self.key, &self.token, ttl).await;
+        let reply = match meta {
+            Some(meta) => imp.extend_meta(&self.key, &self.token, ttl, meta).await,
+            None => imp.extend(self.kind, &self.key, &self.token, ttl).await,
+        };
         match reply {
             Ok(true) => {
                 in_flight.armed = false;
@@ -283,6 +298,21 @@ impl Hold {
             return Ok(false);
         }
         self.shared.extend(&self.client.inner.imp, ttl).await
+    }
+
+    /// Replaces a held lock's value (`META`) with an extend by the ttl the
+    /// watchdog uses; `false` when it is no longer held.
+    pub(crate) async fn extend_meta(&self, meta: &[u8]) -> Result<bool> {
+        if self.shared.done.load(Ordering::Acquire) || self.is_lost() {
+            return Ok(false);
+        }
+        let ttl = self.shared.validity().ttl;
+        let imp = &self.client.inner.imp;
+        self.shared.extend_with(imp, ttl, Some(meta)).await
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
     }
 
     pub(crate) async fn release(&self) -> Result<bool> {
@@ -468,6 +498,13 @@ macro_rules! guard_api {
 #[derive(Debug)]
 pub struct LockGuard {
     hold: Hold,
+}
+
+impl LockGuard {
+    /// What is under the guard, for the leadership guard built on it.
+    pub(crate) fn hold(&self) -> &Hold {
+        &self.hold
+    }
 }
 
 guard_api!(

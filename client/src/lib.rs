@@ -38,6 +38,10 @@
 //!   `try_acquire`, `info`, `force_release`) and [`RwLock`] (a semaphore of
 //!   [`RW_LIMIT`] permits: `read`, `write`, their `try_` forms) with its
 //!   [`ReadGuard`] and [`WriteGuard`].
+//! - `election`: leader election on a lock ([`Client::campaign`],
+//!   [`Client::leader`], [`Client::observe`]): the [`Leadership`] guard
+//!   (term = fence, `proclaim` = `LOCK.EXTEND ... META`, `resign`) and the
+//!   [`Observer`] of changes.
 //! - `guard`: [`LockGuard`] and [`SemGuard`], one machinery under both:
 //!   fence, its proven validity, extend (one at a time per guard), release,
 //!   the lost signal, the release in the background on drop.
@@ -104,6 +108,7 @@ mod backend;
 #[cfg(feature = "bus")]
 pub mod bus;
 mod client;
+mod election;
 pub mod error;
 mod guard;
 pub mod options;
@@ -115,6 +120,7 @@ pub use backend::{Backend, BackendKind, LockInfo, SemInfo, Stats};
 #[cfg(feature = "bus")]
 pub use bus::Bus;
 pub use client::{Client, ClientBuilder};
+pub use election::{Leader, Leadership, Observer};
 pub use error::{Error, Result};
 pub use guard::{LockGuard, SemGuard};
 pub use options::{Durable, LockOptions, DEFAULT_WAIT, MAX_DURATION, MAX_META_LEN};

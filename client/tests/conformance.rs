@@ -7,27 +7,11 @@ use std::time::Duration;
 
 use baton_client::{Backend, Client, Error, LockGuard, SemGuard, SemInfo, Semaphore, RW_LIMIT};
 use baton_tests::RedisServer;
-use common::{eventually, granted, opts};
+use common::{eventually, granted, opts, setup};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 
 mod common;
-
-/// A client on a fresh server (kept alive by the returned handle).
-async fn setup(kind: Backend) -> (Option<RedisServer>, Client) {
-    let server = match kind {
-        Backend::Memory => return (None, Client::memory()),
-        Backend::Module => RedisServer::start(),
-        _ => RedisServer::builder().without_module().start(),
-    };
-    let client = Client::builder(server.url())
-        .backend(kind)
-        .build()
-        .await
-        .expect("client");
-    assert_eq!(client.backend_kind(), kind);
-    (Some(server), client)
-}
 
 async fn grant_busy_and_idempotent_release(kind: Backend) {
     let (_s, c) = setup(kind).await;

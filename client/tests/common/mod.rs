@@ -5,7 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_client::{Client, LockGuard, LockOptions};
+use baton_client::{Backend, Client, LockGuard, LockOptions};
+use baton_tests::RedisServer;
 use tokio::time::{timeout, Instant};
 
 /// Polls an async condition until a deadline.
@@ -98,4 +99,21 @@ pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
         .with_writer(move || writer.clone())
         .finish();
     (tracing::subscriber::set_default(subscriber), logs)
+}
+
+/// A client of backend `kind` on a fresh server (kept alive by the
+/// returned handle; none for the memory backend).
+pub async fn setup(kind: Backend) -> (Option<RedisServer>, Client) {
+    let server = match kind {
+        Backend::Memory => return (None, Client::memory()),
+        Backend::Module => RedisServer::start(),
+        _ => RedisServer::builder().without_module().start(),
+    };
+    let client = Client::builder(server.url())
+        .backend(kind)
+        .build()
+        .await
+        .expect("client");
+    assert_eq!(client.backend_kind(), kind);
+    (Some(server), client)
 }

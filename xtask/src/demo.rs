@@ -2,8 +2,9 @@
 //! a redis-server with the module and prints a short transcript of
 //! `baton_client` at work: a grant with its fence, a refusal, five waiters
 //! served in FIFO order, an expiry that hands the lock on by itself, the
-//! watchdog keeping a lock past its ttl, and the lost signal after a force
-//! release. Each claim is also checked, so the demo fails loudly if the
+//! watchdog keeping a lock past its ttl, the lost signal after a force
+//! release, then (`demo_coord`) a semaphore of 2 permits shared by 4
+//! workers and an election whose leader process is killed. Each claim is also checked, so the demo fails loudly if the
 //! module or the client misbehaves. It ends with workload 2 in short (8
 //! tasks on one key, hold 1 ms) against Redlock on 3 instances, run by the
 //! release `baton-bench --demo` so that its figures mean something.
@@ -49,7 +50,7 @@ pub fn run() -> Result<()> {
     println!("server stopped.");
 
     section(&format!(
-        "6. Workload 2 in short: 8 tasks on ONE key, hold 1 ms, {CONTENDED_SECS} s each, \
+        "8. Workload 2 in short: 8 tasks on ONE key, hold 1 ms, {CONTENDED_SECS} s each, \
          baton module vs Redlock on 3 instances"
     ));
     println!("(release baton-bench --demo {CONTENDED_SECS}: its own redis-server with the module, two plain ones for Redlock)");
@@ -73,6 +74,8 @@ async fn transcript(url: &str) -> Result<()> {
     expiry_hand_off(url).await?;
     watchdog(url).await?;
     lost_signal(url).await?;
+    crate::demo_coord::semaphore(url).await?;
+    crate::demo_coord::election(url).await?;
 
     let s = connect(url).await?.stats().await?;
     println!(
@@ -83,7 +86,7 @@ async fn transcript(url: &str) -> Result<()> {
 }
 
 /// A client of its own on the module backend.
-async fn connect(url: &str) -> Result<Client> {
+pub(crate) async fn connect(url: &str) -> Result<Client> {
     Client::builder(url)
         .backend(Backend::Module)
         .build()
@@ -91,27 +94,27 @@ async fn connect(url: &str) -> Result<Client> {
         .with_context(|| format!("connect baton_client to {url}"))
 }
 
-fn section(title: &str) {
+pub(crate) fn section(title: &str) {
     println!("\n--- {title}");
 }
 
 /// `who> call`, like a prompt.
-fn call(who: &str, what: &str) {
+pub(crate) fn call(who: &str, what: &str) {
     println!("{who:>8}> {what}");
 }
 
 /// A result (or state) line under its call, with a note.
-fn reply_line(reply: &str, note: &str) {
+pub(crate) fn reply_line(reply: &str, note: &str) {
     let line = format!("{:>10}{reply:<22} {note}", "");
     println!("{}", line.trim_end());
 }
 
-fn ms(d: Duration) -> u128 {
+pub(crate) fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
 
 /// Polls `check` every 5 ms for up to 2 s.
-async fn wait_until<F, Fut>(mut check: F) -> Result<()>
+pub(crate) async fn wait_until<F, Fut>(mut check: F) -> Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<bool>>,

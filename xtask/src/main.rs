@@ -5,8 +5,9 @@
 //! - `cargo`  workspace paths and running child processes as named steps
 //! - `test`   fmt, clippy, module build, then every test (what CI runs)
 //! - `demo`   a short transcript of baton_client at work (grants, refusals,
-//!   FIFO hand-offs, expiry, watchdog, lost signal), then a short
-//!   contended run against Redlock
+//!   FIFO hand-offs, expiry, watchdog, lost signal; `demo_coord`: a
+//!   semaphore, an election with a killed leader), then a short contended
+//!   run against Redlock
 //! - `fuzz`   the server fuzz tests (arguments, RESTORE payloads), long
 //! - `chaos`  the chaos checker (`client/tests/chaos.rs`) for N minutes,
 //!   its summary table written to docs/CHAOS.md
@@ -18,6 +19,7 @@ mod bench;
 mod cargo;
 mod chaos;
 mod demo;
+mod demo_coord;
 mod deps;
 mod fuzz;
 mod reply;
@@ -62,6 +64,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") if args.len() == 1 => test::run_all(),
         Some("demo") if args.len() == 1 => demo::run(),
+        // The election section's leader process (not for users).
+        Some("demo-leader") => demo_coord::leader_process(&args[1..]),
         Some("fuzz") => fuzz::run_fuzz(&args[1..]),
         Some("chaos") => chaos::Options::parse(&args[1..]).and_then(chaos::run_chaos),
         Some("bench") => bench::Options::parse(&args[1..]).and_then(bench::run),

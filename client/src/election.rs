@@ -348,6 +348,11 @@ impl std::fmt::Debug for Wake {
 ///   state that lasts until the observer's read after its notification is
 ///   seen.
 ///
+/// On a Redis Cluster the notifications come over one connection to the
+/// seed node: announcements reach it (classic `PUBLISH` goes to every
+/// node), the module's keyspace events only when the seed serves the
+/// name's slot; the re-reads go wherever the key is.
+///
 /// # Cancel safety
 ///
 /// [`Observer::next`] is cancel safe: a cancelled call loses nothing (the

@@ -299,6 +299,17 @@ impl Leadership {
     ///
     /// As [`LockGuard::release`]: a cancelled resign finishes in the
     /// background.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(leadership: baton_client::Leadership) -> baton_client::Result<()> {
+    /// let term = leadership.term();
+    /// if !leadership.resign().await? {
+    ///     eprintln!("term {term} had already ended");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn resign(self) -> Result<bool> {
         let client = self.guard.hold().client().clone();
         let (name, term) = (self.name().to_owned(), self.term());
@@ -394,7 +405,22 @@ impl Observer {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe.
+    /// Cancel safe: a cancelled call loses nothing (the next call reads
+    /// the state then).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(client: baton_client::Client) -> baton_client::Result<()> {
+    /// use std::time::Duration;
+    /// let mut observer = client
+    ///     .observe("scheduler")?
+    ///     .reread_every(Duration::from_secs(5));
+    /// let first = observer.next().await?; // the current leader, or None
+    /// let change = tokio::time::timeout(Duration::from_secs(60), observer.next()).await;
+    /// # let _ = (first, change);
+    /// # Ok(()) }
+    /// ```
     pub async fn next(&mut self) -> Result<Option<Leader>> {
         loop {
             self.subscribe().await;
@@ -416,7 +442,18 @@ impl Observer {
         }
     }
 
-    /// The observer as a [`Stream`] of [`Observer::next`]'s items.
+    /// The observer as a [`Stream`] of [`Observer::next`]'s items (it never
+    /// ends; an error item is followed by further reads).
+    ///
+    /// ```no_run
+    /// # async fn f(client: baton_client::Client) -> baton_client::Result<()> {
+    /// use futures_util::StreamExt;
+    /// let mut changes = std::pin::pin!(client.observe("scheduler")?.into_stream());
+    /// while let Some(item) = changes.next().await {
+    ///     println!("{:?}", item?);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn into_stream(self) -> impl Stream<Item = Result<Option<Leader>>> + Send {
         futures_util::stream::unfold(self, |mut observer| async move {
             let item = observer.next().await;

@@ -48,9 +48,9 @@ pub struct LockOptions {
     /// Confirm each grant on replicas before returning it. Default `None`.
     pub durable: Option<Durable>,
     /// A value of 0 to 1024 bytes stored with the holder (`META`), shown by
-    /// [`Client::info`](crate::Client::info) as [`LockInfo::meta`]
-    /// (crate::LockInfo::meta): a leader's address, a job id. Locks only: a
-    /// semaphore's acquire refuses it. Default `None`.
+    /// [`Client::info`](crate::Client::info) as
+    /// [`LockInfo::meta`](crate::LockInfo::meta): a leader's address, a job
+    /// id. Locks only: a semaphore's acquire refuses it. Default `None`.
     pub meta: Option<Vec<u8>>,
 }
 

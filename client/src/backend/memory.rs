@@ -601,13 +601,15 @@ mod tests {
         let backend = Arc::new(MemoryBackend::default());
         let rt = Runtime::current();
         let (ttl, long) = (Duration::from_secs(30), Duration::from_secs(20));
-        let held = backend.acquire(&rt, Kind::Lock, "k", "holder", ttl, Duration::ZERO);
+        let held = backend.acquire(&rt, Kind::Lock, "k", "holder", ttl, Duration::ZERO, None);
         assert!(held.await.unwrap().is_some());
         let waiter = {
             let backend = backend.clone();
             tokio::spawn(async move {
                 let rt = Runtime::current();
-                backend.acquire(&rt, Kind::Lock, "k", "w", ttl, long).await
+                backend
+                    .acquire(&rt, Kind::Lock, "k", "w", ttl, long, None)
+                    .await
             })
         };
         let queued = async {

@@ -70,6 +70,22 @@ Examples:
   baton lock deploy -- sh -c 'echo \"deploying with fence $BATON_FENCE\"; make deploy'
 ";
 
+const ELECT_HELP: &str = "\
+CMD runs while this baton leads the election NAME: it campaigns (waits in
+line, first come first served), and once leader runs CMD as `baton lock`
+does, with the leadership kept by the watchdog. CMD sees BATON_KEY (the
+name), BATON_TERM and BATON_FENCE (both the leader's term: larger than
+every term before, a fence for what the leader writes). When CMD ends,
+baton resigns and the next campaigner leads at once. If leadership is
+lost, CMD is stopped as under `baton lock` and baton exits 79.
+
+`baton leader NAME` shows the leader's term and --value.
+
+Examples:
+  # One scheduler at a time across all hosts; the others stand by
+  baton elect scheduler --value \"$(hostname)\" --ttl 10s -- ./scheduler
+";
+
 /// The help of `--url`.
 pub const URL_HELP: &str = "Redis to use: redis://[user:password@]host:port[/db], rediss://... \
                             (TLS; a private CA is trusted with SSL_CERT_FILE=ca.pem), \
@@ -143,6 +159,15 @@ pub enum Command {
     /// Run CMD while holding the lock KEY.
     #[command(after_help = format!("{LOCK_HELP}\n{}", crate::exit::help()))]
     Lock(LockArgs),
+    /// Run CMD while leader of the election NAME (waiting in line to
+    /// become leader first).
+    #[command(after_help = format!("{ELECT_HELP}\n{}", crate::exit::help()))]
+    Elect(ElectArgs),
+    /// Show who leads the election NAME: its term and value.
+    #[command(
+        after_help = "Examples:\n  baton leader scheduler\n  baton leader scheduler --json | jq -r .value"
+    )]
+    Leader(LeaderArgs),
     /// Show a lock: held, fence, time left, waiters, the holder's META.
     #[command(after_help = "Example:\n  baton info deploy:web --json")]
     Info(InfoArgs),
@@ -180,19 +205,6 @@ pub struct LockArgs {
     /// The lock's name (no whitespace).
     pub key: String,
 
-    /// How long the lock lives if baton stops extending it (the watchdog
-    /// extends it every ttl/3 while CMD runs).
-    #[arg(long, default_value = "30s", value_parser = duration::ttl, value_name = "DURATION")]
-    pub ttl: Duration,
-
-    /// Wait at most this long for the lock (default: until it is free).
-    #[arg(long, value_parser = duration::wait, value_name = "DURATION", conflicts_with = "no_wait")]
-    pub wait: Option<Duration>,
-
-    /// Do not wait: exit 75 at once if the lock is held.
-    #[arg(long)]
-    pub no_wait: bool,
-
     /// Take permits of a semaphore of N permits named KEY instead of the
     /// lock: runs holding up to N permits in all go at once.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -202,13 +214,61 @@ pub struct LockArgs {
     #[arg(long, value_name = "P", value_parser = clap::value_parser!(u32).range(1..))]
     pub permits: Option<u32>,
 
-    /// After the lock is lost, how long CMD has between SIGTERM and SIGKILL.
+    /// How long, how to wait, and what to run.
+    #[command(flatten)]
+    pub hold: HoldArgs,
+}
+
+/// `baton elect`.
+#[derive(Debug, Args)]
+pub struct ElectArgs {
+    /// The election's name (no whitespace): the lock its leader holds.
+    pub name: String,
+
+    /// What `baton leader NAME` shows while this run leads (at most 1024
+    /// bytes), e.g. this host's address.
+    #[arg(long, value_name = "VALUE")]
+    pub value: String,
+
+    /// How long, how to wait, and what to run.
+    #[command(flatten)]
+    pub hold: HoldArgs,
+}
+
+/// What `baton lock` and `baton elect` share: CMD runs while the grant is
+/// held.
+#[derive(Debug, Args)]
+pub struct HoldArgs {
+    /// How long the grant lives if baton stops extending it (the watchdog
+    /// extends it every ttl/3 while CMD runs).
+    #[arg(long, default_value = "30s", value_parser = duration::ttl, value_name = "DURATION")]
+    pub ttl: Duration,
+
+    /// Wait at most this long (default: until it is free).
+    #[arg(long, value_parser = duration::wait, value_name = "DURATION", conflicts_with = "no_wait")]
+    pub wait: Option<Duration>,
+
+    /// Do not wait: exit 75 at once if it is held.
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// After the grant is lost, how long CMD has between SIGTERM and SIGKILL.
     #[arg(long, default_value = "10s", value_parser = duration::grace, value_name = "DURATION")]
     pub kill_after: Duration,
 
     /// The command to run, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+/// `baton leader`.
+#[derive(Debug, Args)]
+pub struct LeaderArgs {
+    /// The election's name.
+    pub name: String,
+    /// Output format.
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 /// `baton info`.
@@ -291,10 +351,10 @@ mod tests {
             panic!("not lock: {:?}", cli.command)
         };
         assert_eq!(lock.key, "k");
-        assert_eq!(lock.ttl, Duration::from_secs(2));
-        assert!(lock.no_wait && lock.wait.is_none());
-        assert_eq!(lock.kill_after, Duration::from_secs(10));
-        assert_eq!(lock.command, ["sh", "-c", "exit 3"]);
+        assert_eq!(lock.hold.ttl, Duration::from_secs(2));
+        assert!(lock.hold.no_wait && lock.hold.wait.is_none());
+        assert_eq!(lock.hold.kill_after, Duration::from_secs(10));
+        assert_eq!(lock.hold.command, ["sh", "-c", "exit 3"]);
         assert_eq!(cli.conn.backend, BackendArg::Auto);
     }
 

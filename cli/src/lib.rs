@@ -1,7 +1,8 @@
 //! baton-cli: the `baton` command. It runs a command while holding a baton
-//! lock (in the spirit of `flock(1)`, `etcdctl lock` and `consul lock`),
-//! shows locks and counters, force-releases, and draws a live view of a
-//! node's (or a Cluster's) lock traffic.
+//! lock or semaphore lease (in the spirit of `flock(1)`, `etcdctl lock` and
+//! `consul lock`) or while leading an election, shows locks, leaders and
+//! counters, force-releases, and draws a live view of a node's (or a
+//! Cluster's) lock traffic.
 //!
 //! # Layout
 //!
@@ -15,7 +16,8 @@
 //! - [`url`]: URLs with the password hidden, or pointed at another node.
 //! - [`signals`]: SIGINT, SIGTERM and SIGHUP, caught.
 //! - `logging`: the client's warnings on stderr, as `baton: warning:` lines.
-//! - [`view`]: a lock's state and the counters as text or JSON.
+//! - [`view`]: a lock's state, an election's leader and the counters as
+//!   text or JSON.
 //! - `commands`: one module per subcommand (`lock` and `top` have their
 //!   own layouts).
 //!

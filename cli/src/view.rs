@@ -1,8 +1,8 @@
-//! What the read commands print: a lock's state and the counters, as
-//! aligned text or as JSON (one object, fields named as the server names
-//! them).
+//! What the read commands print: a lock's state, an election's leader and
+//! the counters, as aligned text or as JSON (one object, fields named as
+//! the server names them).
 
-use baton_client::{LockInfo, Stats};
+use baton_client::{Leader, LockInfo, Stats};
 use serde_json::{json, Map, Value};
 
 /// The counters of [`Stats`] by their `LOCK.STATS` names, in its order.
@@ -66,6 +66,36 @@ pub fn info_text(key: &str, i: &LockInfo) -> String {
         ("pttl", left),
         ("waiters", i.waiters.to_string()),
         ("meta", meta_text(i).unwrap_or_else(|| "-".to_string())),
+    ])
+}
+
+/// An election as JSON: `leader` is `null` while nobody leads, else its
+/// `term` and `value` (as text, bytes that are not UTF-8 replaced).
+pub fn leader_json(name: &str, leader: Option<&Leader>) -> Value {
+    json!({
+        "name": name,
+        "leader": leader.map(|l| json!({
+            "term": l.term,
+            "value": String::from_utf8_lossy(&l.value),
+        })),
+    })
+}
+
+/// An election as `name  value` lines.
+pub fn leader_text(name: &str, leader: Option<&Leader>) -> String {
+    let (term, value) = match leader {
+        Some(l) => (
+            l.term.to_string(),
+            String::from_utf8_lossy(&l.value).into_owned(),
+        ),
+        None => ("-".to_string(), "-".to_string()),
+    };
+    let led = if leader.is_some() { "yes" } else { "no" };
+    table([
+        ("name", name.to_string()),
+        ("led", led.to_string()),
+        ("term", term),
+        ("value", value),
     ])
 }
 

@@ -1,14 +1,15 @@
-//! What `baton lock` holds while CMD runs: the lock, or with `--limit` a
-//! semaphore lease; both answer the same calls.
+//! What CMD runs under: the lock, a semaphore lease (`--limit`), or a
+//! leadership (`baton elect`); all answer the same calls.
 
 use std::future::Future;
 
-use baton_client::{LockGuard, SemGuard};
+use baton_client::{Leadership, LockGuard, SemGuard};
 
-/// A lock or a lease, as the supervision of CMD sees it.
+/// A lock, a lease or a leadership, as the supervision of CMD sees it.
 pub(super) enum Held {
     Lock(LockGuard),
     Lease(SemGuard),
+    Leadership(Leadership),
 }
 
 impl Held {
@@ -16,6 +17,7 @@ impl Held {
         match self {
             Held::Lock(g) => g.key(),
             Held::Lease(g) => g.key(),
+            Held::Leadership(g) => g.name(),
         }
     }
 
@@ -23,13 +25,16 @@ impl Held {
         match self {
             Held::Lock(g) => g.fence(),
             Held::Lease(g) => g.fence(),
+            Held::Leadership(g) => g.term(),
         }
     }
 
-    pub(super) fn token(&self) -> &str {
+    /// The token of a lock or lease (a leadership keeps its own).
+    pub(super) fn token(&self) -> Option<&str> {
         match self {
-            Held::Lock(g) => g.token(),
-            Held::Lease(g) => g.token(),
+            Held::Lock(g) => Some(g.token()),
+            Held::Lease(g) => Some(g.token()),
+            Held::Leadership(_) => None,
         }
     }
 
@@ -37,6 +42,7 @@ impl Held {
         match self {
             Held::Lock(g) => g.lost_token(),
             Held::Lease(g) => g.lost_token(),
+            Held::Leadership(g) => g.lost_token(),
         }
         .cancelled_owned()
     }
@@ -45,6 +51,7 @@ impl Held {
         match self {
             Held::Lock(g) => g.is_lost(),
             Held::Lease(g) => g.is_lost(),
+            Held::Leadership(g) => g.is_lost(),
         }
     }
 
@@ -52,6 +59,7 @@ impl Held {
         match self {
             Held::Lock(g) => g.release().await,
             Held::Lease(g) => g.release().await,
+            Held::Leadership(g) => g.resign().await,
         }
     }
 }

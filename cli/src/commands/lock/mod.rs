@@ -1,9 +1,10 @@
-//! `baton lock KEY -- CMD`: takes the lock, runs CMD while the watchdog
-//! keeps it, stops CMD when the lock is lost, passes signals on, releases
-//! when CMD ends, and exits with CMD's status or baton's own code.
+//! `baton lock KEY -- CMD` and `baton elect NAME -- CMD`: takes the lock
+//! (a lease with `--limit`, leadership for `elect`), runs CMD while the
+//! watchdog keeps it, stops CMD when it is lost, passes signals on, lets
+//! it go when CMD ends, and exits with CMD's status or baton's own code.
 //!
 //! - [`child`]: CMD in a process group of its own.
-//! - [`held`]: the lock, or with `--limit` a semaphore lease.
+//! - [`held`]: the lock, a semaphore lease, or a leadership.
 
 mod child;
 mod held;
@@ -14,7 +15,7 @@ use baton_client::{Client, Error, LockOptions};
 use rustix::process::Signal;
 use tokio::time::{sleep_until, Instant};
 
-use crate::args::{Conn, LockArgs};
+use crate::args::{Conn, ElectArgs, HoldArgs, LockArgs};
 use crate::connect::{connect, failure};
 use crate::duration::{self, show};
 use crate::exit::{self, Failure};
@@ -22,26 +23,48 @@ use crate::signals::Signals;
 use child::{status_code, Cmd};
 use held::Held;
 
-/// Runs the command.
-pub(crate) async fn run(conn: &Conn, args: &LockArgs) -> Result<u8, Failure> {
-    let mut signals = Signals::install()
-        .map_err(|e| Failure::new(exit::FAILURE, format!("cannot catch signals: {e}")))?;
-    let client = tokio::select! {
-        client = connect(conn) => client?,
-        sig = signals.recv() => return Ok(exit::signaled(sig.as_raw())),
-    };
+/// What a run takes before CMD starts.
+enum Take<'a> {
+    Lock,
+    Lease { limit: u32, permits: u32 },
+    Leadership { value: &'a str },
+}
+
+/// `baton lock`: runs CMD holding the lock, or a lease with `--limit`.
+pub(crate) async fn lock(conn: &Conn, args: &LockArgs) -> Result<u8, Failure> {
     let usage = |why: String| Failure::new(exit::USAGE, why);
-    let permits = match (args.limit, args.permits) {
+    let take = match (args.limit, args.permits) {
         (Some(limit), Some(permits)) if permits > limit => {
             return Err(usage(format!(
                 "--permits {permits} is more than --limit {limit}"
             )))
         }
         (None, Some(_)) => return Err(usage("--permits needs --limit".into())),
-        (_, permits) => permits.unwrap_or(1),
+        (Some(limit), permits) => Take::Lease {
+            limit,
+            permits: permits.unwrap_or(1),
+        },
+        (None, None) => Take::Lock,
+    };
+    run(conn, &args.key, &args.hold, take).await
+}
+
+/// `baton elect`: runs CMD while leader.
+pub(crate) async fn elect(conn: &Conn, args: &ElectArgs) -> Result<u8, Failure> {
+    let value = &args.value;
+    run(conn, &args.name, &args.hold, Take::Leadership { value }).await
+}
+
+/// Takes what `take` says, runs CMD under it, lets it go.
+async fn run(conn: &Conn, key: &str, hold: &HoldArgs, take: Take<'_>) -> Result<u8, Failure> {
+    let mut signals = Signals::install()
+        .map_err(|e| Failure::new(exit::FAILURE, format!("cannot catch signals: {e}")))?;
+    let client = tokio::select! {
+        client = connect(conn) => client?,
+        sig = signals.recv() => return Ok(exit::signaled(sig.as_raw())),
     };
     let guard = tokio::select! {
-        guard = acquire(&client, args, permits) => guard.map_err(|e| refused(conn, args, e))?,
+        guard = acquire(&client, key, hold, &take) => guard.map_err(|e| refused(conn, key, hold, e))?,
         sig = signals.recv() => {
             // The dropped wait left the queue; a grant that raced with it
             // is being released in the background.
@@ -49,38 +72,51 @@ pub(crate) async fn run(conn: &Conn, args: &LockArgs) -> Result<u8, Failure> {
             return Ok(exit::signaled(sig.as_raw()));
         }
     };
-    let env = [
-        ("BATON_KEY", args.key.clone()),
-        ("BATON_FENCE", guard.fence().to_string()),
-        ("BATON_TOKEN", guard.token().to_string()),
+    let fence = guard.fence().to_string();
+    let mut env = vec![
+        ("BATON_KEY", key.to_owned()),
+        ("BATON_FENCE", fence.clone()),
     ];
-    let mut cmd = match Cmd::spawn(&args.command, &env) {
+    match guard.token() {
+        Some(token) => env.push(("BATON_TOKEN", token.to_owned())),
+        None => env.push(("BATON_TERM", fence)),
+    }
+    let mut cmd = match Cmd::spawn(&hold.command, &env) {
         Ok(cmd) => cmd,
         Err(f) => {
             let _ = guard.release().await;
             return Err(f);
         }
     };
-    let ended = supervise(&mut cmd, &guard, &mut signals, args.kill_after).await;
-    finish(conn, args, guard, ended).await
+    let ended = supervise(&mut cmd, &guard, &mut signals, hold.kill_after).await;
+    finish(conn, hold, guard, ended).await
 }
 
-/// Takes the lock (or `permits` of the `--limit` semaphore): once
-/// (`--no-wait`), waiting up to `--wait`, or waiting until it is free.
-async fn acquire(client: &Client, args: &LockArgs, permits: u32) -> baton_client::Result<Held> {
+/// Takes the grant: once (`--no-wait`), waiting up to `--wait`, or
+/// waiting until it is free.
+async fn acquire(
+    client: &Client,
+    key: &str,
+    hold: &HoldArgs,
+    take: &Take<'_>,
+) -> baton_client::Result<Held> {
     let once = |wait: Duration| {
-        let opts = LockOptions::new().ttl(args.ttl).wait(wait);
+        let opts = LockOptions::new().ttl(hold.ttl).wait(wait);
         async move {
-            match args.limit {
-                Some(limit) => {
-                    let sem = client.semaphore(&args.key, limit);
+            match *take {
+                Take::Lock => client.lock(key, &opts).await.map(Held::Lock),
+                Take::Lease { limit, permits } => {
+                    let sem = client.semaphore(key, limit);
                     sem.acquire(permits, &opts).await.map(Held::Lease)
                 }
-                None => client.lock(&args.key, &opts).await.map(Held::Lock),
+                Take::Leadership { value } => client
+                    .campaign(key, value, &opts)
+                    .await
+                    .map(Held::Leadership),
             }
         }
     };
-    match (args.no_wait, args.wait) {
+    match (hold.no_wait, hold.wait) {
         (true, _) => once(Duration::ZERO).await,
         (false, Some(wait)) => once(wait).await,
         (false, None) => loop {
@@ -92,18 +128,17 @@ async fn acquire(client: &Client, args: &LockArgs, permits: u32) -> baton_client
     }
 }
 
-/// The failure for a lock that was not granted, in the terms of the flags.
-fn refused(conn: &Conn, args: &LockArgs, e: Error) -> Failure {
-    match (&e, args.wait) {
+/// The failure for a grant that was not made, in the terms of the flags.
+fn refused(conn: &Conn, key: &str, hold: &HoldArgs, e: Error) -> Failure {
+    match (&e, hold.wait) {
         (Error::NotAcquired { .. }, None) => Failure::new(
             exit::NOT_ACQUIRED,
-            format!("lock '{}' is held by another (--no-wait)", args.key),
+            format!("lock '{key}' is held by another (--no-wait)"),
         ),
         (Error::NotAcquired { .. }, Some(wait)) => Failure::new(
             exit::NOT_ACQUIRED,
             format!(
-                "lock '{}' was not acquired within {} (--wait)",
-                args.key,
+                "lock '{key}' was not acquired within {} (--wait)",
                 show(wait)
             ),
         ),
@@ -160,7 +195,8 @@ async fn supervise(cmd: &mut Cmd, guard: &Held, signals: &mut Signals, grace: Du
 }
 
 /// Releases the lock and picks the exit status.
-async fn finish(conn: &Conn, args: &LockArgs, guard: Held, ended: Ended) -> Result<u8, Failure> {
+async fn finish(conn: &Conn, hold: &HoldArgs, guard: Held, ended: Ended) -> Result<u8, Failure> {
+    let key = guard.key().to_owned();
     let lost = ended.lost || guard.is_lost();
     let released = guard.release().await;
     let status = ended
@@ -169,7 +205,7 @@ async fn finish(conn: &Conn, args: &LockArgs, guard: Held, ended: Ended) -> Resu
     if lost {
         return Err(Failure::new(
             exit::LOST,
-            format!("lock '{}' was lost while CMD ran", args.key),
+            format!("lock '{key}' was lost while CMD ran"),
         ));
     }
     match released {
@@ -177,17 +213,15 @@ async fn finish(conn: &Conn, args: &LockArgs, guard: Held, ended: Ended) -> Resu
         Ok(false) => Err(Failure::new(
             exit::LOST,
             format!(
-                "lock '{}' was gone when CMD ended (expired or force-released): CMD may not \
-                 have run alone",
-                args.key
+                "lock '{key}' was gone when CMD ended (expired or force-released): CMD may not \
+                 have run alone"
             ),
         )),
         Err(e) => {
             eprintln!(
-                "baton: could not release lock '{}' ({}); it expires within {}",
-                args.key,
+                "baton: could not release lock '{key}' ({}); it expires within {}",
                 failure(conn, e),
-                show(args.ttl)
+                show(hold.ttl)
             );
             Ok(status_code(status))
         }

@@ -2,11 +2,18 @@
 //! Redis command it replaces, alternating raw/module each round and keeping
 //! the median, so drift and noise hit both sides alike.
 //!
+//! Four pairs: `LOCK.ACQUIRE` / `SET NX PX` and `LOCK.RELEASE` / `DEL`
+//! (locks, goal >= 0.95x), and `SEM.ACQUIRE .. LIMIT 10` / `SET NX PX` and
+//! `SEM.RELEASE` / `DEL` (semaphores, issue 11, goal >= 0.9x): the raw
+//! baseline is run again next to each module command, in the same round.
+//!
 //! Fairness: each acquire run starts from an empty keyspace; each release
 //! run starts from the same held keys (`lock:000000000000` ..), the whole
 //! keyspace, filled for that side, so both mostly hit an existing key
 //! (about 90% with the default 200k random requests over 1M keys; about
-//! 80% with `--quick`'s 100k over 200k).
+//! 80% with `--quick`'s 100k over 200k). A semaphore key holds one lease
+//! of token `tok` (limit 10); an acquire by `tok` on a key it already holds
+//! renews that lease, as `SET NX` on an existing key does nothing.
 
 use super::load;
 use anyhow::{bail, Context, Result};
@@ -33,22 +40,52 @@ enum Side {
     Module,
 }
 
+/// What a module command works on, for filling the keyspace before a
+/// release run.
+#[derive(Clone, Copy, PartialEq)]
+enum Family {
+    Lock,
+    Sem,
+}
+
 /// One comparison: requests/s per round for each side.
 pub struct Pair {
     raw_cmd: &'static str,
     module_cmd: &'static str,
+    /// The lowest acceptable ratio module / raw.
+    pub goal: f64,
+    /// `Some`: a release, run on a keyspace held by this family (or by
+    /// string keys for the raw side).
+    fill: Option<Family>,
     raw: Vec<f64>,
     module: Vec<f64>,
 }
 
 impl Pair {
-    fn new(raw_cmd: &'static str, module_cmd: &'static str) -> Self {
+    fn new(
+        raw_cmd: &'static str,
+        module_cmd: &'static str,
+        goal: f64,
+        fill: Option<Family>,
+    ) -> Self {
         Pair {
             raw_cmd,
             module_cmd,
+            goal,
+            fill,
             raw: Vec::new(),
             module: Vec::new(),
         }
+    }
+
+    /// The module command's name, e.g. `SEM.ACQUIRE`.
+    pub fn module_name(&self) -> &'static str {
+        first_word(self.module_cmd)
+    }
+
+    /// The raw command's name, e.g. `SET NX PX`.
+    pub fn raw_name(&self) -> String {
+        scale::raw_name(self.raw_cmd)
     }
 
     fn command(&self, side: Side) -> &'static str {
@@ -84,6 +121,7 @@ impl Pair {
             raw_rps: self.raw.clone(),
             module_rps: self.module.clone(),
             ratio: self.ratio(),
+            goal: self.goal,
         }
     }
 
@@ -100,14 +138,15 @@ impl Pair {
 }
 
 pub struct Throughput {
-    pub acquire: Pair,
-    pub release: Pair,
+    /// Locks' acquire and release, then semaphores'.
+    pub pairs: Vec<Pair>,
 }
 
 impl Throughput {
     pub fn print(&self) {
-        self.acquire.print();
-        self.release.print();
+        for p in &self.pairs {
+            p.print();
+        }
     }
 
     /// The figures for the report.
@@ -117,7 +156,7 @@ impl Throughput {
             requests: shape.requests,
             keyspace: shape.keyspace,
             rounds: shape.rounds,
-            pairs: vec![self.acquire.to_scale(), self.release.to_scale()],
+            pairs: self.pairs.iter().map(Pair::to_scale).collect(),
         }
     }
 }
@@ -131,14 +170,32 @@ pub fn measure(server: &RedisServer, shape: Shape) -> Result<Throughput> {
     let mut con = server.connection();
     sanity_check(&mut con)?;
     let mut tp = Throughput {
-        acquire: Pair::new(
-            "SET lock:__rand_int__ tok NX PX 30000",
-            "LOCK.ACQUIRE lock:__rand_int__ tok 30000",
-        ),
-        release: Pair::new(
-            "DEL lock:__rand_int__",
-            "LOCK.RELEASE lock:__rand_int__ tok",
-        ),
+        pairs: vec![
+            Pair::new(
+                "SET lock:__rand_int__ tok NX PX 30000",
+                "LOCK.ACQUIRE lock:__rand_int__ tok 30000",
+                0.95,
+                None,
+            ),
+            Pair::new(
+                "DEL lock:__rand_int__",
+                "LOCK.RELEASE lock:__rand_int__ tok",
+                0.95,
+                Some(Family::Lock),
+            ),
+            Pair::new(
+                "SET lock:__rand_int__ tok NX PX 30000",
+                "SEM.ACQUIRE lock:__rand_int__ tok 30000 LIMIT 10",
+                0.9,
+                None,
+            ),
+            Pair::new(
+                "DEL lock:__rand_int__",
+                "SEM.RELEASE lock:__rand_int__ tok",
+                0.9,
+                Some(Family::Sem),
+            ),
+        ],
     };
     println!(
         "throughput: {rounds} rounds of {requests} requests, {CLIENTS} clients, keys drawn from {keyspace}"
@@ -151,18 +208,16 @@ pub fn measure(server: &RedisServer, shape: Shape) -> Result<Throughput> {
             [Side::Module, Side::Raw]
         };
         let mut line = Vec::new();
-        for side in order {
-            load::flushall(&mut con)?;
-            let rps = redis_benchmark(server.port(), shape, tp.acquire.command(side))?;
-            tp.acquire.record(side, rps);
-            line.push(format!("{} {rps:.0}", first_word(tp.acquire.command(side))));
-        }
-        for side in order {
-            load::flushall(&mut con)?;
-            fill(&mut con, side, keyspace)?;
-            let rps = redis_benchmark(server.port(), shape, tp.release.command(side))?;
-            tp.release.record(side, rps);
-            line.push(format!("{} {rps:.0}", first_word(tp.release.command(side))));
+        for pair in &mut tp.pairs {
+            for side in order {
+                load::flushall(&mut con)?;
+                if let Some(family) = pair.fill {
+                    fill(&mut con, side, family, keyspace)?;
+                }
+                let rps = redis_benchmark(server.port(), shape, pair.command(side))?;
+                pair.record(side, rps);
+                line.push(format!("{} {rps:.0}", first_word(pair.command(side))));
+            }
         }
         println!("  round {}/{rounds}: {}", round + 1, line.join(", "));
     }
@@ -197,21 +252,43 @@ fn sanity_check(con: &mut Connection) -> Result<()> {
     if set != Value::Okay || del != 1 || !matches!(acquire, Value::Int(_)) || release != 1 {
         bail!("sanity check failed: SET {set:?}, DEL {del}, LOCK.ACQUIRE {acquire:?}, LOCK.RELEASE {release}");
     }
+    let sem_acquire: Value = redis::cmd("SEM.ACQUIRE")
+        .arg("lock:check")
+        .arg("tok")
+        .arg(30000)
+        .arg("LIMIT")
+        .arg(10)
+        .query(con)?;
+    let sem_release: i64 = redis::cmd("SEM.RELEASE")
+        .arg("lock:check")
+        .arg("tok")
+        .query(con)?;
+    if !matches!(sem_acquire, Value::Int(_)) || sem_release != 1 {
+        bail!("sanity check failed: SEM.ACQUIRE {sem_acquire:?}, SEM.RELEASE {sem_release}");
+    }
     Ok(())
 }
 
-/// Holds every key of the benchmark's keyspace with token `tok`.
-fn fill(con: &mut Connection, side: Side, keyspace: u64) -> Result<()> {
+/// Holds every key of the benchmark's keyspace with token `tok`: string
+/// keys for the raw side, locks or one-lease semaphores for the module's.
+fn fill(con: &mut Connection, side: Side, family: Family, keyspace: u64) -> Result<()> {
     load::pipelined(con, keyspace, |i| {
         let key = format!("lock:{i:012}");
-        match side {
-            Side::Raw => redis::cmd("SET")
+        match (side, family) {
+            (Side::Module, Family::Sem) => redis::cmd("SEM.ACQUIRE")
+                .arg(key)
+                .arg("tok")
+                .arg(600_000)
+                .arg("LIMIT")
+                .arg(10)
+                .clone(),
+            (Side::Raw, _) => redis::cmd("SET")
                 .arg(key)
                 .arg("tok")
                 .arg("PX")
                 .arg(600_000)
                 .clone(),
-            Side::Module => redis::cmd("LOCK.ACQUIRE")
+            (Side::Module, Family::Lock) => redis::cmd("LOCK.ACQUIRE")
                 .arg(key)
                 .arg("tok")
                 .arg(600_000)

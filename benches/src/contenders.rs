@@ -1,6 +1,6 @@
 //! The contenders: baton (module, Lua, memory backends), Redlock through
-//! `rslock`, and the raw `SET NX PX` baseline, behind one enum so that every
-//! workload drives them the same way.
+//! `rslock`, the raw `SET NX PX` baseline and (feature `etcd`) etcd's lock
+//! service, behind one enum so that every workload drives them the same way.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -81,6 +81,9 @@ pub enum Contender {
         client: Client,
         /// Durable acquire: `WAIT` for this many replicas after each grant.
         durable: Option<u64>,
+        /// Whether each guard's watchdog runs (the client's default; off
+        /// elsewhere, as no other contender has one).
+        watchdog: bool,
     },
     /// `SET key token NX PX ttl`, then the release, on one multiplexed
     /// connection shared by all tasks.
@@ -101,6 +104,14 @@ pub enum Contender {
         /// Its retry settings.
         retry: Retry,
     },
+    /// etcd's v3 lock service, a session lease per task.
+    #[cfg(feature = "etcd")]
+    Etcd {
+        /// Short name in the tables.
+        name: String,
+        /// The client, with the task's lease after [`Contender::for_task`].
+        etcd: crate::etcd::Etcd,
+    },
 }
 
 /// How to build a contender; the load generator builds a fresh one for
@@ -112,13 +123,17 @@ pub struct Spec {
     pub name: String,
     /// What to build.
     pub kind: Kind,
+    /// The server, for a contender not on the Redis servers (etcd).
+    pub url: Option<String>,
 }
 
 /// The kinds of contender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// baton with this backend, on the main server.
+    /// baton with this backend, on the main server, watchdog off.
     Baton(Backend),
+    /// baton's module with the watchdog on, as the client's default.
+    BatonWatchdog,
     /// baton's module with durable acquire: `WAIT` for this many replicas
     /// after each grant (the main server needs them).
     BatonDurable(u64),
@@ -126,6 +141,9 @@ pub enum Kind {
     Raw(bool),
     /// Redlock on 1 (the main server) or 3 instances.
     Redlock(usize, Retry),
+    /// etcd's lock service at the spec's `url`.
+    #[cfg(feature = "etcd")]
+    Etcd,
 }
 
 impl Spec {
@@ -134,6 +152,17 @@ impl Spec {
         Self {
             name: name.into(),
             kind,
+            url: None,
+        }
+    }
+
+    /// The etcd contender on the server at `url`.
+    #[cfg(feature = "etcd")]
+    pub fn etcd(name: impl Into<String>, url: String) -> Self {
+        Self {
+            name: name.into(),
+            kind: Kind::Etcd,
+            url: Some(url),
         }
     }
 
@@ -142,11 +171,26 @@ impl Spec {
     pub async fn build(&self, urls: &[String]) -> Result<Contender> {
         match self.kind {
             Kind::Baton(backend) => Contender::baton(&self.name, &urls[0], backend, None).await,
+            Kind::BatonWatchdog => {
+                let mut c = Contender::baton(&self.name, &urls[0], Backend::Module, None).await?;
+                if let Contender::Baton { watchdog, .. } = &mut c {
+                    *watchdog = true;
+                }
+                Ok(c)
+            }
             Kind::BatonDurable(replicas) => {
                 Contender::baton(&self.name, &urls[0], Backend::Module, Some(replicas)).await
             }
             Kind::Raw(cad) => Contender::raw(&self.name, &urls[0], cad).await,
             Kind::Redlock(n, retry) => Ok(Contender::redlock(&self.name, &urls[..n], retry)),
+            #[cfg(feature = "etcd")]
+            Kind::Etcd => {
+                let url = self.url.as_deref().context("the etcd spec has no url")?;
+                Ok(Contender::Etcd {
+                    name: self.name.clone(),
+                    etcd: crate::etcd::Etcd::connect(url).await?,
+                })
+            }
         }
     }
 }
@@ -160,6 +204,9 @@ pub enum Held {
     Raw(String, String),
     /// A Redlock lock.
     Redlock(rslock::Lock),
+    /// An etcd lock: the key `lock` returned.
+    #[cfg(feature = "etcd")]
+    Etcd(Vec<u8>),
 }
 
 /// Unique tokens for the raw baseline.
@@ -183,6 +230,7 @@ impl Contender {
             name: name.into(),
             client,
             durable,
+            watchdog: false,
         })
     }
 
@@ -227,6 +275,21 @@ impl Contender {
     pub fn name(&self) -> &str {
         match self {
             Self::Baton { name, .. } | Self::Raw { name, .. } | Self::Redlock { name, .. } => name,
+            #[cfg(feature = "etcd")]
+            Self::Etcd { name, .. } => name,
+        }
+    }
+
+    /// The contender one task of a workload drives: a clone, and for etcd
+    /// one with a session lease of the task's own.
+    pub async fn for_task(&self) -> Result<Self> {
+        match self {
+            #[cfg(feature = "etcd")]
+            Self::Etcd { name, etcd } => Ok(Self::Etcd {
+                name: name.clone(),
+                etcd: etcd.for_task().await?,
+            }),
+            _ => Ok(self.clone()),
         }
     }
 
@@ -234,9 +297,12 @@ impl Contender {
     pub async fn try_acquire(&self, key: &str) -> Result<Option<Held>> {
         match self {
             Self::Baton {
-                client, durable, ..
+                client,
+                durable,
+                watchdog,
+                ..
             } => {
-                let mut opts = LockOptions::new().ttl(TTL).watchdog(false);
+                let mut opts = LockOptions::new().ttl(TTL).watchdog(*watchdog);
                 if let Some(replicas) = durable {
                     opts = opts.durable(*replicas, Duration::from_secs(1));
                 }
@@ -259,6 +325,10 @@ impl Contender {
                 Err(rslock::LockError::Unavailable) => Ok(None),
                 Err(e) => Err(e.into()),
             },
+            // etcd's lock has no try: on a key nobody else holds it is
+            // granted at once.
+            #[cfg(feature = "etcd")]
+            Self::Etcd { etcd, .. } => Ok(Some(Held::Etcd(etcd.lock(key).await?))),
         }
     }
 
@@ -303,6 +373,8 @@ impl Contender {
                     Err(_) => Ok(None),
                 }
             }
+            #[cfg(feature = "etcd")]
+            Self::Etcd { etcd, .. } => Ok(etcd.lock_until(key, deadline).await?.map(Held::Etcd)),
             Self::Raw { .. } => bail!("the raw baseline does not wait"),
         }
     }
@@ -331,6 +403,8 @@ impl Contender {
                 };
             }
             (Self::Redlock { .. }, Held::Redlock(lock)) => lock.release().await,
+            #[cfg(feature = "etcd")]
+            (Self::Etcd { etcd, .. }, Held::Etcd(key)) => etcd.unlock(key).await?,
             (c, h) => bail!("{} cannot release {h:?}", c.name()),
         }
         Ok(())

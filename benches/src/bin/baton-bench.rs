@@ -15,7 +15,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use baton_benches::contenders::{Kind, Retry, Spec, GRACE, REDLOCK_TUNED_DELAY};
-use baton_benches::report::{Results, MODULE, RAW, REDLOCK_1, REDLOCK_3};
+use baton_benches::report::{
+    Results, ETCD, LUA, MODULE, MODULE_WATCHDOG, RAW, REDLOCK_1, REDLOCK_3,
+};
 use baton_benches::scale::Scale;
 use baton_benches::setup::{bench_module, now_utc, Machine, Servers};
 use baton_benches::workloads::{bus, contended, uncontended, Plan};
@@ -147,17 +149,22 @@ fn main() -> Result<()> {
         "machine: {} CPUs, {}, {}",
         machine.nproc, machine.cpu, machine.redis
     );
+    let etcd = start_etcd(args.only.as_deref());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let mut results = rt.block_on(run_all(
         &servers,
+        etcd.url.as_deref(),
         &plan,
         args.redlock_delay_ms,
         args.only.as_deref(),
     ))?;
     drop(servers);
+    results.etcd = etcd.note;
+    results.failures.extend(etcd.failure);
+    drop(etcd.server);
     results.date = now_utc();
     results.command = command;
     results.machine = machine;
@@ -216,8 +223,74 @@ fn durable(secs: u64) -> Result<()> {
     Ok(())
 }
 
+/// The etcd server of a run, when this build has the `etcd` feature.
+struct EtcdRun {
+    #[cfg(feature = "etcd")]
+    server: Option<baton_benches::etcd::EtcdServer>,
+    #[cfg(not(feature = "etcd"))]
+    server: (),
+    url: Option<String>,
+    /// For the report: its version, or why it is not in the run.
+    note: String,
+    failure: Option<String>,
+}
+
+#[cfg(feature = "etcd")]
+fn start_etcd(only: Option<&str>) -> EtcdRun {
+    use baton_benches::etcd::EtcdServer;
+    if only.is_some_and(|o| !ETCD.contains(o)) {
+        return EtcdRun {
+            server: None,
+            url: None,
+            note: "not in this run (--only)".into(),
+            failure: None,
+        };
+    }
+    eprintln!("starting {} (single member)", EtcdServer::version());
+    match EtcdServer::start() {
+        Ok(server) => EtcdRun {
+            url: Some(server.url()),
+            server: Some(server),
+            note: format!(
+                "{}, single member on 127.0.0.1, default fsync",
+                EtcdServer::version()
+            ),
+            failure: None,
+        },
+        Err(e) => EtcdRun {
+            server: None,
+            url: None,
+            note: "could not start (see failures)".into(),
+            failure: Some(format!("etcd: {e:#}")),
+        },
+    }
+}
+
+#[cfg(not(feature = "etcd"))]
+fn start_etcd(_only: Option<&str>) -> EtcdRun {
+    EtcdRun {
+        server: (),
+        url: None,
+        note: "not in this build (baton-benches feature `etcd`; `cargo xtask bench` turns it on)"
+            .into(),
+        failure: None,
+    }
+}
+
+/// The etcd contender's spec, when its server runs.
+fn etcd_spec(url: Option<&str>) -> Option<Spec> {
+    #[cfg(feature = "etcd")]
+    return url.map(|url| Spec::etcd(ETCD, url.to_owned()));
+    #[cfg(not(feature = "etcd"))]
+    {
+        let _ = url;
+        None
+    }
+}
+
 async fn run_all(
     servers: &Servers,
+    etcd: Option<&str>,
     plan: &Plan,
     delay_ms: u64,
     only: Option<&str>,
@@ -232,10 +305,14 @@ async fn run_all(
         Spec::new(RAW, Kind::Raw(true)),
         Spec::new("raw SET NX PX + DEL", Kind::Raw(false)),
         Spec::new(MODULE, Kind::Baton(Backend::Module)),
-        Spec::new("baton lua", Kind::Baton(Backend::Lua)),
+        Spec::new(MODULE_WATCHDOG, Kind::BatonWatchdog),
+        Spec::new(LUA, Kind::Baton(Backend::Lua)),
         Spec::new(REDLOCK_1, Kind::Redlock(1, Retry::Default)),
         Spec::new(REDLOCK_3, Kind::Redlock(3, Retry::Default)),
-    ];
+    ]
+    .into_iter()
+    .chain(etcd_spec(etcd))
+    .collect::<Vec<_>>();
     let mut unc = Vec::new();
     for &tasks in &plan.uncontended_tasks {
         for spec in specs.iter().filter(chosen) {
@@ -265,7 +342,7 @@ async fn run_all(
     let tuned = Retry::Tuned(delay_ms);
     let specs = [
         Spec::new(MODULE, Kind::Baton(Backend::Module)),
-        Spec::new("baton lua", Kind::Baton(Backend::Lua)),
+        Spec::new(LUA, Kind::Baton(Backend::Lua)),
         Spec::new(
             format!("{REDLOCK_1} default"),
             Kind::Redlock(1, Retry::Default),
@@ -276,7 +353,10 @@ async fn run_all(
             Kind::Redlock(3, Retry::Default),
         ),
         Spec::new(format!("{REDLOCK_3} tuned"), Kind::Redlock(3, tuned)),
-    ];
+    ]
+    .into_iter()
+    .chain(etcd_spec(etcd))
+    .collect::<Vec<_>>();
     let mut con = Vec::new();
     for &(tasks, hold) in &plan.contended_shapes {
         for spec in specs.iter().filter(chosen) {
@@ -358,6 +438,7 @@ async fn run_all(
         contended: con,
         bus: bus_runs,
         scale: None,
+        etcd: String::new(),
         failures,
         goals: Vec::new(),
     })

@@ -94,6 +94,12 @@ pub async fn run(
     measure: Duration,
 ) -> Result<Contended> {
     let key = format!("bench:c:{run}");
+    // Per-task contenders first (etcd grants a lease for each), so the
+    // warmup is all spent on the workload.
+    let mut per_task = Vec::with_capacity(tasks);
+    for _ in 0..tasks {
+        per_task.push(contender.for_task().await?);
+    }
     let origin = Instant::now() + warmup;
     let end = origin + measure;
     let ns = move |t: Instant| -> i64 {
@@ -105,8 +111,7 @@ pub async fn run(
     };
     let logs: Vec<Arc<Mutex<TaskLog>>> = (0..tasks).map(|_| Arc::default()).collect();
     let mut handles = Vec::with_capacity(tasks);
-    for (task, log) in logs.iter().enumerate() {
-        let c = contender.clone();
+    for ((task, log), c) in logs.iter().enumerate().zip(per_task) {
         let key = key.clone();
         let log = log.clone();
         handles.push(tokio::spawn(async move {

@@ -37,11 +37,16 @@ pub async fn run(
     warmup: Duration,
     measure: Duration,
 ) -> Result<Uncontended> {
+    // Per-task contenders first (etcd grants a lease for each), so the
+    // warmup is all spent on the workload.
+    let mut per_task = Vec::with_capacity(tasks);
+    for _ in 0..tasks {
+        per_task.push(contender.for_task().await?);
+    }
     let start = Instant::now() + warmup;
     let end = start + measure;
     let mut handles = Vec::with_capacity(tasks);
-    for task in 0..tasks {
-        let c = contender.clone();
+    for (task, c) in per_task.into_iter().enumerate() {
         let key = format!("bench:u:{run}:{task}");
         handles.push(tokio::spawn(async move {
             let mut lat = Latencies::default();

@@ -14,8 +14,10 @@
 //!      expiry of as many PX keys alongside for comparison.
 //!
 //!    `load` fills the keyspace with pipelined commands for all three.
-//! 3. Runs `baton-bench` (workloads 1, 2, 3, 5 against Redlock and raw
-//!    Redis, on servers of its own) and hands it the figures of step 2
+//! 3. Runs `baton-bench` (workloads 1, 2, 3, 5 against Redlock, raw Redis
+//!    and etcd, on servers of its own; built with the `etcd` feature, whose
+//!    `etcd-server`, `protobuf-compiler` and `libprotobuf-dev` only this
+//!    command installs) and hands it the figures of step 2
 //!    (`--scale FILE`, a [`baton_benches::scale::Scale`] as JSON): it writes
 //!    both into `docs/BENCHMARKS.md` (machine, command, date, goals, ratios
 //!    first, then absolutes) and `docs/benchmarks.json`.
@@ -99,10 +101,11 @@ impl Options {
 }
 
 pub fn run(opts: Options) -> Result<()> {
-    header("system dependencies: redis-server 7.x, libclang");
+    header("system dependencies: redis-server 7.x, libclang; etcd, protoc");
     deps::ensure()?;
-    header("cargo build --release -p baton-module -p baton-benches");
-    let built = build_release()?;
+    deps::ensure_bench()?;
+    header("cargo build --release -p baton-module -p baton-benches --features baton-benches/etcd");
+    let built = build_release(&["baton-benches/etcd"])?;
     let started = Instant::now();
 
     let scale = measure_scale(&built.module, &opts)?;

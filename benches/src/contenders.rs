@@ -109,8 +109,9 @@ pub enum Contender {
     Etcd {
         /// Short name in the tables.
         name: String,
-        /// The client, with the task's lease after [`Contender::for_task`].
-        etcd: crate::etcd::Etcd,
+        /// The client, with the task's lease after [`Contender::for_task`]
+        /// (boxed: etcd's client is far larger than the other variants).
+        etcd: Box<crate::etcd::Etcd>,
     },
 }
 
@@ -188,7 +189,7 @@ impl Spec {
                 let url = self.url.as_deref().context("the etcd spec has no url")?;
                 Ok(Contender::Etcd {
                     name: self.name.clone(),
-                    etcd: crate::etcd::Etcd::connect(url).await?,
+                    etcd: Box::new(crate::etcd::Etcd::connect(url).await?),
                 })
             }
         }
@@ -287,7 +288,7 @@ impl Contender {
             #[cfg(feature = "etcd")]
             Self::Etcd { name, etcd } => Ok(Self::Etcd {
                 name: name.clone(),
-                etcd: etcd.for_task().await?,
+                etcd: Box::new(etcd.for_task().await?),
             }),
             _ => Ok(self.clone()),
         }

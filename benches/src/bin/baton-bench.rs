@@ -15,9 +15,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use baton_benches::contenders::{Kind, Retry, Spec, GRACE, REDLOCK_TUNED_DELAY};
-use baton_benches::report::{
-    Results, ETCD, LUA, MODULE, MODULE_WATCHDOG, RAW, REDLOCK_1, REDLOCK_3,
-};
+use baton_benches::report::{Results, LUA, MODULE, MODULE_WATCHDOG, RAW, REDLOCK_1, REDLOCK_3};
 use baton_benches::scale::Scale;
 use baton_benches::setup::{bench_module, now_utc, Machine, Servers};
 use baton_benches::workloads::{bus, contended, uncontended, Plan};
@@ -162,9 +160,9 @@ fn main() -> Result<()> {
         args.only.as_deref(),
     ))?;
     drop(servers);
-    results.etcd = etcd.note;
-    results.failures.extend(etcd.failure);
-    drop(etcd.server);
+    results.etcd = etcd.note.clone();
+    results.failures.extend(etcd.failure.clone());
+    drop(etcd);
     results.date = now_utc();
     results.command = command;
     results.machine = machine;
@@ -225,10 +223,9 @@ fn durable(secs: u64) -> Result<()> {
 
 /// The etcd server of a run, when this build has the `etcd` feature.
 struct EtcdRun {
+    /// Kept until the run is over (killed on drop).
     #[cfg(feature = "etcd")]
-    server: Option<baton_benches::etcd::EtcdServer>,
-    #[cfg(not(feature = "etcd"))]
-    server: (),
+    _server: Option<baton_benches::etcd::EtcdServer>,
     url: Option<String>,
     /// For the report: its version, or why it is not in the run.
     note: String,
@@ -238,9 +235,10 @@ struct EtcdRun {
 #[cfg(feature = "etcd")]
 fn start_etcd(only: Option<&str>) -> EtcdRun {
     use baton_benches::etcd::EtcdServer;
+    use baton_benches::report::ETCD;
     if only.is_some_and(|o| !ETCD.contains(o)) {
         return EtcdRun {
-            server: None,
+            _server: None,
             url: None,
             note: "not in this run (--only)".into(),
             failure: None,
@@ -250,7 +248,7 @@ fn start_etcd(only: Option<&str>) -> EtcdRun {
     match EtcdServer::start() {
         Ok(server) => EtcdRun {
             url: Some(server.url()),
-            server: Some(server),
+            _server: Some(server),
             note: format!(
                 "{}, single member on 127.0.0.1, default fsync",
                 EtcdServer::version()
@@ -258,7 +256,7 @@ fn start_etcd(only: Option<&str>) -> EtcdRun {
             failure: None,
         },
         Err(e) => EtcdRun {
-            server: None,
+            _server: None,
             url: None,
             note: "could not start (see failures)".into(),
             failure: Some(format!("etcd: {e:#}")),
@@ -269,7 +267,6 @@ fn start_etcd(only: Option<&str>) -> EtcdRun {
 #[cfg(not(feature = "etcd"))]
 fn start_etcd(_only: Option<&str>) -> EtcdRun {
     EtcdRun {
-        server: (),
         url: None,
         note: "not in this build (baton-benches feature `etcd`; `cargo xtask bench` turns it on)"
             .into(),
@@ -280,7 +277,7 @@ fn start_etcd(_only: Option<&str>) -> EtcdRun {
 /// The etcd contender's spec, when its server runs.
 fn etcd_spec(url: Option<&str>) -> Option<Spec> {
     #[cfg(feature = "etcd")]
-    return url.map(|url| Spec::etcd(ETCD, url.to_owned()));
+    return url.map(|url| Spec::etcd(baton_benches::report::ETCD, url.to_owned()));
     #[cfg(not(feature = "etcd"))]
     {
         let _ = url;

@@ -16,7 +16,7 @@ use anyhow::{ensure, Context, Result};
 use baton_benches::stats::median;
 use baton_client::bus::{Bus, StartAt, TopicOptions};
 use baton_client::{Backend, Client};
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! Criterion micro-benches: one acquire+release cycle, uncontended, per
 //! backend: baton's module, Lua and memory backends, and Redlock (`rslock`)
-//! on one instance. The server is a `baton_tests` redis-server on 127.0.0.1
+//! on one instance. The server is a `baton_harness` redis-server on 127.0.0.1
 //! with the module loaded (the release build when there is one).
 //!
 //! ```text
@@ -10,7 +10,7 @@
 use baton_benches::contenders::{Contender, Retry};
 use baton_benches::setup::bench_module;
 use baton_client::Backend;
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 fn cycle(c: &mut Criterion) {

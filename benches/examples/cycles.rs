@@ -17,7 +17,7 @@ use baton_benches::contenders::{Kind, Spec};
 use baton_benches::setup::bench_module;
 use baton_benches::workloads::uncontended;
 use baton_client::Backend;
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use baton_client::Backend;
-use baton_tests::{wait_for_sync, RedisServer};
+use baton_harness::{wait_for_sync, RedisServer};
 
 use crate::contenders::{Kind, Spec};
 use crate::stats::median;

@@ -42,7 +42,7 @@ impl EtcdServer {
     /// Starts a single member on free ports and waits until it answers.
     pub fn start() -> Result<Self> {
         let dir = tempfile::tempdir().context("temp dir for etcd")?;
-        let (port, peer) = (baton_tests::free_port(), baton_tests::free_port());
+        let (port, peer) = (baton_harness::free_port(), baton_harness::free_port());
         let client_url = format!("http://127.0.0.1:{port}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let log = std::fs::File::create(dir.path().join("etcd.log"))?;

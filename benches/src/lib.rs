@@ -19,7 +19,7 @@
 //!
 //! # Layout
 //!
-//! - [`setup`]: the servers of a run (through `baton_tests`), which module
+//! - [`setup`]: the servers of a run (through `baton_harness`), which module
 //!   build they load, the machine description.
 //! - [`contenders`]: [`Contender`](contenders::Contender): baton's backends,
 //!   Redlock (`rslock`) and the raw `SET NX PX` baseline behind one enum.

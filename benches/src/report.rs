@@ -473,7 +473,7 @@ impl Results {
         format!(
             "## How it was measured\n\n\
              - One process, one tokio runtime (multi-thread, 2 workers); every server is a \
-             `redis-server` on 127.0.0.1 started by the benchmark (`baton_tests`), no \
+             `redis-server` on 127.0.0.1 started by the benchmark (`baton_harness`), no \
              persistence. Warmup {warm:?} before each run, then {unc:?} per uncontended run \
              and {con:?} per contended run.\n\
              - `{RAW}`: `SET key token NX PX 10000`, then EVALSHA of \

@@ -1,11 +1,11 @@
-//! What a run stands on: the Redis servers it starts (through `baton_tests`),
+//! What a run stands on: the Redis servers it starts (through `baton_harness`),
 //! which module build they load, and a description of the machine.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use serde::Serialize;
 
 /// The servers of one run, all on 127.0.0.1, killed on drop.
@@ -43,7 +43,7 @@ impl Servers {
 /// says which, for the report.
 pub fn bench_module() -> (PathBuf, String) {
     if std::env::var_os("BATON_MODULE").is_some() {
-        return (baton_tests::module_path(), "$BATON_MODULE".into());
+        return (baton_harness::module_path(), "$BATON_MODULE".into());
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -58,7 +58,7 @@ pub fn bench_module() -> (PathBuf, String) {
         release.display()
     );
     (
-        baton_tests::module_path(),
+        baton_harness::module_path(),
         "DEBUG build (numbers not representative)".into(),
     )
 }
@@ -88,7 +88,7 @@ impl Machine {
                     .map(|(_, v)| v.trim().to_owned())
             })
             .unwrap_or_else(|| "unknown".into());
-        let redis = output(Command::new(baton_tests::redis_server_bin()).arg("--version"));
+        let redis = output(Command::new(baton_harness::redis_server_bin()).arg("--version"));
         Self {
             nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
             cpu,

@@ -6,7 +6,7 @@
 mod common;
 
 use baton_cli::exit;
-use baton_tests::{RedisCluster, RedisServer, SentinelGroup};
+use baton_harness::{RedisCluster, RedisServer, SentinelGroup};
 use common::*;
 use serde_json::Value;
 
@@ -135,7 +135,7 @@ fn rediss_urls_speak_tls() {
         .unwrap();
     assert_eq!(code(out.status), 0, "{}", show(&out));
     assert_eq!(
-        baton_tests::lock::stats(&mut server.connection())["grants"],
+        baton_harness::lock::stats(&mut server.connection())["grants"],
         1
     );
 

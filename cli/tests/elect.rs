@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use baton_tests::{wait_until, RedisServer};
+use baton_harness::{wait_until, RedisServer};
 use common::*;
 use rustix::process::Signal;
 

@@ -4,7 +4,7 @@
 mod common;
 
 use baton_cli::{duration, exit};
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use common::*;
 
 /// A URL on which nothing listens: a server's port, once it is gone.

@@ -5,7 +5,7 @@
 mod common;
 
 use baton_cli::exit;
-use baton_tests::{lock, wait_until, RedisServer};
+use baton_harness::{lock, wait_until, RedisServer};
 use common::*;
 
 /// A CMD that logs `start FENCE`, waits until `go` exists, logs `end FENCE`.

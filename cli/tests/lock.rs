@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use baton_cli::exit;
-use baton_tests::{lock, RedisServer};
+use baton_harness::{lock, RedisServer};
 use common::*;
 
 /// Two `baton lock K` started together: one runs, the other waits in the

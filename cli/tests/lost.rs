@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use baton_cli::exit;
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use common::*;
 
 /// A CMD that writes its pid, then the time (ns) to `alive` every 50 ms,

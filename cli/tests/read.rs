@@ -6,7 +6,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use baton_tests::{lock, RedisServer};
+use baton_harness::{lock, RedisServer};
 use common::*;
 use serde_json::Value;
 

@@ -6,7 +6,7 @@ mod common;
 
 use rustix::process::Signal;
 
-use baton_tests::{lock, wait_until, RedisServer};
+use baton_harness::{lock, wait_until, RedisServer};
 use common::*;
 
 /// Each forwarded signal reaches CMD's trap, CMD's exit status comes back,

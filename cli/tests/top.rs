@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use baton_tests::{lock, wait_until, RedisServer};
+use baton_harness::{lock, wait_until, RedisServer};
 use common::terminal::Terminal;
 use common::*;
 use serde_json::Value;

@@ -574,7 +574,7 @@ impl Client {
 
 #[cfg(test)]
 mod tests {
-    use baton_tests::RedisServer;
+    use baton_harness::RedisServer;
 
     use super::*;
 

@@ -333,7 +333,7 @@ impl Deref for WriteGuard {
 mod tests {
     use std::time::Duration;
 
-    use baton_tests::RedisServer;
+    use baton_harness::RedisServer;
 
     use super::*;
     use crate::Backend;

@@ -14,8 +14,8 @@ use std::time::Duration;
 #[cfg(feature = "bus")]
 use baton_client::bus::Bus;
 use baton_client::{Backend, BackendKind, Client, Error, LockOptions};
-use baton_tests::lock::{acquire, info, release};
-use baton_tests::RedisServer;
+use baton_harness::lock::{acquire, info, release};
+use baton_harness::RedisServer;
 use common::{capture_logs, eventually, granted, opts};
 #[cfg(feature = "bus")]
 use futures_util::StreamExt;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use baton_client::bus::{Bus, Message, MessageId, Nacked, PublishOptions, TopicOptions};
 use baton_client::Client;
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use futures_util::StreamExt;
 use tokio::time::{timeout, Instant};
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_client::{Backend, Client};
-use baton_tests::{RedisCluster, RedisServer};
+use baton_harness::{RedisCluster, RedisServer};
 use common::{eventually, granted, opts};
 use futures_util::future::join_all;
 use tokio::time::timeout;
@@ -72,7 +72,7 @@ impl Env {
     /// Whether `key` is held, asked directly of the shard that serves it.
     fn held_on_its_shard(&self, key: &str) -> bool {
         let node = self.cluster.node_for(key.as_bytes());
-        baton_tests::lock::exists(&mut node.connection(), self.held_key(key).as_bytes())
+        baton_harness::lock::exists(&mut node.connection(), self.held_key(key).as_bytes())
     }
 
     /// Runs `f` on every key at once.
@@ -107,7 +107,7 @@ async fn locks_on_every_shard(env: &Env) {
         // Summed over the primaries; each primary holds one of them.
         assert_eq!(env.client.stats().await.unwrap().held, 3);
         for node in env.cluster.nodes() {
-            let held = baton_tests::lock::stats(&mut node.connection())["held"];
+            let held = baton_harness::lock::stats(&mut node.connection())["held"];
             assert_eq!(held, 1, "one lock per shard");
         }
     }
@@ -260,7 +260,7 @@ async fn semaphores_on_every_shard(env: &Env) {
         };
         let node = env.cluster.node_for(k.as_bytes());
         assert!(
-            baton_tests::lock::exists(&mut node.connection(), stored.as_bytes()),
+            baton_harness::lock::exists(&mut node.connection(), stored.as_bytes()),
             "{k} lives on its own shard"
         );
         let waiter = tokio::spawn({
@@ -333,7 +333,7 @@ async fn module_wait_follows_moved(env: &Env) {
     let c = &env.client;
     let holder = c.lock(&key, &opts(10_000)).await.unwrap();
     assert!(
-        baton_tests::lock::exists(&mut nodes[to].connection(), key.as_bytes()),
+        baton_harness::lock::exists(&mut nodes[to].connection(), key.as_bytes()),
         "the lock lives on the slot's new owner"
     );
     let (c2, k2) = (c.clone(), key.clone());

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_client::{Backend, Client, Error, LockGuard, SemGuard, SemInfo, Semaphore, RW_LIMIT};
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use common::{eventually, granted, opts, setup};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
@@ -797,7 +797,7 @@ async fn explicit_module_fails_fast_without_module() {
 async fn auto_asks_for_the_module_once() {
     let s = RedisServer::start();
     let calls = || {
-        baton_tests::replication::info_field(&s, "commandstats", "cmdstat_command|info")
+        baton_harness::replication::info_field(&s, "commandstats", "cmdstat_command|info")
             .and_then(|v| {
                 v.split(',')
                     .next()?
@@ -1083,15 +1083,15 @@ async fn a_cancelled_try_leaves_no_lock_behind() {
         let ran = |con: &mut redis::Connection| match kind {
             Backend::Module => {
                 let sem_grants =
-                    baton_tests::replication::info_field(&s, "baton", "baton_sem_grants");
-                baton_tests::lock::stats(con)["grants"] >= 1 && sem_grants.as_deref() == Some("1")
+                    baton_harness::replication::info_field(&s, "baton", "baton_sem_grants");
+                baton_harness::lock::stats(con)["grants"] >= 1 && sem_grants.as_deref() == Some("1")
             }
             _ => {
-                baton_tests::lock::exists(con, b"baton:{ct}:c")
-                    && baton_tests::lock::exists(con, b"baton:sem:{cs}:c")
+                baton_harness::lock::exists(con, b"baton:{ct}:c")
+                    && baton_harness::lock::exists(con, b"baton:sem:{cs}:c")
             }
         };
-        baton_tests::assert_eventually(Duration::from_secs(5), "the ACQUIREs ran", || {
+        baton_harness::assert_eventually(Duration::from_secs(5), "the ACQUIREs ran", || {
             ran(&mut con)
         });
         timeout(Duration::from_secs(5), c.flush()).await.unwrap();
@@ -1256,7 +1256,7 @@ async fn durable_acquire_waits_for_the_replica() {
         }
         .replica_of(&primary)
         .start();
-        baton_tests::wait_for_sync(&primary, &replica);
+        baton_harness::wait_for_sync(&primary, &replica);
         let c = Client::builder(primary.url())
             .backend(kind)
             .build()

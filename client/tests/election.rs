@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_client::{Backend, Client, Leader, LockOptions, Observer};
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use common::{eventually, granted, setup};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::time::{timeout, Instant};

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use baton_client::{Backend, Client, Error, LockOptions};
-use baton_tests::{RedisCluster, SentinelGroup};
+use baton_harness::{RedisCluster, SentinelGroup};
 use common::{eventually, opts};
 use tokio::task::block_in_place;
 use tokio::time::{timeout, Instant};
@@ -68,13 +68,13 @@ fn wait_for_a_replica(group: &SentinelGroup) {
         .iter()
         .filter(|s| s.is_running() && s.port() != primary.port())
         .find(|s| {
-            baton_tests::wait_until(20 * SECOND, || {
-                baton_tests::replication::info_field(s, "replication", "master_port")
+            baton_harness::wait_until(20 * SECOND, || {
+                baton_harness::replication::info_field(s, "replication", "master_port")
                     .is_some_and(|p| p == primary.port().to_string())
             })
         })
         .expect("a replica follows the new primary");
-    baton_tests::wait_for_sync(primary, replica);
+    baton_harness::wait_for_sync(primary, replica);
 }
 
 /// `f` until it succeeds, at most `within`: the first command after a
@@ -247,8 +247,8 @@ async fn waits_and_the_watchdog_follow_a_cluster_failover() {
         .query(&mut replica.connection())
         .unwrap();
     block_in_place(|| {
-        baton_tests::assert_eventually(20 * SECOND, "the replica takes over", || {
-            baton_tests::replication::info_field(replica, "replication", "role").as_deref()
+        baton_harness::assert_eventually(20 * SECOND, "the replica takes over", || {
+            baton_harness::replication::info_field(replica, "replication", "role").as_deref()
                 == Some("master")
         })
     });
@@ -270,7 +270,7 @@ async fn waits_and_the_watchdog_follow_a_cluster_failover() {
 /// client's slot table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn durable_acquires_and_waits_leave_a_primary_that_stays_down() {
-    let quick = || baton_tests::RedisServer::builder().cluster_node_timeout(SECOND);
+    let quick = || baton_harness::RedisServer::builder().cluster_node_timeout(SECOND);
     let mut cluster = block_in_place(|| RedisCluster::start_with(3, quick));
     block_in_place(|| {
         cluster.add_replica_with(0, quick());
@@ -307,7 +307,7 @@ async fn durable_acquires_and_waits_leave_a_primary_that_stays_down() {
         let deadline = std::time::Instant::now() + 30 * SECOND;
         loop {
             let primary = cluster.replicas().iter().position(|r| {
-                baton_tests::replication::info_field(r, "replication", "role").as_deref()
+                baton_harness::replication::info_field(r, "replication", "role").as_deref()
                     == Some("master")
             });
             if let Some(i) = primary {
@@ -319,8 +319,8 @@ async fn durable_acquires_and_waits_leave_a_primary_that_stays_down() {
     });
     let other = 1 - promoted;
     block_in_place(|| {
-        baton_tests::assert_eventually(20 * SECOND, "the other replica follows", || {
-            baton_tests::replication::info_field(
+        baton_harness::assert_eventually(20 * SECOND, "the other replica follows", || {
+            baton_harness::replication::info_field(
                 &cluster.replicas()[other],
                 "replication",
                 "master_link_status",
@@ -367,11 +367,11 @@ async fn a_durable_check_follows_a_moved_out_of_its_pipeline() {
         .query(&mut replica.connection())
         .unwrap();
     block_in_place(|| {
-        let role = |s| baton_tests::replication::info_field(s, "replication", "role");
-        baton_tests::assert_eventually(20 * SECOND, "the old primary follows", || {
+        let role = |s| baton_harness::replication::info_field(s, "replication", "role");
+        baton_harness::assert_eventually(20 * SECOND, "the old primary follows", || {
             role(replica).as_deref() == Some("master")
                 && role(&cluster.nodes()[0]).as_deref() == Some("slave")
-                && baton_tests::replication::info_field(
+                && baton_harness::replication::info_field(
                     &cluster.nodes()[0],
                     "replication",
                     "master_link_status",
@@ -404,7 +404,7 @@ async fn a_durable_check_leaves_a_demoted_sentinel_primary() {
     let old = group.primary().port();
     let _: () = redis::cmd("SENTINEL")
         .arg("FAILOVER")
-        .arg(baton_tests::sentinel::SERVICE)
+        .arg(baton_harness::sentinel::SERVICE)
         .query(&mut group.sentinels()[0].connection())
         .unwrap();
     block_in_place(|| {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_client::{Backend, BackendKind, Client, Error};
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use common::{capture_logs, eventually, granted, opts};
 use futures_util::StreamExt;
 use tokio::time::timeout;

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use baton_client::{Backend, BackendKind, Client, Error};
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use common::{eventually, granted, opts};
 
 mod common;

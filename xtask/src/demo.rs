@@ -17,7 +17,7 @@ use crate::cargo::{build_release, header, run as run_step, workspace_root};
 use crate::deps;
 use anyhow::{bail, ensure, Context, Result};
 use baton_client::{Backend, Client, LockGuard, LockOptions};
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use std::future::Future;
 use std::process::Command;
 use std::time::{Duration, Instant};

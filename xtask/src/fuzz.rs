@@ -32,7 +32,7 @@ pub fn run_fuzz(args: &[String]) -> Result<()> {
         cargo(&[
             "test",
             "-p",
-            "baton-tests",
+            "baton-module",
             "--test",
             "fuzz",
             "--test",

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use baton_tests::{lock, wait_until, LockInfo, RedisServer};
+use baton_harness::{lock, wait_until, LockInfo, RedisServer};
 use rustix::process::{kill_process, Pid, Signal};
 
 /// How long anything a test waits for may take on a loaded 2-core machine.

@@ -589,7 +589,7 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
-    use baton_tests::RedisServer;
+    use baton_harness::RedisServer;
 
     use super::*;
     use crate::{Backend, Client, LockOptions};
@@ -851,7 +851,7 @@ mod tests {
         let module = RedisServer::start();
         let plain = RedisServer::builder().without_module().start();
         let text = |r: redis::RedisResult<redis::Value>| match r {
-            Err(e) => baton_tests::err_text(&e),
+            Err(e) => baton_harness::err_text(&e),
             Ok(v) => format!("no error: {v:?}"),
         };
         let long = "x".repeat(1025);
@@ -926,7 +926,7 @@ mod tests {
         let module = RedisServer::start();
         let plain = RedisServer::builder().without_module().start();
         let text = |r: redis::RedisResult<redis::Value>| match r {
-            Err(e) => baton_tests::err_text(&e),
+            Err(e) => baton_harness::err_text(&e),
             Ok(v) => format!("no error: {v:?}"),
         };
         let cases: [&[&str]; 10] = [

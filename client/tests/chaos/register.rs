@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use redis::aio::MultiplexedConnection;
 
 /// The check and the write, atomically. Fences stay below 2^53 (SPEC §9),

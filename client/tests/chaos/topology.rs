@@ -17,9 +17,9 @@
 use std::time::Duration;
 
 use baton_client::Backend;
-use baton_tests::replication::parse_info_field;
-use baton_tests::sentinel::SERVICE;
-use baton_tests::{wait_until, RedisCluster, RedisServer, SentinelGroup, ServerBuilder};
+use baton_harness::replication::parse_info_field;
+use baton_harness::sentinel::SERVICE;
+use baton_harness::{wait_until, RedisCluster, RedisServer, SentinelGroup, ServerBuilder};
 
 /// How long a probe may wait for a server.
 const PROBE: Duration = Duration::from_millis(800);

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_client::{Backend, Client, LockGuard, LockOptions};
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use tokio::time::{timeout, Instant};
 
 /// Polls an async condition until a deadline.

@@ -7,7 +7,7 @@ use super::load;
 use crate::reply;
 use anyhow::{ensure, Result};
 use baton_benches::scale;
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use redis::Connection;
 use std::time::Duration;
 

@@ -35,7 +35,7 @@ use crate::cargo::{build_release, header, run as run_step, target_dir, workspace
 use crate::deps;
 use anyhow::{bail, Context, Result};
 use baton_benches::scale::Scale;
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use std::process::Command;
 use std::time::Instant;
 

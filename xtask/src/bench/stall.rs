@@ -19,7 +19,7 @@ use super::load;
 use crate::reply;
 use anyhow::{bail, ensure, Result};
 use baton_benches::scale;
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use redis::{Connection, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -19,7 +19,7 @@ use super::load;
 use anyhow::{bail, Context, Result};
 use baton_benches::scale;
 use baton_benches::stats::median;
-use baton_tests::RedisServer;
+use baton_harness::RedisServer;
 use redis::{Connection, Value};
 use std::process::Command;
 

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use baton_tests::lock::{acquire, exists, force_release, info, release};
-use baton_tests::{assert_eventually, RedisServer};
+use baton_harness::lock::{acquire, exists, force_release, info, release};
+use baton_harness::{assert_eventually, RedisServer};
 
 #[test]
 fn fences_strictly_increase_across_every_way_a_lock_ends() {
@@ -57,7 +57,7 @@ fn renewals_and_extends_do_not_issue_fences() {
     let mut con = server.connection();
     let f1 = acquire(&mut con, b"k", b"t", 10_000).unwrap();
     acquire(&mut con, b"k", b"t", 10_000).unwrap();
-    baton_tests::lock::extend(&mut con, b"k", b"t", 10_000);
+    baton_harness::lock::extend(&mut con, b"k", b"t", 10_000);
     assert_eq!(info(&mut con, b"k").fence, f1);
     let f2 = acquire(&mut con, b"other", b"t", 10_000).unwrap();
     assert!(f2 > f1, "fence {f2} not above {f1}");

@@ -68,10 +68,10 @@ fn target_dir() -> PathBuf {
     }
 }
 
-/// The workspace root: this crate lives in `<workspace>/tests`.
+/// The workspace root: this crate lives in `<workspace>/harness`.
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("tests crate has a parent dir")
+        .expect("the harness crate has a parent dir")
         .to_path_buf()
 }

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use baton_tests::lock::{acquire, force_release, release, sem_acquire, sem_release};
-use baton_tests::RedisServer;
+use baton_harness::lock::{acquire, force_release, release, sem_acquire, sem_release};
+use baton_harness::RedisServer;
 
 /// The next `n` key events of db 0 as (event, key), within 5 s.
 fn events(pubsub: &mut redis::PubSub<'_>, n: usize) -> Vec<(String, String)> {

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use baton_tests::lock::{acquire, exists, info, release, stats};
-use baton_tests::{assert_eventually, RedisServer, Waiter};
+use baton_harness::lock::{acquire, exists, info, release, stats};
+use baton_harness::{assert_eventually, RedisServer, Waiter};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -17,7 +17,7 @@ const SECOND: Duration = Duration::from_secs(1);
 #[track_caller]
 fn assert_dismissed(w: Waiter) {
     let (reply, elapsed) = w.join();
-    let text = reply.map_err(|e| baton_tests::err_text(&e));
+    let text = reply.map_err(|e| baton_harness::err_text(&e));
     assert!(
         matches!(&text, Err(e) if e.starts_with("UNBLOCKED ") && e.contains("while waiting")),
         "expected the key-removed error, got {text:?}"
@@ -132,14 +132,14 @@ fn swapdb_answers_the_waiters_of_both_databases() {
     let mut waiting = server.connection();
     select(&mut waiting, 2);
     let w2 = std::thread::spawn(move || {
-        baton_tests::lock::try_acquire_wait(&mut waiting, b"j", b"w2", 30_000, 20_000)
+        baton_harness::lock::try_acquire_wait(&mut waiting, b"j", b"w2", 30_000, 20_000)
     });
     assert_eventually(5 * SECOND, "both waiters queued", || {
         stats(&mut con)["waiters"] == 2
     });
     let _: () = redis::cmd("SWAPDB").arg(0).arg(2).query(&mut con).unwrap();
     assert_dismissed(w0);
-    let reply = w2.join().unwrap().map_err(|e| baton_tests::err_text(&e));
+    let reply = w2.join().unwrap().map_err(|e| baton_harness::err_text(&e));
     assert!(
         matches!(&reply, Err(e) if e.starts_with("UNBLOCKED ")),
         "{reply:?}"
@@ -165,7 +165,7 @@ fn flushdb_answers_the_waiters_of_its_database_and_flushall_the_rest() {
     let mut waiting = server.connection();
     select(&mut waiting, 1);
     let w1 = std::thread::spawn(move || {
-        baton_tests::lock::try_acquire_wait(&mut waiting, b"k", b"w1", 30_000, 20_000)
+        baton_harness::lock::try_acquire_wait(&mut waiting, b"k", b"w1", 30_000, 20_000)
     });
     assert_eventually(5 * SECOND, "both waiters queued", || {
         stats(&mut con)["waiters"] == 2
@@ -174,7 +174,7 @@ fn flushdb_answers_the_waiters_of_its_database_and_flushall_the_rest() {
     assert_dismissed(w0);
     assert_eq!(info(&mut db1, b"k").waiters, 1, "db 1 was not flushed");
     let _: () = redis::cmd("FLUSHALL").arg("ASYNC").query(&mut con).unwrap();
-    let reply = w1.join().unwrap().map_err(|e| baton_tests::err_text(&e));
+    let reply = w1.join().unwrap().map_err(|e| baton_harness::err_text(&e));
     assert!(
         matches!(&reply, Err(e) if e.starts_with("UNBLOCKED ")),
         "{reply:?}"

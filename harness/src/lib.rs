@@ -2,9 +2,10 @@
 //! module loaded (single node, replicas, a small Cluster) and gives tests typed
 //! helpers for the `LOCK.*` commands.
 //!
-//! The integration tests in `tests/tests/` use it, and so do the xtask demo and
-//! the benches. A missing `redis-server` or module is a loud panic, never a
-//! skip: a test that did not run must not look like a test that passed.
+//! The module's integration tests (`module/tests/`) use it, and so do the
+//! client's and the CLI's tests, the xtask demo and the benches. A missing
+//! `redis-server` or module is a loud panic, never a skip: a test that did
+//! not run must not look like a test that passed.
 //!
 //! # Layout
 //!

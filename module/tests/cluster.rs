@@ -1,7 +1,7 @@
 //! Cluster (SPEC §2 "Cluster"): a lock routes by its key's slot like any key.
 
-use baton_tests::lock::{acquire, info, raw, release};
-use baton_tests::RedisCluster;
+use baton_harness::lock::{acquire, info, raw, release};
+use baton_harness::RedisCluster;
 
 #[test]
 fn lock_commands_route_by_slot_and_other_nodes_answer_moved() {
@@ -33,7 +33,7 @@ fn lock_commands_route_by_slot_and_other_nodes_answer_moved() {
                     err.code(),
                     Some("MOVED"),
                     "{}: {err:?}",
-                    baton_tests::lock::show(&args)
+                    baton_harness::lock::show(&args)
                 );
                 let detail = err.detail().unwrap_or("");
                 let want = format!("{slot} 127.0.0.1:{}", cluster.nodes()[owner].port());
@@ -44,6 +44,6 @@ fn lock_commands_route_by_slot_and_other_nodes_answer_moved() {
     }
     // LOCK.STATS takes no key: every node answers it.
     for node in cluster.nodes() {
-        let _ = baton_tests::lock::stats(&mut node.connection());
+        let _ = baton_harness::lock::stats(&mut node.connection());
     }
 }

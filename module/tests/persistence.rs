@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use baton_tests::lock::{acquire, exists, info, release};
-use baton_tests::resp;
-use baton_tests::{assert_eventually, RedisServer};
+use baton_harness::lock::{acquire, exists, info, release};
+use baton_harness::resp;
+use baton_harness::{assert_eventually, RedisServer};
 
 /// Grants and frees `n` locks, returning the last fence: the counter must
 /// remember it even though no key does.
@@ -149,11 +149,12 @@ fn aof_rewrite_keeps_the_fence_counter() {
             .arg("persistence")
             .query(&mut con)
             .unwrap();
-        baton_tests::replication::parse_info_field(&text, "aof_rewrite_in_progress").as_deref()
+        baton_harness::replication::parse_info_field(&text, "aof_rewrite_in_progress").as_deref()
             == Some("0")
-            && baton_tests::replication::parse_info_field(&text, "aof_rewrite_scheduled").as_deref()
+            && baton_harness::replication::parse_info_field(&text, "aof_rewrite_scheduled")
+                .as_deref()
                 == Some("0")
-            && baton_tests::replication::parse_info_field(&text, "aof_last_bgrewrite_status")
+            && baton_harness::replication::parse_info_field(&text, "aof_last_bgrewrite_status")
                 .as_deref()
                 == Some("ok")
     });
@@ -244,7 +245,7 @@ fn the_aof_holds_effects_with_absolute_times_not_commands() {
     let before = now_ms();
     let f = acquire(&mut con, b"k", b"tok", 60_000).unwrap();
     let after = now_ms();
-    baton_tests::lock::extend(&mut con, b"k", b"tok", 120_000);
+    baton_harness::lock::extend(&mut con, b"k", b"tok", 120_000);
     release(&mut con, b"k", b"tok");
     let cmds = aof_commands(&server);
     let names: Vec<String> = cmds

@@ -9,8 +9,10 @@
 
 use std::time::Duration;
 
-use baton_tests::lock::{err_text, exists, expect_err, sem_acquire, sem_info, sem_release, stats};
-use baton_tests::{assert_eventually, promote, wait_for_sync, RedisServer, Waiter};
+use baton_harness::lock::{
+    err_text, exists, expect_err, sem_acquire, sem_info, sem_release, stats,
+};
+use baton_harness::{assert_eventually, promote, wait_for_sync, RedisServer, Waiter};
 
 const SECOND: Duration = Duration::from_secs(1);
 /// The largest limit: a read-write lock's.
@@ -229,7 +231,7 @@ fn a_lock_key_and_a_semaphore_key_are_wrongtype_to_each_other() {
     let server = RedisServer::start();
     let mut con = server.connection();
     acquire(&mut con, b"a", 1, 2).unwrap();
-    baton_tests::lock::acquire(&mut con, b"l", b"t", 10_000).unwrap();
+    baton_harness::lock::acquire(&mut con, b"l", b"t", 10_000).unwrap();
     for args in [
         &[&b"LOCK.ACQUIRE"[..], b"s", b"t", b"1000"][..],
         &[b"LOCK.INFO", b"s"],
@@ -370,7 +372,7 @@ fn a_dumped_semaphore_restores_with_its_leases() {
     assert_eq!((info["limit"], info["used"], info["fence"]), (4, 2, f));
     // A payload cut short is refused, and the server lives.
     let cut = &dump[..dump.len() - 14];
-    let format = baton_tests::dump::DumpFormat::of(&dump);
+    let format = baton_harness::dump::DumpFormat::of(&dump);
     let reply: redis::RedisResult<()> = redis::cmd("RESTORE")
         .arg("x")
         .arg(0)

@@ -9,9 +9,9 @@
 
 use std::time::Duration;
 
-use baton_tests::lock::{acquire, err_text, exists, expect_err, info};
-use baton_tests::replication::info_field;
-use baton_tests::{assert_eventually, RedisCluster, RedisServer, SentinelGroup, Waiter};
+use baton_harness::lock::{acquire, err_text, exists, expect_err, info};
+use baton_harness::replication::info_field;
+use baton_harness::{assert_eventually, RedisCluster, RedisServer, SentinelGroup, Waiter};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -96,7 +96,7 @@ fn sentinel_failover_of_a_frozen_primary_demotes_it_and_unblocks_its_waiters() {
 fn failover_command_hands_over_held_locks_that_expire_on_the_new_primary() {
     let primary = RedisServer::start();
     let replica = RedisServer::builder().replica_of(&primary).start();
-    baton_tests::wait_for_sync(&primary, &replica);
+    baton_harness::wait_for_sync(&primary, &replica);
     let long = durable_acquire(&primary, b"long", b"holder", 60_000, 1);
     durable_acquire(&primary, b"short", b"holder", 1_500, 1);
     let _: () = redis::cmd("FAILOVER")

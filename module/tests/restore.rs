@@ -7,9 +7,9 @@
 //! `BATON_FUZZ_RESTORE_ROUNDS` sets the fuzz rounds (`cargo xtask fuzz`
 //! runs more); `BATON_FUZZ_SEED` replays a run.
 
-use baton_tests::dump::{self, DumpFormat, OPCODE_STRING, OPCODE_UINT};
-use baton_tests::lock::{acquire, exists, info, stats};
-use baton_tests::{err_text, RedisServer};
+use baton_harness::dump::{self, DumpFormat, OPCODE_STRING, OPCODE_UINT};
+use baton_harness::lock::{acquire, exists, info, stats};
+use baton_harness::{err_text, RedisServer};
 
 const DEFAULT_ROUNDS: usize = 3_000;
 
@@ -297,7 +297,7 @@ fn mutated_payloads_never_crash_the_server_and_leave_only_valid_locks() {
     for key in &keys {
         let kind: String = redis::cmd("TYPE").arg(key).query(&mut con).unwrap();
         if kind == "baton-sem" {
-            let info = baton_tests::lock::sem_info(&mut con, key.as_bytes());
+            let info = baton_harness::lock::sem_info(&mut con, key.as_bytes());
             assert!(info["used"] <= info["limit"], "{key}: {info:?}");
             highest = highest.max(info["fence"]);
             continue;

@@ -9,9 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use baton_tests::lock::{acquire, exists, stats};
-use baton_tests::replication::info_field;
-use baton_tests::{assert_eventually, wait_for_sync, RedisCluster, RedisServer, Waiter};
+use baton_harness::lock::{acquire, exists, stats};
+use baton_harness::replication::info_field;
+use baton_harness::{assert_eventually, wait_for_sync, RedisCluster, RedisServer, Waiter};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -155,7 +155,7 @@ fn cluster_failover_with_expiring_locks_leaves_both_nodes_alive() {
 fn a_write_pause_holds_back_lease_expiry_and_hand_off_until_it_ends() {
     let primary = RedisServer::builder().aof(true).start();
     let mut con = primary.connection();
-    baton_tests::lock::sem_acquire(&mut con, b"s", b"a", 1_000, 1, 1).unwrap();
+    baton_harness::lock::sem_acquire(&mut con, b"s", b"a", 1_000, 1, 1).unwrap();
     let due = Instant::now() + SECOND;
     let w = Waiter::queued_sem(&primary, b"s", b"w", 1, 1, 20_000);
     let _: () = redis::cmd("CLIENT")

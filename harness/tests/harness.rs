@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use baton_tests::{promote, wait_for_sync, wait_until, RedisCluster, RedisServer};
+use baton_harness::{promote, wait_for_sync, wait_until, RedisCluster, RedisServer};
 
-fn plain() -> baton_tests::ServerBuilder {
+fn plain() -> baton_harness::ServerBuilder {
     RedisServer::builder().without_module()
 }
 
@@ -141,13 +141,13 @@ fn cluster_forms_and_answers_moved() {
 
 #[test]
 fn a_sentinel_group_forms_and_fails_over_a_killed_primary() {
-    let mut group = baton_tests::SentinelGroup::start(2);
+    let mut group = baton_harness::SentinelGroup::start(2);
     let old = group.primary_index();
     let old_port = group.servers()[old].port();
     assert!(group.url().starts_with("redis+sentinel://127.0.0.1:"));
     group.servers_mut()[old].kill();
     let new = group.wait_for_new_primary(old_port);
     assert_ne!(new, old);
-    let role = baton_tests::replication::info_field(&group.servers()[new], "replication", "role");
+    let role = baton_harness::replication::info_field(&group.servers()[new], "replication", "role");
     assert_eq!(role.as_deref(), Some("master"));
 }

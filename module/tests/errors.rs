@@ -2,8 +2,8 @@
 //! texts)"): each error with its exact text, and nothing changed by a command
 //! that errors.
 
-use baton_tests::lock::{acquire, exists, expect_err, info, raw, stats};
-use baton_tests::RedisServer;
+use baton_harness::lock::{acquire, exists, expect_err, info, raw, stats};
+use baton_harness::RedisServer;
 
 const TTL_ERR: &str = "ERR ttl-ms must be an integer between 1 and 2147483647";
 const TIMEOUT_ERR: &str = "ERR timeout-ms must be an integer between 0 and 2147483647";
@@ -71,7 +71,7 @@ fn wrong_argument_counts_get_redis_arity_error() {
             expect_err(&mut con, args),
             arity(name),
             "{}",
-            baton_tests::lock::show(args)
+            baton_harness::lock::show(args)
         );
     }
 }
@@ -92,7 +92,7 @@ fn token_must_be_1_to_256_bytes() {
                 expect_err(&mut con, &args),
                 TOKEN_ERR,
                 "{}",
-                baton_tests::lock::show(&args)
+                baton_harness::lock::show(&args)
             );
         }
     }
@@ -118,7 +118,7 @@ fn bad_ttl_names_ttl_ms() {
                 expect_err(&mut con, &args),
                 TTL_ERR,
                 "{}",
-                baton_tests::lock::show(&args)
+                baton_harness::lock::show(&args)
             );
         }
     }
@@ -134,7 +134,7 @@ fn bad_wait_timeout_names_timeout_ms() {
             expect_err(&mut con, &args),
             TIMEOUT_ERR,
             "{}",
-            baton_tests::lock::show(&args)
+            baton_harness::lock::show(&args)
         );
     }
 }
@@ -186,7 +186,7 @@ fn unknown_options_are_named() {
             &expect_err(&mut con, args),
             want,
             "{}",
-            baton_tests::lock::show(args)
+            baton_harness::lock::show(args)
         );
     }
     assert!(!exists(&mut con, b"k"));
@@ -241,7 +241,7 @@ fn every_command_on_a_key_of_another_type_is_wrongtype() {
                 expect_err(&mut con, &args),
                 WRONGTYPE,
                 "{}",
-                baton_tests::lock::show(&args)
+                baton_harness::lock::show(&args)
             );
         }
     }
@@ -279,7 +279,7 @@ fn lock_apply_from_a_client_is_refused() {
         .query::<redis::Value>(&mut con)
         .unwrap_err();
     assert!(
-        baton_tests::err_text(&err).contains("LOCK.APPLY is internal"),
+        baton_harness::err_text(&err).contains("LOCK.APPLY is internal"),
         "{err:?}"
     );
     assert!(!exists(&mut con, b"k"));
@@ -387,26 +387,26 @@ fn a_command_that_errors_changes_nothing() {
         assert!(
             reply.is_err(),
             "{} did not error: {reply:?}",
-            baton_tests::lock::show(args)
+            baton_harness::lock::show(args)
         );
         let info_now = info(&mut con, b"held");
         assert!(
             info_now.held,
             "{} freed the lock",
-            baton_tests::lock::show(args)
+            baton_harness::lock::show(args)
         );
-        assert_eq!(info_now.fence, fence, "{}", baton_tests::lock::show(args));
+        assert_eq!(info_now.fence, fence, "{}", baton_harness::lock::show(args));
         assert!(
             info_now.pttl <= info_before.pttl,
             "{} changed pttl {} -> {}",
-            baton_tests::lock::show(args),
+            baton_harness::lock::show(args),
             info_before.pttl,
             info_now.pttl
         );
         assert!(
             !exists(&mut con, b"free"),
             "{} created the free key",
-            baton_tests::lock::show(args)
+            baton_harness::lock::show(args)
         );
     }
     assert_eq!(stats(&mut con), stats_before, "counters moved on errors");

@@ -2,10 +2,10 @@
 //! on one key (SPEC §2 "Grant", "Idempotent retry", command table; DESIGN
 //! "State and memory").
 
-use baton_tests::lock::{
+use baton_harness::lock::{
     acquire, acquire_wait, exists, extend, fence, force_release, info, release,
 };
-use baton_tests::{LockInfo, RedisServer};
+use baton_harness::{LockInfo, RedisServer};
 
 #[test]
 fn grant_on_a_free_lock_returns_a_positive_fence() {

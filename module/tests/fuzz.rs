@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use baton_tests::lock::{show, INFO_FIELDS, STATS_FIELDS};
-use baton_tests::resp::{RawConnection, Reply};
-use baton_tests::RedisServer;
+use baton_harness::lock::{show, INFO_FIELDS, STATS_FIELDS};
+use baton_harness::resp::{RawConnection, Reply};
+use baton_harness::RedisServer;
 
 const COMMANDS: [&str; 8] = [
     "LOCK.ACQUIRE",
@@ -250,7 +250,7 @@ fn random_arguments_never_crash_the_server_or_garble_a_reply() {
         "ok {ok}, errors {errors}"
     );
     let mut check = server.connection();
-    let stats = baton_tests::lock::stats(&mut check);
+    let stats = baton_harness::lock::stats(&mut check);
     assert_eq!(stats["waiters"], 0, "{stats:?}");
     assert!(stats["held"] <= stats["locks"], "{stats:?}");
     let dbsize: i64 = redis::cmd("DBSIZE").query(&mut check).unwrap();

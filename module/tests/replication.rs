@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use baton_tests::lock::{
+use baton_harness::lock::{
     acquire, err_text, exists, expect_err, extend, force_release, info, release,
 };
-use baton_tests::{assert_eventually, promote, wait_for_sync, RedisServer, Waiter};
+use baton_harness::{assert_eventually, promote, wait_for_sync, RedisServer, Waiter};
 
 fn pair() -> (RedisServer, RedisServer) {
     let primary = RedisServer::start();
@@ -28,7 +28,7 @@ fn a_grant_reaches_the_replica_with_its_fence_and_absolute_expiry() {
     let on_primary = info(&mut p, b"k");
     assert!(on_replica.held, "{on_replica:?}");
     assert_eq!(on_replica.fence, f);
-    assert_eq!(baton_tests::lock::fence(&mut r, b"k"), f);
+    assert_eq!(baton_harness::lock::fence(&mut r, b"k"), f);
     assert!(
         (on_replica.pttl - on_primary.pttl).abs() < 1_000,
         "replica pttl {} vs primary {}",
@@ -128,13 +128,13 @@ fn writes_on_a_replica_are_readonly_and_reads_work() {
             expect_err(&mut r, args),
             readonly,
             "{}",
-            baton_tests::lock::show(args)
+            baton_harness::lock::show(args)
         );
     }
     assert!(!exists(&mut r, b"free"));
-    assert_eq!(baton_tests::lock::fence(&mut r, b"k"), f);
+    assert_eq!(baton_harness::lock::fence(&mut r, b"k"), f);
     assert!(info(&mut r, b"k").held);
-    let _ = baton_tests::lock::stats(&mut r);
+    let _ = baton_harness::lock::stats(&mut r);
     // The primary's lock is untouched by those attempts.
     let i = info(&mut p, b"k");
     assert!(i.held && i.fence == f && i.pttl > 50_000);
@@ -201,7 +201,7 @@ fn a_promoted_replica_expires_the_locks_it_inherited() {
         "the new primary expires the lock",
         || !exists(&mut r, b"k"),
     );
-    assert_eq!(baton_tests::lock::stats(&mut r)["held"], 0);
+    assert_eq!(baton_harness::lock::stats(&mut r)["held"], 0);
 }
 
 #[test]
@@ -315,5 +315,5 @@ fn a_writable_replica_refuses_every_lock_write() {
     }
     assert!(!exists(&mut r, b"free"));
     assert!(info(&mut r, b"held").held);
-    assert_eq!(baton_tests::lock::stats(&mut r)["waiters"], 0);
+    assert_eq!(baton_harness::lock::stats(&mut r)["waiters"], 0);
 }

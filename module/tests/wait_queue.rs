@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use baton_tests::lock::{
+use baton_harness::lock::{
     acquire, acquire_wait, err_text, exists, force_release, info, release, stats,
 };
-use baton_tests::{assert_eventually, RedisServer, Waiter};
+use baton_harness::{assert_eventually, RedisServer, Waiter};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -255,13 +255,13 @@ fn the_same_token_may_wait_only_once_per_key() {
     let want = Err("ERR token is already waiting for this lock".to_string());
     let mut other = server.connection();
     assert_eq!(
-        text(baton_tests::lock::try_acquire_wait(
+        text(baton_harness::lock::try_acquire_wait(
             &mut other, b"k", b"dup", 30_000, 1_000
         )),
         want
     );
     assert_eq!(
-        text(baton_tests::lock::try_acquire_wait(
+        text(baton_harness::lock::try_acquire_wait(
             &mut other, b"k", b"dup", 30_000, 0
         )),
         want

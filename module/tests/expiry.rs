@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use baton_tests::lock::{acquire, exists, extend, info, release, stats};
-use baton_tests::{assert_eventually, wait_until, RedisServer, Waiter};
+use baton_harness::lock::{acquire, exists, extend, info, release, stats};
+use baton_harness::{assert_eventually, wait_until, RedisServer, Waiter};
 
 #[test]
 fn a_lock_expires_without_any_command_on_its_key() {

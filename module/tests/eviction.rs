@@ -9,9 +9,9 @@
 
 use std::time::Duration;
 
-use baton_tests::lock::{acquire, exists, extend, info};
-use baton_tests::replication::info_field;
-use baton_tests::{assert_eventually, wait_for_sync, RedisServer};
+use baton_harness::lock::{acquire, exists, extend, info};
+use baton_harness::replication::info_field;
+use baton_harness::{assert_eventually, wait_for_sync, RedisServer};
 
 /// Fills the server with 1 KiB strings under `maxmemory` with
 /// `allkeys-random` until `key` is evicted, then lifts the limit so nothing
@@ -103,12 +103,12 @@ fn an_evicted_semaphore_keeps_its_leases() {
     let server = RedisServer::start();
     let mut con = server.connection();
     let lease = |con: &mut redis::Connection, token: &[u8]| {
-        baton_tests::lock::sem_acquire(con, b"s", token, 60_000, 1, 2)
+        baton_harness::lock::sem_acquire(con, b"s", token, 60_000, 1, 2)
     };
     let fence = lease(&mut con, b"a").unwrap();
     let last = lease(&mut con, b"b").unwrap();
     evict(&server, b"s");
-    let seen = baton_tests::lock::sem_info(&mut con, b"s");
+    let seen = baton_harness::lock::sem_info(&mut con, b"s");
     assert_eq!((seen["used"], seen["fence"]), (2, last), "read as it was");
     assert_eq!(lease(&mut con, b"intruder"), None, "no permit is free");
     assert_eq!(

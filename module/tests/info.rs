@@ -2,12 +2,12 @@
 //! LOCK.STATS fields and reply shapes (RESP2 flat arrays, RESP3 maps), the
 //! `INFO baton` section, and the key positions Redis is told about.
 
-use baton_tests::lock::{
+use baton_harness::lock::{
     acquire, extend, force_release, info, release, split_meta, stats, to_int_map, INFO_FIELDS,
     STATS_FIELDS,
 };
-use baton_tests::replication::parse_info_field;
-use baton_tests::{LockInfo, RedisServer, Waiter};
+use baton_harness::replication::parse_info_field;
+use baton_harness::{LockInfo, RedisServer, Waiter};
 use redis::Value;
 
 fn names_of_flat_array(v: &Value) -> Vec<String> {
@@ -77,7 +77,7 @@ fn lock_info_of_a_free_and_a_held_lock() {
         "{i:?}"
     );
     let w = Waiter::start(&server, b"k", b"w", 10_000, 10_000);
-    baton_tests::assert_eventually(std::time::Duration::from_secs(5), "waiters 1", || {
+    baton_harness::assert_eventually(std::time::Duration::from_secs(5), "waiters 1", || {
         info(&mut con, b"k").waiters == 1
     });
     release(&mut con, b"k", b"t");
@@ -137,8 +137,8 @@ fn stats_count_every_kind_of_event() {
     force_release(&mut con, b"b");
     force_release(&mut con, b"b"); // 0: not counted
     acquire(&mut con, b"d", b"t", 10_000).unwrap();
-    let _ = baton_tests::lock::acquire_wait(&mut con, b"d", b"w", 10_000, 20);
-    baton_tests::assert_eventually(std::time::Duration::from_secs(2), "c expires", || {
+    let _ = baton_harness::lock::acquire_wait(&mut con, b"d", b"w", 10_000, 20);
+    baton_harness::assert_eventually(std::time::Duration::from_secs(2), "c expires", || {
         stats(&mut con)["expirations"] == 1
     });
     let s = stats(&mut con);

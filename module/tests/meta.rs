@@ -4,8 +4,8 @@
 //! into its grant,
 //! and replicated and persisted with the holder.
 
-use baton_tests::lock::{acquire, expect_err, extend, info, release};
-use baton_tests::{assert_eventually, wait_for_sync, RedisServer, Waiter};
+use baton_harness::lock::{acquire, expect_err, extend, info, release};
+use baton_harness::{assert_eventually, wait_for_sync, RedisServer, Waiter};
 use std::time::Duration;
 
 const SECOND: Duration = Duration::from_secs(1);

@@ -11,6 +11,7 @@ use common::{eventually, granted, opts, setup};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 
+#[macro_use]
 mod common;
 
 async fn grant_busy_and_idempotent_release(kind: Backend) {
@@ -726,14 +727,6 @@ async fn meta_limits_are_checked(kind: Backend) {
         .await;
     assert!(matches!(lease, Err(Error::InvalidOptions(_))), "{lease:?}");
     assert_eq!(c.semaphore("s", 2).info().await.unwrap().used, 0);
-}
-
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod memory { $( #[tokio::test] async fn $name() { super::$name(baton_client::Backend::Memory).await } )* }
-        mod lua { $( #[tokio::test] async fn $name() { super::$name(baton_client::Backend::Lua).await } )* }
-        mod module { $( #[tokio::test] async fn $name() { super::$name(baton_client::Backend::Module).await } )* }
-    };
 }
 
 suite!(

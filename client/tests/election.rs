@@ -15,6 +15,7 @@ use common::{eventually, granted, setup};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::time::{timeout, Instant};
 
+#[macro_use]
 mod common;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -213,14 +214,6 @@ async fn the_next_campaigner_wins_when_a_silent_leader_expires(kind: Backend) {
     );
     assert!(next.term() > term);
     assert_eq!(c.leader("s").await.unwrap(), leader(next.term(), "next"));
-}
-
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod memory { $( #[tokio::test] async fn $name() { super::$name(baton_client::Backend::Memory).await } )* }
-        mod lua { $( #[tokio::test] async fn $name() { super::$name(baton_client::Backend::Lua).await } )* }
-        mod module { $( #[tokio::test] async fn $name() { super::$name(baton_client::Backend::Module).await } )* }
-    };
 }
 
 suite!(

@@ -9,6 +9,18 @@ use baton_client::{Backend, Client, LockGuard, LockOptions};
 use baton_harness::RedisServer;
 use tokio::time::{timeout, Instant};
 
+/// `suite!(a, b)`: one `#[tokio::test]` per backend (memory, Lua, module)
+/// for each `async fn a(backend: Backend)` of the test file, in modules
+/// named after the backends.
+#[allow(unused_macros)] // only the files that run on every backend use it
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod memory { $( #[tokio::test] async fn $name() { super::$name(baton_client::Backend::Memory).await } )* }
+        mod lua { $( #[tokio::test] async fn $name() { super::$name(baton_client::Backend::Lua).await } )* }
+        mod module { $( #[tokio::test] async fn $name() { super::$name(baton_client::Backend::Module).await } )* }
+    };
+}
+
 /// Polls an async condition until a deadline.
 pub async fn eventually<F, Fut>(within: Duration, what: &str, mut cond: F)
 where

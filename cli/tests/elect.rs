@@ -33,9 +33,9 @@ fn await_leader(server: &RedisServer, name: &str, value: &str) -> serde_json::Va
 /// until `go` exists.
 fn lead_until(log: &Path, go: &Path) -> String {
     format!(
-        "echo \"$BATON_TERM $BATON_FENCE\" > {log}; while [ ! -e {go} ]; do sleep 0.02; done",
-        log = log.display(),
-        go = go.display()
+        "echo \"$BATON_TERM $BATON_FENCE\" > {}; {}",
+        log.display(),
+        until_exists(go)
     )
 }
 

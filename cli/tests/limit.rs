@@ -11,11 +11,9 @@ use common::*;
 /// A CMD that logs `start FENCE`, waits until `go` exists, logs `end FENCE`.
 fn held_until(log: &std::path::Path, go: &std::path::Path) -> String {
     format!(
-        "echo \"start $BATON_FENCE\" >> {log}; \
-         while [ ! -e {go} ]; do sleep 0.02; done; \
-         echo \"end $BATON_FENCE\" >> {log}",
+        "echo \"start $BATON_FENCE\" >> {log}; {wait}; echo \"end $BATON_FENCE\" >> {log}",
         log = log.display(),
-        go = go.display()
+        wait = until_exists(go)
     )
 }
 
@@ -126,9 +124,9 @@ fn baton_token_names_the_grant() {
     let (_dir, path) = scratch();
     let (token_file, go) = (path("token"), path("go"));
     let script = format!(
-        "echo \"$BATON_TOKEN\" > {t}; while [ ! -e {go} ]; do sleep 0.02; done",
-        t = token_file.display(),
-        go = go.display()
+        "echo \"$BATON_TOKEN\" > {}; {}",
+        token_file.display(),
+        until_exists(&go)
     );
     let child = spawn(&server.url(), &["lock", "k", "--", "sh", "-c", &script]);
     let token = await_file(&token_file);

@@ -138,6 +138,12 @@ pub fn logging_sleep(log: &Path, secs: f64) -> String {
     )
 }
 
+/// A shell command that waits until `go` exists: a CMD holds its grant
+/// until the test creates the file.
+pub fn until_exists(go: &Path) -> String {
+    format!("while [ ! -e {} ]; do sleep 0.02; done", go.display())
+}
+
 /// Milliseconds since `t`.
 pub fn ms_since(t: Instant) -> u128 {
     t.elapsed().as_millis()

@@ -13,7 +13,8 @@
 //!   [`Transition`] the module and the memory backend execute (what to
 //!   schedule, replicate, forget, count and wake).
 //! - [`semaphore`]: one semaphore: leases of permits with their own expiry
-//!   and fence, the strict FIFO queue of requests, its changes.
+//!   and fence, the strict FIFO queue of requests, its changes (its
+//!   leases sit in `leases`: a small vector, indexed once there are many).
 //! - [`queue`]: the FIFO wait queue, with O(1) removal of a waiter from anywhere.
 //! - [`fence`]: the fence counter that numbers every grant.
 //! - [`schedule`]: the expiry schedule, ordered by deadline.
@@ -25,6 +26,7 @@
 pub mod args;
 pub mod change;
 pub mod fence;
+mod leases;
 pub mod lock;
 pub mod queue;
 pub mod schedule;

@@ -19,10 +19,9 @@
 //! [`Semaphore::change`] (which expires due leases first) and execute the
 //! [`SemTransition`] it finishes with.
 
-use std::collections::{BTreeMap, HashMap};
-
 use crate::change::{Counts, Mark};
 use crate::fence::FenceCounter;
+use crate::leases::Leases;
 use crate::lock::Grant;
 use crate::queue::{WaitQueue, Waiter};
 
@@ -79,9 +78,7 @@ pub enum SemAcquire {
 pub struct Semaphore<W> {
     limit: u32,
     used: u32,
-    leases: HashMap<Box<[u8]>, Lease>,
-    /// Leases by expiry, to expire the due ones without a scan.
-    by_expiry: BTreeMap<(u64, u64), Box<[u8]>>,
+    leases: Leases,
     queue: Option<Box<WaitQueue<Request<W>>>>,
     /// The last fence of a lease of this semaphore.
     last_fence: u64,
@@ -93,8 +90,7 @@ impl<W> Semaphore<W> {
         Self {
             limit,
             used: 0,
-            leases: HashMap::new(),
-            by_expiry: BTreeMap::new(),
+            leases: Leases::default(),
             queue: None,
             last_fence: 0,
         }
@@ -128,7 +124,7 @@ impl<W> Semaphore<W> {
 
     /// Every lease with its token, in no order.
     pub fn leases(&self) -> impl Iterator<Item = (&[u8], &Lease)> {
-        self.leases.iter().map(|(t, l)| (&**t, l))
+        self.leases.iter()
     }
 
     /// The last fence issued (or applied) for a lease of this semaphore.
@@ -139,7 +135,7 @@ impl<W> Semaphore<W> {
     /// The earliest expiry of a lease, unix ms: when a change may next
     /// expire one (and hand on); `None` without leases.
     pub fn next_expiry(&self) -> Option<u64> {
-        self.by_expiry.first_key_value().map(|((at, _), _)| *at)
+        self.leases.earliest().map(|(_, lease)| lease.expires_at)
     }
 
     /// True when nobody holds or waits: the semaphore can be forgotten.
@@ -168,10 +164,8 @@ impl<W> Semaphore<W> {
         if waiter.payload.permits > self.limit || waiter.payload.permits == 0 {
             return Err(SemAcquire::TooMany);
         }
-        if self.leases.contains_key(&waiter.token) {
-            return Err(SemAcquire::OtherPermits {
-                held: self.leases[&waiter.token].permits,
-            });
+        if let Some(held) = self.leases.get(&waiter.token) {
+            return Err(SemAcquire::OtherPermits { held: held.permits });
         }
         let queue = self.queue.get_or_insert_with(Default::default);
         let pushed = queue.push(waiter).map_err(|_| SemAcquire::AlreadyWaiting);
@@ -201,15 +195,12 @@ impl<W> Semaphore<W> {
     fn insert(&mut self, token: Box<[u8]>, lease: Lease) {
         self.used += lease.permits;
         self.last_fence = self.last_fence.max(lease.fence);
-        self.by_expiry
-            .insert((lease.expires_at, lease.fence), token.clone());
         self.leases.insert(token, lease);
     }
 
     fn remove(&mut self, token: &[u8]) -> Option<Lease> {
         let lease = self.leases.remove(token)?;
         self.used -= lease.permits;
-        self.by_expiry.remove(&(lease.expires_at, lease.fence));
         Some(lease)
     }
 
@@ -298,10 +289,10 @@ impl<W> SemChange<'_, W> {
         loop {
             let due = self
                 .sem
-                .by_expiry
-                .first_key_value()
-                .filter(|((at, _), _)| *at <= self.now)
-                .map(|(_, token)| token.clone());
+                .leases
+                .earliest()
+                .filter(|(_, lease)| lease.expires_at <= self.now)
+                .map(|(token, _)| Box::<[u8]>::from(token));
             let Some(token) = due else { break };
             self.end(&token);
             self.counts.expirations += 1;
@@ -439,9 +430,9 @@ impl<W> SemChange<'_, W> {
     /// it fits. Returns how many leases were removed.
     pub fn force_release(&mut self, token: Option<&[u8]>) -> usize {
         let tokens: Vec<Box<[u8]>> = match token {
-            Some(t) if self.sem.leases.contains_key(t) => vec![t.into()],
+            Some(t) if self.sem.leases.get(t).is_some() => vec![t.into()],
             Some(_) => Vec::new(),
-            None => self.sem.leases.keys().cloned().collect(),
+            None => self.sem.leases.iter().map(|(t, _)| t.into()).collect(),
         };
         for token in &tokens {
             self.end(token);
@@ -468,7 +459,7 @@ impl<W> SemChange<'_, W> {
                 .leases
                 .iter()
                 .find(|(_, l)| l.fence == ghost.fence)
-                .map(|(t, _)| t.clone());
+                .map(|(t, _)| Box::<[u8]>::from(t));
             if let Some(token) = token {
                 self.end(&token);
                 // It never was: not a lease that began.

@@ -145,8 +145,9 @@ extern "C" fn mem_usage(value: *const c_void) -> usize {
     let Some(sem) = ffi::value_ref::<SemValue>(value) else {
         return 0;
     };
-    // A lease costs its token twice (by token, by expiry) and two map
-    // entries; a waiter its entry in the queue's deque and two maps.
+    // At most: a lease costs its token twice (by token, by expiry) and two
+    // map entries once there are many (a few sit in one vector); a waiter
+    // its entry in the queue's deque and two maps.
     let per_lease = std::mem::size_of::<Lease>() + 96;
     let tokens: usize = sem.leases().map(|(t, _)| 2 * t.len()).sum();
     let per_waiter = std::mem::size_of::<baton_core::Waiter<baton_core::Request<()>>>() + 64;

@@ -205,8 +205,9 @@ fn tls_refusal(e: &redis::RedisError) -> Option<String> {
 
 impl Error {
     /// True for errors that say the server could not be reached (pool,
-    /// connection, timeout, a refused TLS certificate), as opposed to a
-    /// reply.
+    /// connection, timeout, a refused TLS certificate, Sentinels that name
+    /// no reachable primary: in a failover, until the promotion), as
+    /// opposed to a reply.
     pub fn is_unreachable(&self) -> bool {
         match self {
             Self::Pool(_) | Self::Tls(_) => true,
@@ -215,6 +216,7 @@ impl Error {
                     || e.is_timeout()
                     || e.is_connection_dropped()
                     || e.is_connection_refusal()
+                    || e.kind() == redis::ErrorKind::MasterNameNotFoundBySentinel
             }
             _ => false,
         }

@@ -414,3 +414,35 @@ async fn a_durable_check_leaves_a_demoted_sentinel_primary() {
     let guard = retried(10 * SECOND, || client.lock("k", &durable)).await;
     assert!(guard.release().await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lock_asked_while_the_sentinel_primary_is_down_waits_for_its_successor() {
+    let mut group = block_in_place(|| SentinelGroup::start(1));
+    block_in_place(|| wait_for_a_replica(&group));
+    for backend in [Backend::Module, Backend::Lua] {
+        let client = sentinel_client(&group, backend).await;
+        let key = format!("asked-in-the-gap-{backend:?}");
+        // Down, and the Sentinels still name it: no primary for a while.
+        let old = group.primary_index();
+        let port = group.servers()[old].port();
+        group.servers_mut()[old].kill();
+        let taken = Instant::now();
+        let granted = client
+            .lock(&key, &opts(10_000).wait(Duration::from_secs(40)))
+            .await;
+        let granted = granted.unwrap_or_else(|e| {
+            panic!("{backend:?}: a lock with time left fails in the failover gap: {e}")
+        });
+        assert!(granted.fence() > 0, "{backend:?}");
+        assert!(taken.elapsed() < Duration::from_secs(40), "{backend:?}");
+        block_in_place(|| group.wait_for_new_primary(port));
+        let info = retried(10 * SECOND, || client.info(&key)).await;
+        assert!(info.held, "{backend:?}: held on the successor");
+        assert!(granted.release().await.unwrap(), "{backend:?}");
+        // The killed node back, as a replica of the successor.
+        block_in_place(|| {
+            group.servers_mut()[old].respawn();
+            wait_for_a_replica(&group);
+        });
+    }
+}

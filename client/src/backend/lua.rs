@@ -34,7 +34,7 @@ use std::sync::atomic::AtomicBool;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::conns::Conn;
+use super::conns::{Conn, FAILOVER_PAUSE};
 use super::{info_reply, pairs, sem_info_from_pairs, Conns, Granted, Kind, LockInfo};
 use super::{SemInfo, Stats};
 use crate::client::Runtime;
@@ -155,18 +155,24 @@ impl LuaBackend {
             return Ok(self.granted(kind, reply_int(v?)?, sent));
         }
         let deadline = Instant::now() + wait;
-        let hub = self.hub(rt).await?;
-        let mut sub = Hub::subscribe(&hub, rt, channel(kind, key)).await?;
+        let mut sub = self.subscription(rt, kind, key).await?;
         // One connection for the whole wait, so that a cleanup's RELEASE
         // runs after the last ACQUIRE. From here a drop leaves the queue, or
         // releases a raced grant.
-        let mut conn = self.conns.get().await?;
+        let mut conn = match self.conns.get().await {
+            Err(e) if e.is_unreachable() && self.conns.follows_failover() => {
+                reconnect(&self.conns, deadline, e).await?
+            }
+            conn => conn?,
+        };
         let mut cleanup = Cleanup::new(rt, &self.conns, &conn, kind, key, token);
         let lease = ms(LEASE, 1).to_string();
         // A hand-off message names the tokens granted.
         let names_us = |msg: &[u8]| msg.split(|&b| b == b' ').any(|t| t == token.as_bytes());
         loop {
-            sub.rx.borrow_and_update();
+            if let Some(sub) = sub.as_mut() {
+                sub.rx.borrow_and_update();
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             let mut args = args.clone();
             args.extend([word("WAIT"), word(&ms(left, 0).to_string())]);
@@ -174,7 +180,21 @@ impl LuaBackend {
             // A grant, or the renewal that collects a hand-off, counts the
             // ttl from when the script ran: after `sent`.
             let sent = Instant::now();
-            let reply = reply_int(eval_on(&mut conn, kind, script, key, &args).await?)?;
+            let reply = match eval_on(&mut conn, kind, script, key, &args).await {
+                Err(e) if e.is_unreachable() && self.conns.follows_failover() => {
+                    // The node failed under the wait (a Sentinel or Cluster
+                    // failover): wait on where the key is served now, with
+                    // the same token, so that a queue entry or a grant that
+                    // reached the successor is renewed, not doubled.
+                    conn = reconnect(&self.conns, deadline, e).await?;
+                    cleanup.sent_on = conn.clone();
+                    if sub.is_none() {
+                        sub = self.subscription(rt, kind, key).await?;
+                    }
+                    continue;
+                }
+                reply => reply_int(reply?)?,
+            };
             match reply {
                 Some(fence) if fence > 0 => {
                     cleanup.armed = false;
@@ -186,15 +206,22 @@ impl LuaBackend {
                     let hint = Duration::from_millis(n.unsigned_abs() + 1);
                     let wake = Instant::now() + hint.min(LEASE / 3);
                     let wake = wake.min(deadline);
-                    loop {
-                        tokio::select! {
-                            changed = sub.rx.changed() => {
-                                if changed.is_err() || sub.rx.borrow_and_update().as_deref().is_none_or(names_us) {
-                                    break;
-                                }
+                    let handed_off = async {
+                        let Some(sub) = sub.as_mut() else {
+                            return std::future::pending().await;
+                        };
+                        loop {
+                            let changed = sub.rx.changed().await;
+                            if changed.is_err()
+                                || sub.rx.borrow_and_update().as_deref().is_none_or(names_us)
+                            {
+                                return;
                             }
-                            _ = tokio::time::sleep_until(wake) => break,
                         }
+                    };
+                    tokio::select! {
+                        () = handed_off => {}
+                        () = tokio::time::sleep_until(wake) => {}
                     }
                 }
                 _ => {
@@ -206,6 +233,32 @@ impl LuaBackend {
                     return Ok(None);
                 }
             }
+        }
+    }
+
+    /// The wake-ups of `key`'s channel; `None` while the node that carries
+    /// them is down in a failover (the wait then goes by its timers, and
+    /// subscribes again once it found the successor).
+    async fn subscription<'a>(
+        &self,
+        rt: &'a Runtime,
+        kind: Kind,
+        key: &str,
+    ) -> Result<Option<Subscription<'a>>> {
+        let subscribed = match self.hub(rt).await {
+            Ok(hub) => Hub::subscribe(&hub, rt, channel(kind, key)).await,
+            Err(e) => Err(e),
+        };
+        match subscribed {
+            Ok(sub) => Ok(Some(sub)),
+            Err(e) if e.is_unreachable() && self.conns.follows_failover() => {
+                // Ask who the primary is before the next try.
+                if let Ok(node) = self.conns.owner(key.as_bytes()).await {
+                    self.conns.failed(&node).await;
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -456,6 +509,21 @@ impl Drop for Cleanup<'_> {
             }
         });
     }
+}
+
+/// A connection for a wait whose node failed, once the client finds where
+/// the key is served again, tried every [`FAILOVER_PAUSE`] until
+/// `deadline`; past it, the last error.
+async fn reconnect(conns: &Conns, deadline: Instant, mut error: Error) -> Result<Conn> {
+    while Instant::now() < deadline {
+        tokio::time::sleep_until((Instant::now() + FAILOVER_PAUSE).min(deadline)).await;
+        match conns.get().await {
+            Ok(conn) => return Ok(conn),
+            Err(e) if e.is_unreachable() => error = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(error)
 }
 
 /// The last message on a channel: `None` after a reconnect (wake everyone).

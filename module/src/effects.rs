@@ -58,18 +58,21 @@ impl<'a> Scope<'a> {
     }
 }
 
-/// Fires the module keyspace events of one change: `<kind>.grant`,
-/// `.release`, `.expire`, `.forcerelease`, one per counted event.
+/// Fires the module keyspace events of one change: `<kind>.expire`,
+/// `.release`, `.forcerelease`, `.grant`, one per counted event. Ends come
+/// before grants, in the order a change makes them (due expiries first,
+/// the hand-off last), so that a watcher keeping the last event of a key
+/// sees it held after a hand-off.
 fn notify(scope: &Scope<'_>, kind: &str, counts: &Counts) {
     let events: [(&CStr, &CStr, u64); 4] = [
-        (c"lock.grant", c"sem.grant", counts.grants),
-        (c"lock.release", c"sem.release", counts.releases),
         (c"lock.expire", c"sem.expire", counts.expirations),
+        (c"lock.release", c"sem.release", counts.releases),
         (
             c"lock.forcerelease",
             c"sem.forcerelease",
             counts.force_releases,
         ),
+        (c"lock.grant", c"sem.grant", counts.grants),
     ];
     for (lock, sem, n) in events {
         let event = if kind == "sem" { sem } else { lock };

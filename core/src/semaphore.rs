@@ -132,6 +132,12 @@ impl<W> Semaphore<W> {
         self.last_fence
     }
 
+    /// Raises the last fence to `fence` (a load that saved it: the lease
+    /// that had it may be gone).
+    pub fn observe_fence(&mut self, fence: u64) {
+        self.last_fence = self.last_fence.max(fence);
+    }
+
     /// The earliest expiry of a lease, unix ms: when a change may next
     /// expire one (and hand on); `None` without leases.
     pub fn next_expiry(&self) -> Option<u64> {

@@ -1,11 +1,15 @@
 //! The `baton-sem` data type: a semaphore stored under the user's key, with
 //! RDB save/load, AOF rewrite, memory usage, free and unlink.
 //!
-//! Persisted: the limit and every lease (token, permits, fence, absolute
-//! expiry). Waiters are connections and are not. Loading checks every field
-//! (RESTORE hands us whatever a client sent): a limit in range, at least one
-//! lease, permits that add up to no more than the limit, valid and distinct
-//! tokens, fences in range.
+//! Persisted: the limit, every lease (token, permits, fence, absolute
+//! expiry) and, since encoding version 2, the last fence issued on the
+//! semaphore (`SEM.INFO`'s `fence`: its lease may be gone). Version 1
+//! payloads still load, the last fence then being the largest lease's.
+//! Waiters are connections and are not persisted. Loading checks every
+//! field (RESTORE hands us whatever a client sent): a limit in range, at
+//! least one lease, permits that add up to no more than the limit, valid
+//! and distinct tokens, fences in range, a last fence no lower than a
+//! lease's.
 
 use crate::{external, ffi, node, stats};
 use baton_core::{args, Lease, Semaphore};
@@ -15,8 +19,9 @@ use std::collections::HashSet;
 use std::ffi::c_void;
 use std::os::raw::c_int;
 
-/// The encoding version of the RDB format below.
-const ENCODING_VERSION: i32 = 1;
+/// The encoding version of the RDB format below (1: without the last
+/// fence).
+const ENCODING_VERSION: i32 = 2;
 
 /// A semaphore as stored in the keyspace. Its queue's payloads hold only the
 /// permits asked: how to wake each waiter is in the node's registry.
@@ -67,6 +72,7 @@ extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
         raw::save_unsigned(rdb, lease.fence);
         raw::save_unsigned(rdb, lease.expires_at);
     }
+    raw::save_unsigned(rdb, sem.last_fence());
 }
 
 extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
@@ -83,7 +89,7 @@ extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_vo
 }
 
 fn load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> Option<SemValue> {
-    if encver != ENCODING_VERSION {
+    if !(1..=ENCODING_VERSION).contains(&encver) {
         return None;
     }
     let limit = u32::try_from(raw::load_unsigned(rdb).ok()?)
@@ -119,12 +125,22 @@ fn load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> Option<SemValue> {
             },
         ));
     }
+    let highest = leases.iter().map(|(_, l)| l.fence).max().unwrap_or(0);
+    let last = match encver {
+        1 => highest,
+        _ => raw::load_unsigned(rdb).ok()?,
+    };
+    if last < highest || !node::with(|node| node.accepts_fence(last)) {
+        return None;
+    }
     let mut sem = SemValue::new(limit);
     node::with(|node| {
         for (token, lease) in leases {
             sem.apply(&token, lease, node.fences());
         }
+        node.fences().observe(last);
     });
+    sem.observe_fence(last);
     Some(sem)
 }
 

@@ -2,7 +2,10 @@
 //! permits held never exceed the limit and always equal the leases' sum;
 //! requests are granted in arrival order and only while they fit; the head
 //! of the queue never waits while it fits; fences strictly increase; a
-//! removed request is never granted; a refused call changes nothing.
+//! removed request is never granted; a refused call changes nothing; a
+//! newcomer is granted only when nobody is queued and it fits; a retry by
+//! a holder renews with its fence (another permit count is refused); an
+//! acquire naming another limit while anyone holds or waits is refused.
 
 use baton_core::{FenceCounter, Request, SemAcquire, Semaphore, Waiter};
 use proptest::prelude::*;
@@ -12,13 +15,37 @@ const LIMIT: u32 = 5;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Acquire { token: u8, permits: u32, ttl: u64 },
-    Enqueue { token: u8, permits: u32 },
-    RemoveWaiter { nth: usize },
-    Release { token: u8 },
-    Extend { token: u8, ttl: u64 },
-    ForceRelease { token: Option<u8> },
-    Advance { ms: u64 },
+    Acquire {
+        token: u8,
+        permits: u32,
+        ttl: u64,
+    },
+    /// An acquire naming another limit (only sent while someone holds or
+    /// waits: an idle semaphore takes the new limit, which the model keeps
+    /// fixed).
+    OtherLimit {
+        token: u8,
+    },
+    Enqueue {
+        token: u8,
+        permits: u32,
+    },
+    RemoveWaiter {
+        nth: usize,
+    },
+    Release {
+        token: u8,
+    },
+    Extend {
+        token: u8,
+        ttl: u64,
+    },
+    ForceRelease {
+        token: Option<u8>,
+    },
+    Advance {
+        ms: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -34,6 +61,7 @@ fn op() -> impl Strategy<Value = Op> {
             }
         }),
         (token.clone(), permits).prop_map(|(token, permits)| Op::Enqueue { token, permits }),
+        token.clone().prop_map(|token| Op::OtherLimit { token }),
         (0usize..6).prop_map(|nth| Op::RemoveWaiter { nth }),
         token.clone().prop_map(|token| Op::Release { token }),
         (token.clone(), ttl).prop_map(|(token, ttl)| Op::Extend { token, ttl }),
@@ -101,10 +129,43 @@ impl Model {
                 token,
                 permits,
                 ttl,
-            } => !matches!(
-                change.acquire(&[token], permits, LIMIT, ttl),
-                SemAcquire::Granted { .. } | SemAcquire::Renewed { .. }
-            ),
+            } => {
+                // What the change sees once due leases have expired.
+                let sem = change.semaphore();
+                let held = sem.lease(&[token]).cloned();
+                let (queued, used) = (sem.waiters() > 0, sem.used());
+                let reply = change.acquire(&[token], permits, LIMIT, ttl);
+                match (&held, reply) {
+                    (Some(l), SemAcquire::Renewed { fence }) => {
+                        assert_eq!((fence, permits), (l.fence, l.permits), "a renewal");
+                    }
+                    (Some(l), SemAcquire::OtherPermits { held }) => {
+                        assert!(held == l.permits && permits != l.permits);
+                    }
+                    (None, SemAcquire::Granted { .. }) => {
+                        assert!(!queued, "granted past a queued request");
+                        assert!(used + permits <= LIMIT, "granted beyond the limit");
+                    }
+                    (None, SemAcquire::Busy) => {
+                        assert!(queued || used + permits > LIMIT, "refused although it fits");
+                    }
+                    (_, SemAcquire::AlreadyWaiting) => {}
+                    (held, reply) => panic!("{reply:?} for a token holding {held:?}"),
+                }
+                !matches!(
+                    reply,
+                    SemAcquire::Granted { .. } | SemAcquire::Renewed { .. }
+                )
+            }
+            Op::OtherLimit { token } => {
+                if change.semaphore().is_idle() {
+                    true
+                } else {
+                    let reply = change.acquire(&[token], 1, LIMIT + 1, 10);
+                    assert_eq!(reply, SemAcquire::OtherLimit { limit: LIMIT });
+                    true
+                }
+            }
             Op::Enqueue { token, permits } => {
                 self.next_id += 1;
                 let waiter = Waiter {

@@ -729,6 +729,72 @@ async fn meta_limits_are_checked(kind: Backend) {
     assert_eq!(c.semaphore("s", 2).info().await.unwrap().used, 0);
 }
 
+/// Every lease has its own expiry: a short lease expires while a long one
+/// of the same semaphore holds on; an extend renews a lease past its first
+/// ttl, and a lease that is gone cannot be extended.
+async fn sem_leases_expire_each_at_their_own_time(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let sem = c.semaphore("own", 4);
+    let unkept = opts(300).watchdog(false);
+    let short = sem.acquire(1, &unkept).await.unwrap();
+    let extended = sem.acquire(1, &unkept).await.unwrap();
+    let long = sem.acquire(2, &opts(10_000)).await.unwrap();
+    assert!(extended.extend(Duration::from_secs(10)).await.unwrap());
+    timeout(Duration::from_secs(2), short.lost())
+        .await
+        .expect("the short lease is lost at its ttl");
+    eventually(
+        Duration::from_secs(2),
+        "the short lease expired",
+        || async { sem_info(&c, "own").await.holders == 2 },
+    )
+    .await;
+    let info = sem_info(&c, "own").await;
+    assert_eq!((info.used, info.holders), (3, 2), "{kind:?}");
+    assert!(!extended.is_lost() && !long.is_lost(), "{kind:?}");
+    assert!(
+        !short.extend(Duration::from_secs(10)).await.unwrap(),
+        "{kind:?}: an expired lease cannot be extended"
+    );
+    assert!(!short.release().await.unwrap(), "{kind:?}");
+    // `fence` is the last issued on the key, also once its lease is gone.
+    let last = long.fence();
+    assert!(long.release().await.unwrap());
+    let info = sem_info(&c, "own").await;
+    assert_eq!((info.used, info.fence), (1, last), "{kind:?}");
+    assert!(extended.release().await.unwrap());
+}
+
+/// A semaphore whose leases expired and whose waiter timed out, with no
+/// call in between, leaves no key behind (on Lua only the fence counter).
+async fn sem_no_key_is_left_behind_after_expiry_or_a_timed_out_wait(kind: Backend) {
+    let (s, c) = setup(kind).await;
+    let sem = c.semaphore("gone", 2);
+    let lease = sem.acquire(2, &opts(400).watchdog(false)).await.unwrap();
+    match sem
+        .acquire(1, &opts(10_000).wait(Duration::from_millis(100)))
+        .await
+    {
+        Err(Error::NotAcquired { .. }) => {}
+        other => panic!("{kind:?}: expected NotAcquired, got {other:?}"),
+    }
+    timeout(Duration::from_secs(2), lease.lost())
+        .await
+        .expect("lost at its ttl");
+    let left: Vec<String> = match kind {
+        Backend::Lua => vec!["baton:sem:{gone}:c".into()],
+        _ => Vec::new(),
+    };
+    // The lost signal fires at the client's (conservative) end of validity,
+    // a little before the backend's expiry.
+    eventually(
+        Duration::from_secs(3),
+        "only the counter is left",
+        || async { keys_on(&s) == left && sem_info(&c, "gone").await == SemInfo::default() },
+    )
+    .await;
+}
+
 suite!(
     grant_busy_and_idempotent_release,
     fences_strictly_increase,
@@ -757,6 +823,8 @@ suite!(
     a_lock_and_a_semaphore_of_one_name,
     meta_is_stored_with_the_holder_and_carried_by_a_waiter,
     meta_limits_are_checked,
+    sem_leases_expire_each_at_their_own_time,
+    sem_no_key_is_left_behind_after_expiry_or_a_timed_out_wait,
 );
 
 #[tokio::test]
@@ -1282,4 +1350,240 @@ async fn durable_acquire_waits_for_the_replica() {
         assert!(!c.info("dr").await.unwrap().held, "{kind:?}: released");
         assert_eq!(sem.info().await.unwrap().used, 0, "{kind:?}: released");
     }
+}
+
+// ---- The Lua semaphore scripts on the wire (SPEC §6 "Lua backend: the
+// same commands as scripts"): what the client never sends, it checks
+// itself first (bounds) or never asks (a retry by one token), so these
+// call the scripts directly. ----
+
+/// `lua/sem/<name>.lua` as the client sends it: base, prelude, own file.
+fn sem_script(name: &str, own: &str) -> String {
+    format!(
+        "{}\n{}\n-- sem/{name}.lua\n{own}",
+        include_str!("../../lua/base.lua"),
+        include_str!("../../lua/sem/common.lua")
+    )
+}
+
+/// `EVAL` of the semaphore acquire script on `key` with `args`.
+fn lua_sem_acquire(
+    con: &mut redis::Connection,
+    key: &str,
+    args: &[&str],
+) -> redis::RedisResult<Option<i64>> {
+    let script = sem_script("acquire", include_str!("../../lua/sem/acquire.lua"));
+    let s = format!("baton:sem:{{{key}}}");
+    let keys = [
+        s.clone(),
+        format!("{s}:e"),
+        format!("{s}:q"),
+        format!("{s}:w"),
+        format!("{s}:c"),
+    ];
+    redis::cmd("EVAL")
+        .arg(script)
+        .arg(5)
+        .arg(&keys[..])
+        .arg(args)
+        .query(con)
+}
+
+fn lua_err(r: redis::RedisResult<Option<i64>>) -> String {
+    match r {
+        Err(e) => baton_harness::err_text(&e),
+        Ok(v) => panic!("expected an error, got {v:?}"),
+    }
+}
+
+/// A retry by the token that holds a lease renews it (a later expiry) and
+/// replies its fence, permits unchanged; another permit count and another
+/// limit are errors that say both numbers; the bounds of LIMIT and PERMITS
+/// are those of the module; nothing is changed by an error.
+#[tokio::test]
+async fn lua_sem_retry_renews_and_errors_name_both_numbers() {
+    let s = RedisServer::builder().without_module().start();
+    let mut con = s.connection();
+    let expiry = |con: &mut redis::Connection| -> f64 {
+        redis::cmd("ZSCORE")
+            .arg("baton:sem:{k}:e")
+            .arg("a")
+            .query(con)
+            .unwrap()
+    };
+    let f = lua_sem_acquire(&mut con, "k", &["a", "1000", "LIMIT", "3", "PERMITS", "2"])
+        .unwrap()
+        .expect("granted");
+    let first = expiry(&mut con);
+    let retry = lua_sem_acquire(&mut con, "k", &["a", "60000", "LIMIT", "3", "PERMITS", "2"]);
+    assert_eq!(retry.unwrap(), Some(f), "same fence");
+    assert!(
+        expiry(&mut con) >= first + 50_000.0,
+        "renewed to now + 60 s"
+    );
+    let used: i64 = redis::cmd("HGET")
+        .arg("baton:sem:{k}")
+        .arg("used")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(used, 2, "permits unchanged");
+    let before: std::collections::BTreeMap<String, String> = redis::cmd("HGETALL")
+        .arg("baton:sem:{k}")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        lua_err(lua_sem_acquire(
+            &mut con,
+            "k",
+            &["a", "1000", "LIMIT", "3", "PERMITS", "1"]
+        )),
+        "ERR the token holds 2 permits, not 1"
+    );
+    assert_eq!(
+        lua_err(lua_sem_acquire(&mut con, "k", &["b", "1000", "LIMIT", "4"])),
+        "ERR the semaphore's limit is 3, not 4"
+    );
+    let limit_err = "ERR LIMIT must be an integer between 1 and 2147483647";
+    let permits_err = "ERR PERMITS must be an integer between 1 and LIMIT";
+    for (args, want) in [
+        (&["b", "1000", "LIMIT", "0"][..], limit_err),
+        (&["b", "1000", "LIMIT", "2147483648"], limit_err),
+        (&["b", "1000"], limit_err),
+        (&["b", "1000", "LIMIT", "3", "PERMITS", "0"], permits_err),
+        (&["b", "1000", "LIMIT", "3", "PERMITS", "4"], permits_err),
+        (
+            &["b", "0", "LIMIT", "3"],
+            "ERR ttl-ms must be an integer between 1 and 2147483647",
+        ),
+        (
+            &["b", "1000", "LIMIT", "3", "NX", "1"],
+            "ERR unknown option 'NX'",
+        ),
+    ] {
+        assert_eq!(
+            lua_err(lua_sem_acquire(&mut con, "k", args)),
+            want,
+            "{args:?}"
+        );
+    }
+    let after: std::collections::BTreeMap<String, String> = redis::cmd("HGETALL")
+        .arg("baton:sem:{k}")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(before, after, "nothing changed");
+    let max = lua_sem_acquire(
+        &mut con,
+        "big",
+        &["w", "1000", "LIMIT", "2147483647", "PERMITS", "2147483647"],
+    );
+    assert!(max.unwrap().is_some(), "p = n = 2^31-1");
+    // PERMITS defaults to 1; SEM.FORCERELEASE with a token removes that
+    // token's lease only, and one without a lease removes nothing.
+    let g = lua_sem_acquire(&mut con, "k", &["b", "60000", "LIMIT", "3"]).unwrap();
+    assert!(g.is_some_and(|g| g > f));
+    let used: i64 = redis::cmd("HGET")
+        .arg("baton:sem:{k}")
+        .arg("used")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(used, 3, "a's 2 and b's 1");
+    let force = sem_script(
+        "forcerelease",
+        include_str!("../../lua/sem/forcerelease.lua"),
+    );
+    let keys = [
+        "baton:sem:{k}",
+        "baton:sem:{k}:e",
+        "baton:sem:{k}:q",
+        "baton:sem:{k}:w",
+        "baton:sem:{k}:c",
+    ];
+    let force_release = |con: &mut redis::Connection, token: Option<&str>| -> i64 {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(&force).arg(5).arg(&keys[..]);
+        if let Some(t) = token {
+            cmd.arg(t);
+        }
+        cmd.query(con).unwrap()
+    };
+    assert_eq!(force_release(&mut con, Some("nobody")), 0);
+    assert_eq!(force_release(&mut con, Some("b")), 1);
+    let left: Vec<String> = redis::cmd("ZRANGE")
+        .arg("baton:sem:{k}:e")
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(left, ["a"], "only b's lease went");
+    lua_sem_acquire(&mut con, "k", &["c", "60000", "LIMIT", "3"])
+        .unwrap()
+        .unwrap();
+    assert_eq!(force_release(&mut con, None), 2, "every lease");
+}
+
+/// The Lua counterpart of a waiter whose connection closes: a queued
+/// request whose client never comes back leaves the queue when its queue
+/// lease runs out and is never granted; the request behind it that fits
+/// is granted then, by whatever script runs next.
+#[tokio::test]
+async fn lua_sem_an_abandoned_request_leaves_the_queue_at_its_lease() {
+    let s = RedisServer::builder().without_module().start();
+    let mut con = s.connection();
+    lua_sem_acquire(&mut con, "k", &["holder", "30000", "LIMIT", "2"])
+        .unwrap()
+        .unwrap();
+    let queued = |r: redis::RedisResult<Option<i64>>| matches!(r, Ok(Some(n)) if n < 0);
+    let ghost = lua_sem_acquire(
+        &mut con,
+        "k",
+        &[
+            "ghost", "30000", "LIMIT", "2", "PERMITS", "2", "WAIT", "20000", "LEASE", "300",
+        ],
+    );
+    assert!(queued(ghost), "the ghost queues");
+    let next = [
+        "next", "30000", "LIMIT", "2", "WAIT", "20000", "LEASE", "20000",
+    ];
+    assert!(
+        queued(lua_sem_acquire(&mut con, "k", &next)),
+        "FIFO: next waits behind it"
+    );
+    assert_eq!(
+        lua_err(lua_sem_acquire(
+            &mut con,
+            "k",
+            &["next", "30000", "LIMIT", "2", "WAIT", "1000"]
+        )),
+        "ERR token is already waiting for this lock",
+        "a token waits at most once"
+    );
+    let started = Instant::now();
+    let granted = loop {
+        match lua_sem_acquire(&mut con, "k", &next).unwrap() {
+            Some(f) if f > 0 => break f,
+            _ => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "next was never granted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "not before the ghost's lease ran out"
+    );
+    assert!(granted > 0);
+    let ghost_lease: Option<String> = redis::cmd("HGET")
+        .arg("baton:sem:{k}")
+        .arg("l:ghost")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(ghost_lease, None, "the ghost holds nothing");
+    let in_queue: Option<f64> = redis::cmd("ZSCORE")
+        .arg("baton:sem:{k}:q")
+        .arg("ghost")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(in_queue, None, "and is no longer queued");
 }

@@ -37,7 +37,16 @@ fn leader(term: u64, value: &str) -> Option<Leader> {
 /// an item that comes within 2 s came from a notification or the leader's
 /// expiry, not from the re-read period.
 fn spawn_observer(c: &Client, name: &str) -> UnboundedReceiver<Option<Leader>> {
-    let mut observer: Observer = c.observe(name).unwrap().reread_every(60 * SECOND);
+    spawn_observer_every(c, name, 60 * SECOND)
+}
+
+/// [`spawn_observer`] with a re-read period of `period`.
+fn spawn_observer_every(
+    c: &Client,
+    name: &str,
+    period: Duration,
+) -> UnboundedReceiver<Option<Leader>> {
+    let mut observer: Observer = c.observe(name).unwrap().reread_every(period);
     let (tx, rx) = unbounded_channel();
     tokio::spawn(async move {
         while let Ok(item) = observer.next().await {
@@ -216,12 +225,62 @@ async fn the_next_campaigner_wins_when_a_silent_leader_expires(kind: Backend) {
     assert_eq!(c.leader("s").await.unwrap(), leader(next.term(), "next"));
 }
 
+/// Campaigners win in the order they came (FIFO): three queue behind a
+/// leader, and each resign hands over to the next in line.
+async fn campaigners_win_in_the_order_they_came(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let ttl = 30 * SECOND;
+    let first = c
+        .campaign("fifo", "first", &campaign_opts(ttl))
+        .await
+        .unwrap();
+    let mut queued = Vec::new();
+    for (i, value) in ["b", "c", "d"].into_iter().enumerate() {
+        let c2 = c.clone();
+        queued.push(tokio::spawn(async move {
+            c2.campaign("fifo", value, &campaign_opts(ttl))
+                .await
+                .unwrap()
+        }));
+        eventually(5 * SECOND, "the campaigner queues", || async {
+            c.info("fifo").await.unwrap().waiters == i as u64 + 1
+        })
+        .await;
+    }
+    let mut term = first.term();
+    assert!(first.resign().await.unwrap());
+    for (task, value) in queued.into_iter().zip(["b", "c", "d"]) {
+        let l = granted(task).await;
+        assert_eq!(l.value(), value.as_bytes(), "{kind:?}: out of order");
+        assert!(l.term() > term);
+        assert_eq!(c.leader("fifo").await.unwrap(), leader(l.term(), value));
+        term = l.term();
+        assert!(l.resign().await.unwrap());
+    }
+    assert_eq!(c.leader("fifo").await.unwrap(), None);
+}
+
+/// A leader removed by an operator (a force release) learns it from its
+/// lost signal, within its ttl, without calling anything.
+async fn a_leader_that_is_removed_sees_its_lost_signal(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let ttl = Duration::from_millis(900);
+    let l = c.campaign("gone", "v", &campaign_opts(ttl)).await.unwrap();
+    assert!(!l.is_lost());
+    assert!(c.force_release("gone").await.unwrap());
+    timeout(ttl, l.lost()).await.expect("lost within the ttl");
+    assert!(l.is_lost() && l.valid_for() == Duration::ZERO, "{kind:?}");
+    assert!(!l.resign().await.unwrap(), "{kind:?}: nothing to resign");
+}
+
 suite!(
     exactly_one_leader_at_a_time,
     resign_hands_over_at_once,
     proclaim_changes_the_value_not_the_term,
     observe_sees_every_change_in_order,
     the_next_campaigner_wins_when_a_silent_leader_expires,
+    campaigners_win_in_the_order_they_came,
+    a_leader_that_is_removed_sees_its_lost_signal,
 );
 
 /// The leader's ttl in the kill tests.
@@ -363,4 +422,55 @@ async fn module_observer_wakes_on_keyspace_events() {
         .query(&mut server.connection())
         .unwrap();
     assert_eq!(next_item(&mut observer).await, None);
+}
+
+/// A change that nobody announces (a plain lock taken on the name and
+/// released: no campaign, so no announcement; the module without keyspace
+/// events) is seen at the observer's next periodic re-read: a missed event
+/// only delays. An observer with a 60 s period, parked alongside, sees
+/// neither change in that time: nothing else woke them. Not on the memory
+/// backend, which signals every change in-process, so no event can be
+/// missed there.
+async fn a_missed_announcement_only_delays_the_observer(kind: Backend) {
+    let (_s, c) = setup(kind).await;
+    let period = Duration::from_millis(400);
+    let mut fast = spawn_observer_every(&c, "quiet", period);
+    let mut slow = spawn_observer(&c, "quiet");
+    assert_eq!(next_item(&mut fast).await, None);
+    assert_eq!(next_item(&mut slow).await, None);
+    let_it_park().await;
+    let g = c
+        .lock(
+            "quiet",
+            &LockOptions::new().ttl(30 * SECOND).meta("unannounced"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        next_item(&mut fast).await,
+        leader(g.fence(), "unannounced"),
+        "{kind:?}: seen at a re-read"
+    );
+    assert!(
+        timeout(period * 2, slow.recv()).await.is_err(),
+        "{kind:?}: the lock was announced after all; this test proves nothing"
+    );
+    let_it_park().await;
+    assert!(g.release().await.unwrap());
+    assert_eq!(next_item(&mut fast).await, None, "{kind:?}");
+    let late = timeout(period * 2, slow.recv()).await;
+    assert!(
+        late.is_err(),
+        "{kind:?}: the release was announced: {late:?}"
+    );
+}
+
+#[tokio::test]
+async fn module_a_missed_announcement_only_delays_the_observer() {
+    a_missed_announcement_only_delays_the_observer(Backend::Module).await
+}
+
+#[tokio::test]
+async fn lua_a_missed_announcement_only_delays_the_observer() {
+    a_missed_announcement_only_delays_the_observer(Backend::Lua).await
 }

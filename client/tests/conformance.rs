@@ -1587,3 +1587,69 @@ async fn lua_sem_an_abandoned_request_leaves_the_queue_at_its_lease() {
         .unwrap();
     assert_eq!(in_queue, None, "and is no longer queued");
 }
+
+/// The Lua lock script's `META` (SPEC §7): 0 to 1024 bytes (1025 refused,
+/// nothing changed), a renewal with `META` replaces the value and one
+/// without keeps it; the client checks the length before sending, so
+/// this calls the script directly.
+#[tokio::test]
+async fn lua_meta_bounds_and_renewal_on_the_wire() {
+    let s = RedisServer::builder().without_module().start();
+    let mut con = s.connection();
+    let script = format!(
+        "{}\n{}\n-- acquire.lua\n{}",
+        include_str!("../../lua/base.lua"),
+        include_str!("../../lua/common.lua"),
+        include_str!("../../lua/acquire.lua")
+    );
+    let keys = ["baton:{m}", "baton:{m}:q", "baton:{m}:w", "baton:{m}:c"];
+    let acquire =
+        |con: &mut redis::Connection, args: &[&[u8]]| -> redis::RedisResult<Option<i64>> {
+            redis::cmd("EVAL")
+                .arg(&script)
+                .arg(4)
+                .arg(&keys[..])
+                .arg(args)
+                .query(con)
+        };
+    let meta = |con: &mut redis::Connection| -> Option<Vec<u8>> {
+        redis::cmd("HGET")
+            .arg("baton:{m}")
+            .arg("meta")
+            .query(con)
+            .unwrap()
+    };
+    let long = vec![b'x'; 1025];
+    let e = acquire(&mut con, &[b"t", b"10000", b"META", &long]).unwrap_err();
+    assert_eq!(
+        baton_harness::err_text(&e),
+        "ERR META must be 0 to 1024 bytes"
+    );
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("baton:{m}")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(exists, 0, "nothing was granted");
+    let max = vec![b'y'; 1024];
+    let f = acquire(&mut con, &[b"t", b"10000", b"META", &max])
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta(&mut con), Some(max));
+    assert_eq!(
+        acquire(&mut con, &[b"t", b"10000", b"META", b"two"]).unwrap(),
+        Some(f)
+    );
+    assert_eq!(meta(&mut con).as_deref(), Some(&b"two"[..]), "replaced");
+    assert_eq!(acquire(&mut con, &[b"t", b"10000"]).unwrap(), Some(f));
+    assert_eq!(meta(&mut con).as_deref(), Some(&b"two"[..]), "kept");
+    let e = acquire(&mut con, &[b"t", b"10000", b"META", &long]).unwrap_err();
+    assert_eq!(
+        baton_harness::err_text(&e),
+        "ERR META must be 0 to 1024 bytes"
+    );
+    assert_eq!(
+        meta(&mut con).as_deref(),
+        Some(&b"two"[..]),
+        "a refused renewal changes nothing"
+    );
+}

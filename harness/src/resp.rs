@@ -9,6 +9,8 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::RedisServer;
+
 /// One RESP2 reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
@@ -73,6 +75,33 @@ pub fn parse_all(mut bytes: &[u8]) -> io::Result<Vec<Reply>> {
         out.push(read_reply(&mut bytes)?);
     }
     Ok(out)
+}
+
+/// Every command in `server`'s append-only files (`appendonlydir/*.aof`,
+/// in name order), each as its arguments.
+pub fn aof_commands(server: &RedisServer) -> Vec<Vec<Vec<u8>>> {
+    let dir = server.dir().join("appendonlydir");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("an AOF dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "aof"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        for cmd in parse_all(&bytes).unwrap_or_else(|e| panic!("{}: {e}", f.display())) {
+            let Reply::Array(Some(items)) = cmd else {
+                continue;
+            };
+            let args = items.into_iter().map(|i| match i {
+                Reply::Bulk(Some(b)) => b,
+                other => panic!("AOF item {other:?}"),
+            });
+            out.push(args.collect());
+        }
+    }
+    out
 }
 
 fn read_line(r: &mut impl BufRead) -> io::Result<Vec<u8>> {

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use baton_harness::lock::{acquire, exists, info, release};
-use baton_harness::resp;
+use baton_harness::resp::aof_commands;
 use baton_harness::{assert_eventually, RedisServer};
 
 /// Grants and frees `n` locks, returning the last fence: the counter must
@@ -199,37 +199,6 @@ fn a_crash_with_rdb_only_never_sends_fences_back() {
         f > last,
         "fence {f} after the crash, {last} was issued before"
     );
-}
-
-/// Every command in the server's AOF files (base and increments), as
-/// argument lists.
-fn aof_commands(server: &RedisServer) -> Vec<Vec<Vec<u8>>> {
-    let dir = server.dir().join("appendonlydir");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "aof"))
-        .collect();
-    files.sort();
-    let mut out = Vec::new();
-    for f in files {
-        let bytes = std::fs::read(&f).unwrap();
-        for cmd in resp::parse_all(&bytes).unwrap_or_else(|e| panic!("{}: {e}", f.display())) {
-            let resp::Reply::Array(Some(items)) = cmd else {
-                continue;
-            };
-            out.push(
-                items
-                    .into_iter()
-                    .map(|i| match i {
-                        resp::Reply::Bulk(Some(b)) => b,
-                        other => panic!("AOF item {other:?}"),
-                    })
-                    .collect(),
-            );
-        }
-    }
-    out
 }
 
 #[test]

@@ -15,6 +15,7 @@ use std::time::Duration;
 use baton_harness::lock::{
     exists, expect_err, raw, sem_acquire, sem_info, sem_release, to_int_map,
 };
+use baton_harness::resp::aof_commands;
 use baton_harness::{assert_eventually, wait_for_sync, RedisServer, Waiter};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -464,35 +465,6 @@ fn a_writable_replica_refuses_every_sem_write() {
     }
     assert!(!exists(&mut r, b"free"));
     assert_eq!(info5(&mut r, b"held"), (1, 1, 1, 0, f));
-}
-
-/// Every command of the AOF files of `server`, as its arguments.
-fn aof_commands(server: &RedisServer) -> Vec<Vec<Vec<u8>>> {
-    use baton_harness::resp::{parse_all, Reply};
-    let dir = server.dir().join("appendonlydir");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "aof"))
-        .collect();
-    files.sort();
-    let mut out = Vec::new();
-    for f in files {
-        for cmd in parse_all(&std::fs::read(&f).unwrap()).unwrap() {
-            if let Reply::Array(Some(items)) = cmd {
-                out.push(
-                    items
-                        .into_iter()
-                        .map(|i| match i {
-                            Reply::Bulk(Some(b)) => b,
-                            other => panic!("AOF item {other:?}"),
-                        })
-                        .collect(),
-                );
-            }
-        }
-    }
-    out
 }
 
 fn now_ms() -> i64 {

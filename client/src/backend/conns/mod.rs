@@ -1,16 +1,13 @@
 //! Connections to Redis: one node, or a Redis Cluster found from one seed.
 //!
-//! - Short commands go through a deadpool pool ([`Conns::get`]) of
-//!   multiplexed single-node connections, or of cluster connections (`redis`
-//!   `cluster-async`) that route each command by its first key, follow
-//!   `MOVED`/`ASK` and learn the topology. `EVALSHA` routes by its first key
-//!   (every key of one lock shares a slot); `LOCK.*` by the lock key. The
-//!   pool's manager (`NoPing`) opens connections with deadpool-redis's
-//!   and recycles them with no round trip (deadpool-redis pings on every
-//!   checkout); a connection that failed with a connection error is
-//!   dropped at its next checkout. A checkout hands out a clone of the
-//!   connection and returns it at once, so concurrent commands pipeline on
-//!   the pool's connections.
+//! - Short commands share one multiplexed connection ([`Conns::get`]): to
+//!   the node, or a cluster connection (`redis` `cluster-async`) that
+//!   routes each command by its first key, follows `MOVED`/`ASK` and
+//!   learns the topology. `EVALSHA` routes by its first key (every key of
+//!   one lock shares a slot); `LOCK.*` by the lock key. A checkout is a
+//!   clone (no round trip, no pool), so concurrent commands pipeline on
+//!   it; a connection that failed with a connection error is replaced at
+//!   the next checkout (`pool`).
 //! - Waits that block on the server (`LOCK.ACQUIRE .. WAIT`, `WAIT`) need a
 //!   dedicated connection with no response timeout, opened on the node that
 //!   serves the key ([`Conns::owner`], a slot table read from
@@ -34,8 +31,8 @@
 //! # Layout
 //!
 //! - this file: [`Conns`], what the backends use;
-//! - `pool`: the pool's manager, its connections, and the errors that
-//!   break a connection;
+//! - `pool`: the shared connection, how it is (re)opened, and the errors
+//!   that break it;
 //! - `node`: one node's own connections (waits, `CLIENT KILL`) and
 //!   [`ClientName`];
 //! - `cluster`: the slot table, redirects, cluster detection, hash slots;
@@ -54,8 +51,8 @@ use redis::{RedisError, Value};
 use cluster::{detect_cluster, SlotTable, SLOTS};
 pub(crate) use cluster::{key_slot, too_many_redirects, MAX_REDIRECTS};
 pub(crate) use node::{ClientName, Node};
-use pool::{build_pool, watch_errors, ClusterManager, NoPing, Pool, Pooled};
 pub(crate) use pool::{is_connection_error, Conn};
+use pool::{watch_errors, ClusterManager, Opener, Pool, Pooled, Shared};
 use sentinel::{Sentinel, SentinelManager, SentinelUrl};
 
 use crate::error::{Error, Result};
@@ -132,8 +129,8 @@ pub(crate) enum Mode {
 }
 
 /// Connections to one Redis server, a Sentinel-monitored primary, or a
-/// cluster: a pool for ordinary commands, dedicated connections to a key's
-/// node for blocking ones.
+/// cluster: a shared connection for ordinary commands, dedicated
+/// connections to a key's node for blocking ones.
 #[derive(Clone)]
 pub(crate) struct Conns {
     pool: Pool,
@@ -150,13 +147,9 @@ pub(crate) struct Conns {
 
 impl std::fmt::Debug for Conns {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut d = f.debug_struct("Conns");
-        match &self.pool {
-            Pool::Single(p) => d.field("pool", &p.status()),
-            Pool::Sentinel(p) => d.field("sentinel_pool", &p.status()),
-            Pool::Cluster(p) => d.field("cluster_pool", &p.status()),
-        };
-        d.finish_non_exhaustive()
+        f.debug_struct("Conns")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
     }
 }
 
@@ -169,15 +162,13 @@ impl Conns {
 
     /// Connections to the one node of `client`.
     fn single(client: redis::Client) -> Result<Self> {
-        let manager = NoPing {
+        let opener = Opener {
             // Its settings: TLS and the CA included.
             manager: deadpool_redis::Manager::new(client.get_connection_info().clone())?,
             follows_primary: false,
         };
-        let pool = build_pool(manager)
-            .map_err(|e| Error::InvalidOptions(format!("cannot build the connection pool: {e}")))?;
         Ok(Self {
-            pool: Pool::Single(pool),
+            pool: Pool::Single(Arc::new(Shared::new(opener))),
             seed: Node::new(client.clone()),
             client,
             slots: None,
@@ -190,15 +181,12 @@ impl Conns {
     async fn sentinel(url: &SentinelUrl) -> Result<Self> {
         let sentinel = Arc::new(Sentinel::new(url)?);
         let primary = sentinel.find().await?;
-        let manager = NoPing {
+        let opener = Opener {
             manager: SentinelManager(sentinel.clone()),
             follows_primary: true,
         };
-        let pool = build_pool(manager).map_err(|e| {
-            Error::InvalidOptions(format!("cannot build pool for {:?}: {e}", url.service))
-        })?;
         Ok(Self {
-            pool: Pool::Sentinel(pool),
+            pool: Pool::Sentinel(Arc::new(Shared::new(opener))),
             client: primary.client().clone(),
             seed: primary,
             slots: None,
@@ -234,15 +222,12 @@ impl Conns {
         if !cluster {
             return Self::single(client);
         }
-        let manager = NoPing {
+        let opener = Opener {
             manager: ClusterManager::new(client.get_connection_info().clone(), ca)?,
             follows_primary: false,
         };
-        let pool = build_pool(manager).map_err(|e| {
-            Error::InvalidOptions(format!("cannot build the cluster connection pool: {e}"))
-        })?;
         let conns = Self {
-            pool: Pool::Cluster(pool),
+            pool: Pool::Cluster(Arc::new(Shared::new(opener))),
             seed: Node::new(client.clone()),
             client,
             slots: Some(Arc::new(RwLock::new(SlotTable {
@@ -269,25 +254,23 @@ impl Conns {
     /// A connection for short commands (never for blocking ones: they
     /// would hold up the commands that share it).
     ///
-    /// The pool hands out one of its multiplexed connections, which goes
-    /// back at once: the caller keeps a clone, and concurrent commands
-    /// share (pipeline on) the pool's connections instead of queueing for
-    /// one each. The pool opens connections as checkouts overlap, up to
-    /// its size, and replaces one after a connection error (see
-    /// [`NoPing`]).
+    /// A clone of the client's one multiplexed connection: concurrent
+    /// commands share (pipeline on) it, as on the one connection a plain
+    /// `redis` user shares. It is opened on first use, and again after a
+    /// connection error (see [`Shared::get`]).
     pub(crate) async fn get(&self) -> Result<Conn> {
         Ok(match &self.pool {
-            Pool::Single(p) => Conn::Single(p.get().await?.clone()),
-            Pool::Sentinel(p) => Conn::Single(p.get().await?.clone()),
-            Pool::Cluster(p) => Conn::Cluster(p.get().await?.clone()),
+            Pool::Single(p) => Conn::Single(p.get().await?),
+            Pool::Sentinel(p) => Conn::Single(p.get().await?),
+            Pool::Cluster(p) => Conn::Cluster(p.get().await?),
         })
     }
 
     /// Sends `cmd` behind a command whose caller gave up on it (a cancelled
     /// acquire): on `conn`, the connection that command went out on, so
     /// that the server runs `cmd` after it; if `conn` turns out broken,
-    /// once more on a pool connection (the server ran whatever it had read
-    /// from the broken one before it noticed). `None`: a pool connection.
+    /// once more on a new connection (the server ran whatever it had read
+    /// from the broken one before it noticed). `None`: the shared one.
     pub(crate) async fn send_after(&self, conn: Option<Conn>, cmd: &redis::Cmd) -> Result<Value> {
         if let Some(mut conn) = conn {
             match cmd.query_async(&mut conn).await {

@@ -1,95 +1,190 @@
-//! The pool of multiplexed connections for short commands: a manager that
-//! recycles without a round trip, and the errors that break a connection.
+//! The shared multiplexed connection for short commands: how it is
+//! (re)opened, and the errors that break it.
+//!
+//! One multiplexed connection (single node, Sentinel primary, or a cluster
+//! connection) serves every short command of a client: a checkout
+//! ([`Shared::get`]) clones it under a short lock, with no round trip and
+//! no await, and concurrent commands pipeline on its socket, as they do on
+//! the one connection a plain `redis` user shares. A command that fails
+//! with a connection error marks it broken ([`Pooled::broken`]); the next
+//! checkout opens another, one attempt at a time, whose outcome every
+//! checkout that waited for it shares (so a node that is down is not asked
+//! once per waiting task).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use deadpool::managed;
 use redis::aio::ConnectionLike;
-use redis::{RedisError, Value};
+use redis::{RedisError, RedisResult, Value};
 
 use super::sentinel::SentinelManager;
 
-/// Creates connections with deadpool-redis's manager (`M`) and recycles
-/// them without a round trip.
-///
-/// deadpool-redis pings (`UNWATCH` + `PING`) on every checkout: one more
-/// round trip per command. A multiplexed connection (single node or
-/// cluster) needs no such check: it is shared (see [`Conns::get`]), never
-/// left inside a `WATCH`/`MULTI` (only short commands run on it), and a
-/// connection whose command failed with a connection error is marked
-/// ([`Pooled::broken`]), which makes its next recycle fail, so the pool
-/// drops it and opens another.
-pub(super) struct NoPing<M> {
+/// Opens connections with `M` (deadpool-redis's manager for one node, or
+/// ours for Sentinel and Cluster: only their `create` is used) and wraps
+/// them with their broken flag.
+pub(super) struct Opener<M> {
     pub(super) manager: M,
     /// Sentinel mode: a timeout or `READONLY` also breaks a connection, so
     /// that the next one goes to the primary the Sentinels name then.
     pub(super) follows_primary: bool,
 }
 
-impl<M> std::fmt::Debug for NoPing<M> {
+impl<M> std::fmt::Debug for Opener<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("NoPing")
+        f.write_str("Opener")
     }
 }
 
-impl<M> managed::Manager for NoPing<M>
+impl<M> Opener<M>
 where
-    M: managed::Manager + Send + Sync,
+    M: managed::Manager<Error = RedisError> + Send + Sync,
     M::Type: Clone,
 {
-    type Type = Pooled<M::Type>;
-    type Error = M::Error;
-
-    async fn create(&self) -> std::result::Result<Self::Type, Self::Error> {
+    async fn create(&self) -> RedisResult<Pooled<M::Type>> {
         Ok(Pooled {
             conn: self.manager.create().await?,
             broken: Arc::default(),
             follows_primary: self.follows_primary,
         })
     }
+}
 
-    async fn recycle(
-        &self,
-        conn: &mut Self::Type,
-        _: &managed::Metrics,
-    ) -> managed::RecycleResult<Self::Error> {
-        if conn.broken.load(Ordering::Acquire) {
-            return Err(managed::RecycleError::message(
-                "a command failed with a connection error",
-            ));
-        }
-        Ok(())
+/// What a [`Shared`] holds under its lock.
+struct State<C> {
+    /// The connection, once one was opened (it may be broken since).
+    conn: Option<Pooled<C>>,
+    /// Connection attempts that ended, and how the last one failed (`None`
+    /// when it succeeded): a checkout that waited behind an attempt takes
+    /// its outcome instead of making one more.
+    attempts: u64,
+    failure: Option<RedisError>,
+}
+
+/// The one multiplexed connection of a client's short commands, opened on
+/// first use and again after it broke.
+pub(super) struct Shared<M: managed::Manager> {
+    opener: Opener<M>,
+    state: Mutex<State<M::Type>>,
+    /// Held while a connection is being opened: one attempt at a time.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl<M: managed::Manager> std::fmt::Debug for Shared<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("Shared")
+            .field("connected", &s.conn.as_ref().is_some_and(Pooled::live))
+            .field("attempts", &s.attempts)
+            .finish()
     }
 }
 
-/// A multiplexed connection of the pool and whether it is known broken.
+impl<M> Shared<M>
+where
+    M: managed::Manager<Error = RedisError> + Send + Sync,
+    M::Type: Clone + Send,
+{
+    pub(super) fn new(opener: Opener<M>) -> Self {
+        Self {
+            opener,
+            state: Mutex::new(State {
+                conn: None,
+                attempts: 0,
+                failure: None,
+            }),
+            connecting: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The live connection, or the number of attempts ended so far.
+    fn live(&self) -> Result<Pooled<M::Type>, u64> {
+        let s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match &s.conn {
+            Some(c) if c.live() => Ok(c.clone()),
+            _ => Err(s.attempts),
+        }
+    }
+
+    /// A clone of the connection: at once when it is live, else after one
+    /// connection attempt (boxed: it is rare, and its future is large, so
+    /// that every caller's future stays small).
+    pub(super) async fn get(&self) -> RedisResult<Pooled<M::Type>> {
+        match self.live() {
+            Ok(conn) => Ok(conn),
+            Err(seen) => self.reconnect(seen).await,
+        }
+    }
+
+    /// [`Shared::connect`], boxed and type-erased: its future (the
+    /// connect's) is large and deep, and a caller that held it inline
+    /// would copy it at every await, and make rustc's layout queries of
+    /// every future above it overflow their depth limit.
+    #[inline(never)]
+    fn reconnect(&self, seen: u64) -> redis::RedisFuture<'_, Pooled<M::Type>> {
+        Box::pin(self.connect(seen))
+    }
+
+    /// Opens a new connection, unless another checkout did while this one
+    /// waited (`seen`: the attempts ended when it started): then that
+    /// attempt's outcome is this one's too.
+    async fn connect(&self, seen: u64) -> RedisResult<Pooled<M::Type>> {
+        let _one_at_a_time = self.connecting.lock().await;
+        {
+            let s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            match (&s.conn, &s.failure) {
+                (Some(c), _) if c.live() => return Ok(c.clone()),
+                (_, Some(e)) if s.attempts != seen => return Err(e.clone()),
+                _ => {}
+            }
+        }
+        let made = self.opener.create().await;
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        s.attempts += 1;
+        match made {
+            Ok(conn) => {
+                s.conn = Some(conn.clone());
+                s.failure = None;
+                Ok(conn)
+            }
+            Err(e) => {
+                s.failure = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A multiplexed connection and whether it is known broken.
 #[derive(Clone)]
 pub(crate) struct Pooled<C> {
     pub(super) conn: C,
-    /// Set when a command on it failed with a connection error: the pool
-    /// drops it at its next checkout.
+    /// Set when a command on it failed with a connection error: the next
+    /// checkout opens another.
     pub(super) broken: Arc<AtomicBool>,
-    /// See [`NoPing::follows_primary`].
+    /// See [`Opener::follows_primary`].
     pub(super) follows_primary: bool,
 }
 
+impl<C> Pooled<C> {
+    /// Not known broken.
+    fn live(&self) -> bool {
+        !self.broken.load(Ordering::Acquire)
+    }
+}
+
 /// Marks `broken` when `e` says its connection cannot serve again (see
-/// [`NoPing::follows_primary`]).
+/// [`Opener::follows_primary`]).
 fn note(broken: &AtomicBool, follows_primary: bool, e: &RedisError) {
     if is_connection_error(e) || (follows_primary && is_stale_primary(e)) {
         broken.store(true, Ordering::Release);
     }
 }
 
-pub(super) type SinglePool = managed::Pool<NoPing<deadpool_redis::Manager>>;
-pub(super) type SentinelPool = managed::Pool<NoPing<SentinelManager>>;
-pub(super) type ClusterPool = managed::Pool<NoPing<ClusterManager>>;
-
 /// Opens cluster connections from the seed's settings (user, password,
 /// TLS) and, unlike deadpool-redis's cluster manager, with the CA given to
 /// the builder: `ClusterClientBuilder::certs` is the only way to hand one
-/// to the cluster client. Recycling is [`NoPing`]'s.
+/// to the cluster client.
 pub(super) struct ClusterManager(redis::cluster::ClusterClient);
 
 impl ClusterManager {
@@ -126,11 +221,12 @@ impl managed::Manager for ClusterManager {
     }
 }
 
-#[derive(Clone)]
+/// The shared connection of one node, a Sentinel primary or a cluster.
+#[derive(Clone, Debug)]
 pub(super) enum Pool {
-    Single(SinglePool),
-    Sentinel(SentinelPool),
-    Cluster(ClusterPool),
+    Single(Arc<Shared<deadpool_redis::Manager>>),
+    Sentinel(Arc<Shared<SentinelManager>>),
+    Cluster(Arc<Shared<ClusterManager>>),
 }
 
 /// A connection for short commands: a clone of a pooled multiplexed
@@ -222,18 +318,4 @@ impl ConnectionLike for Conn {
             Conn::Cluster(c) => c.conn.get_db(),
         }
     }
-}
-
-/// A pool of `manager`'s connections, with deadpool-redis's default size.
-pub(super) fn build_pool<M>(
-    manager: NoPing<M>,
-) -> std::result::Result<managed::Pool<NoPing<M>>, managed::BuildError>
-where
-    M: managed::Manager + Send + Sync,
-    M::Type: Clone,
-{
-    managed::Pool::builder(manager)
-        .config(deadpool_redis::PoolConfig::default())
-        .runtime(deadpool_redis::Runtime::Tokio1)
-        .build()
 }

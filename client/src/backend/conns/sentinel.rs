@@ -15,6 +15,7 @@
 //! failed ([`Sentinel::forget`]). The `redis` crate checks with `ROLE`
 //! that a node the Sentinels name really is a primary.
 
+use std::future::Future;
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -125,7 +126,14 @@ impl Sentinel {
         if let Some(node) = self.primary.read().expect("primary poisoned").clone() {
             return Ok(node);
         }
-        self.find().await
+        self.find_boxed().await
+    }
+
+    /// [`Sentinel::find`], boxed: the Sentinel client's futures nest deep
+    /// (and are large), and held inline they would make every wait's
+    /// future carry them and overflow rustc's layout query depth.
+    fn find_boxed(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<Node>> + Send + '_>> {
+        Box::pin(self.find())
     }
 
     /// Asks the Sentinels for the primary now (and checks its role).

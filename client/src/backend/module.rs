@@ -55,13 +55,29 @@ use crate::client::Runtime;
 use crate::error::{Error, Result};
 use crate::options::ms;
 
-/// `LOCK.<verb>` or `SEM.<verb>`, by what `kind` names.
-fn command(kind: Kind, verb: &str) -> redis::Cmd {
-    let prefix = match kind {
-        Kind::Lock => "LOCK",
-        Kind::Sem { .. } => "SEM",
+/// What a command does, in both its `LOCK.` and its `SEM.` spelling.
+#[derive(Debug, Clone, Copy)]
+enum Verb {
+    Acquire,
+    Release,
+    Extend,
+    ForceRelease,
+}
+
+/// `LOCK.<verb>` or `SEM.<verb>`, by what `kind` names (static names: no
+/// formatting on every call).
+fn command(kind: Kind, verb: Verb) -> redis::Cmd {
+    let name = match (kind, verb) {
+        (Kind::Lock, Verb::Acquire) => "LOCK.ACQUIRE",
+        (Kind::Lock, Verb::Release) => "LOCK.RELEASE",
+        (Kind::Lock, Verb::Extend) => "LOCK.EXTEND",
+        (Kind::Lock, Verb::ForceRelease) => "LOCK.FORCERELEASE",
+        (Kind::Sem { .. }, Verb::Acquire) => "SEM.ACQUIRE",
+        (Kind::Sem { .. }, Verb::Release) => "SEM.RELEASE",
+        (Kind::Sem { .. }, Verb::Extend) => "SEM.EXTEND",
+        (Kind::Sem { .. }, Verb::ForceRelease) => "SEM.FORCERELEASE",
     };
-    redis::cmd(&format!("{prefix}.{verb}"))
+    redis::cmd(name)
 }
 
 /// `LOCK.ACQUIRE key token ttl`, or `SEM.ACQUIRE key token ttl LIMIT n
@@ -73,7 +89,7 @@ fn acquire_cmd(
     ttl: Duration,
     meta: Option<&[u8]>,
 ) -> redis::Cmd {
-    let mut cmd = command(kind, "ACQUIRE");
+    let mut cmd = command(kind, Verb::Acquire);
     cmd.arg(key).arg(token).arg(ms(ttl, 1));
     if let Kind::Sem { limit, permits } = kind {
         cmd.arg("LIMIT").arg(limit).arg("PERMITS").arg(permits);
@@ -86,7 +102,7 @@ fn acquire_cmd(
 
 /// `LOCK.RELEASE key token` or `SEM.RELEASE key token`.
 fn release_cmd(kind: Kind, key: &str, token: &str) -> redis::Cmd {
-    let mut cmd = command(kind, "RELEASE");
+    let mut cmd = command(kind, Verb::Release);
     cmd.arg(key).arg(token);
     cmd
 }
@@ -99,7 +115,7 @@ fn extend_cmd(
     ttl: Duration,
     meta: Option<&[u8]>,
 ) -> redis::Cmd {
-    let mut cmd = command(kind, "EXTEND");
+    let mut cmd = command(kind, Verb::Extend);
     cmd.arg(key).arg(token).arg(ms(ttl, 1));
     if let Some(meta) = meta {
         cmd.arg("META").arg(meta);
@@ -454,7 +470,8 @@ impl ModuleBackend {
     }
 
     pub(crate) async fn force_release(&self, key: &str) -> Result<bool> {
-        self.one(command(Kind::Lock, "FORCERELEASE").arg(key)).await
+        self.one(command(Kind::Lock, Verb::ForceRelease).arg(key))
+            .await
     }
 
     pub(crate) async fn sem_force_release(&self, key: &str) -> Result<u64> {

@@ -380,7 +380,7 @@ impl Client {
                 "meta is for locks only: a semaphore's lease carries none".into(),
             ));
         }
-        let token = format!("{:032x}", rand::random::<u128>());
+        let token = new_token();
         let ttl = opts.ttl;
         let meta = opts.meta.as_deref();
         let Some(grant) = self
@@ -572,11 +572,35 @@ impl Client {
     }
 }
 
+/// A random token: 128 bits as 32 lowercase hex digits (what
+/// `format!("{:032x}")` writes, without the formatting machinery on every
+/// acquire).
+fn new_token() -> String {
+    hex_token(rand::random::<u128>())
+}
+
+/// `n` as 32 lowercase hex digits.
+fn hex_token(n: u128) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    (0..32)
+        .rev()
+        .map(|i| char::from(HEX[((n >> (4 * i)) & 0xf) as usize]))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use baton_harness::RedisServer;
 
     use super::*;
+
+    #[test]
+    fn tokens_are_what_032x_formats() {
+        for n in [0, 1, 0xabc, u128::MAX, u128::MAX / 3, rand::random()] {
+            assert_eq!(hex_token(n), format!("{n:032x}"));
+        }
+        assert_ne!(new_token(), new_token());
+    }
 
     /// A durable acquire sends an EXTEND before `WAIT`, so that the WAIT
     /// covers the grant; an EXTEND that answers 0 means the lock is gone

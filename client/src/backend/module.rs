@@ -3,7 +3,7 @@
 //! is the command's prefix and the `LIMIT n PERMITS p` of a semaphore's
 //! acquire ([`command`], [`acquire_cmd`]).
 //!
-//! Short commands go through the pool. A wait (`LOCK.ACQUIRE .. WAIT t`,
+//! Short commands go on the shared connection. A wait (`LOCK.ACQUIRE .. WAIT t`,
 //! `SEM.ACQUIRE .. WAIT t`) blocks on the server, so it runs on a
 //! connection of its own with no response timeout, on the node that serves
 //! the key (in a Redis Cluster: following `MOVED`/`ASK`, see
@@ -15,7 +15,7 @@
 //! Cancelling a wait needs no `CLIENT` command ([`withdraw`]): a RELEASE by
 //! the wait's token goes behind the ACQUIRE on the wait's own connection
 //! (so it runs after the ACQUIRE, whatever that was answered), and RELEASEs
-//! on a pool connection withdraw the wait from the queue (the module's
+//! on the shared connection withdraw the wait from the queue (the module's
 //! RELEASE by a queued token does that) until the one behind has its
 //! reply; then nothing is held or queued, and the connection is dropped. A
 //! connection whose wait failed is never reused; a cached one that turns
@@ -23,7 +23,7 @@
 //! effort, when it has a name: after a server restart the id alone may be
 //! another client's) before the wait is retried on a new connection. A try
 //! (no wait) that is dropped after its ACQUIRE went out releases in the
-//! background too, on the same pool connection, so that the RELEASE runs
+//! background too, on the same shared connection, so that the RELEASE runs
 //! after the ACQUIRE.
 //!
 //! A wait that the server ends with an `UNBLOCKED` error (the module: the
@@ -139,7 +139,7 @@ struct Cleanup<'a> {
     token: &'a str,
     /// A wait: its connection and deadline.
     waiting: Option<Pending>,
-    /// A try: the pool connection its ACQUIRE went out on, so that the
+    /// A try: the shared connection its ACQUIRE went out on, so that the
     /// RELEASE runs after it.
     sent_on: Option<Conn>,
     armed: bool,
@@ -182,16 +182,16 @@ fn is_unanswered(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout()
 }
 
-/// How often a cancelled wait's withdrawal sends its RELEASE on a pool
+/// How often a cancelled wait's withdrawal sends its RELEASE on the shared
 /// connection again while the RELEASE behind the ACQUIRE has no reply
-/// (the pool's may have overtaken an ACQUIRE the server had not read yet).
+/// (the shared one's may have overtaken an ACQUIRE the server had not read yet).
 const WITHDRAW_RETRY: Duration = Duration::from_millis(100);
 
 /// Withdraws an acquire whose outcome is unknown, so that `token` is left
 /// with nothing, held or queued. A try: a RELEASE behind its ACQUIRE on
 /// `sent_on`. A wait: a RELEASE behind its ACQUIRE on the wait's own
 /// connection, whose reply proves the ACQUIRE answered and any grant
-/// released; meanwhile RELEASEs on a pool connection take the wait out of
+/// released; meanwhile RELEASEs on the shared connection take the wait out of
 /// the queue (which answers the ACQUIRE, and so the RELEASE behind it).
 /// No `CLIENT KILL`, so a user without `CLIENT` can cancel. `Err` when a
 /// try's release could not be sent. A wait not seen answered by its
@@ -447,7 +447,7 @@ impl ModuleBackend {
         }
     }
 
-    /// Sends `cmd` on a pool connection; true when it answered 1.
+    /// Sends `cmd` on the shared connection; true when it answered 1.
     async fn one(&self, cmd: &redis::Cmd) -> Result<bool> {
         let mut conn = self.conns.get().await?;
         let n: i64 = cmd.query_async(&mut conn).await?;

@@ -119,7 +119,7 @@ impl Bus<Json> {
     }
 
     /// A bus on the Redis at `url`, without a lock [`Client`](crate::Client)
-    /// (the connection pool is built now and connects on first use).
+    /// (its shared connection is opened on first use).
     ///
     /// # Errors
     ///

@@ -4,7 +4,7 @@
 //! claim with delivery counts, hand back / keep alive only what this
 //! consumer holds, dead-letter once).
 //!
-//! Short commands go through the client's pool. A blocking read runs on a
+//! Short commands go on the client's shared connection. A blocking read runs on a
 //! [`StreamsReader`]: its own connection with no response timeout, on the
 //! node that serves the topic (in a Cluster: by the slot of `{topic}`; a
 //! blocking read does not follow `MOVED`, a failed read reconnects), whose

@@ -98,7 +98,7 @@ impl Conns {
         }
     }
 
-    /// Reads the slot table (`CLUSTER SLOTS`) through the cluster pool.
+    /// Reads the slot table (`CLUSTER SLOTS`) through the shared cluster connection.
     pub(super) async fn refresh_slots(&self) -> Result<()> {
         let Some(slots) = &self.slots else {
             return Ok(());

@@ -22,7 +22,7 @@
 //! (`cluster_enabled:1`) on the seed by default. A `redis+sentinel://` URL
 //! finds the primary through Sentinel instead and follows its promotions.
 //!
-//! TLS (`rediss://`, the `tls` feature): every connection (pool, waits,
+//! TLS (`rediss://`, the `tls` feature): every connection (the shared one, waits,
 //! pub/sub, the bus's readers, other cluster nodes) is opened from the
 //! seed's settings, so all of them trust the CA given to the builder
 //! ([`open_client`]), or the system's roots (and `SSL_CERT_FILE`) when none

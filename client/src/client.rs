@@ -81,11 +81,20 @@ impl Runtime {
 pub(crate) struct Inner {
     pub(crate) imp: Imp,
     pub(crate) rt: Runtime,
+    /// Starts the watchdogs of this client's guards.
+    pub(crate) watchdogs: Arc<crate::watchdog::Starter>,
     #[cfg(feature = "bus")]
     pub(crate) bus: Bus,
 }
 
-/// A handle on a lock backend. Cheap to clone: clones share the pool, the
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // No guard is left (each holds a client): the starter task ends.
+        self.watchdogs.close();
+    }
+}
+
+/// A handle on a lock backend. Cheap to clone: clones share the connection, the
 /// pub/sub connection and the background tasks.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -255,6 +264,7 @@ impl Client {
             inner: Arc::new(Inner {
                 imp,
                 rt: Runtime::current(),
+                watchdogs: Arc::default(),
                 #[cfg(feature = "bus")]
                 bus,
             }),

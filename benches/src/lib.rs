@@ -2,17 +2,17 @@
 //! Redis itself allows, measured on one machine in one run.
 //!
 //! The `baton-bench` binary (`src/bin/baton-bench.rs`) starts its own Redis
-//! servers, runs the workloads against every contender, prints the tables
-//! and writes `docs/BENCHMARKS.md` and `docs/benchmarks.json`:
+//! servers, measures the module against raw Redis ([`scale`], with
+//! `redis-benchmark`), runs the workloads against every contender, prints
+//! the tables and writes `docs/BENCHMARKS.md` and `docs/benchmarks.json`:
 //!
 //! ```text
 //! cargo build --release -p baton-module
 //! cargo run --release -p baton-benches --bin baton-bench -- [--quick] [--out docs]
 //! ```
 //!
-//! `cargo xtask bench [--quick]` builds it, measures the module against raw
-//! Redis first ([`scale`]) and runs it with those figures, so that one
-//! report holds both.
+//! `cargo xtask bench [--quick]` installs the etcd contender's dependencies,
+//! builds it with the `etcd` feature and runs it.
 //!
 //! `benches/cycle.rs` holds the criterion micro-benches (one acquire+release
 //! cycle per backend: `cargo bench -p baton-benches`).
@@ -31,8 +31,10 @@
 //! - [`stats`]: HDR latency histograms, Jain's fairness index, order
 //!   violations.
 //! - [`report`]: the goals (met / missed), the Markdown tables, the JSON.
-//! - [`scale`]: the module-vs-raw-Redis, memory and expiry-stall figures
-//!   that `cargo xtask bench` measures and hands over (`--scale FILE`).
+//! - [`scale`]: the module against raw Redis on a server of its own:
+//!   redis-benchmark throughput (locks, semaphores), memory per lock and
+//!   lease, the stall while many locks expire at once; their goals and
+//!   report section (submodules `throughput`, `memory`, `stall`, `load`).
 //! - [`demo`]: the short contended side-by-side of `cargo xtask demo`
 //!   (`baton-bench --demo SECS`).
 

@@ -48,8 +48,8 @@ pub struct Results {
     pub contended: Vec<Contended>,
     /// Workload 5.
     pub bus: Vec<BusRun>,
-    /// Module vs raw Redis, memory and expiry stall, from `cargo xtask
-    /// bench` (`baton-bench --scale FILE`); none when run on its own.
+    /// Module vs raw Redis, memory and expiry stall ([`crate::scale`]);
+    /// none when `--only` left it out.
     pub scale: Option<Scale>,
     /// The etcd server of the run (version), or why etcd is not in it.
     pub etcd: String,
@@ -279,7 +279,7 @@ impl Results {
             None => {
                 let _ = writeln!(
                     w,
-                    "Not measured in this run: `cargo xtask bench` measures it and runs the rest."
+                    "Not measured in this run (`--only`; `--only scale` measures it)."
                 );
             }
         }
@@ -507,7 +507,7 @@ impl Results {
              (`consume(..).block(50 ms)`) acking each message; end-to-end is from the start of \
              the `publish` call to the consumer's receipt; the consumer gets {grace:?} after the \
              end to catch up.\n\
-             - Module vs raw Redis, memory and expiry stall: measured by `cargo xtask bench` \
+             - Module vs raw Redis, memory and expiry stall: measured by `baton-bench` \
              on a server of its own before the workloads (the method is with its table).\n\
              - Raw figures: `benchmarks.json` next to this file.\n",
             warm = self.plan.warmup,

@@ -1,22 +1,41 @@
-//! The figures `cargo xtask bench` measures on one server, module against
-//! raw Redis: command throughput with redis-benchmark (locks and
-//! semaphores), memory per held lock and per semaphore lease, and the
-//! event-loop stall while many locks expire at once.
+//! The module against raw Redis, on one server of its own: command
+//! throughput with redis-benchmark (locks and semaphores), memory per held
+//! lock and per semaphore lease, and the event-loop stall while many locks
+//! expire at once.
 //!
-//! xtask measures them (it drives `redis-benchmark` and bulk loads with the
-//! sync `redis` crate), fills a [`Scale`], writes it as JSON and hands the
-//! file to `baton-bench --scale FILE`, which puts it into the same report
-//! (`docs/BENCHMARKS.md`) and the same JSON (`docs/benchmarks.json`) as the
-//! workloads. The types live here so that both sides share them.
+//! `baton-bench` runs [`measure`] before the workloads (it drives
+//! `redis-benchmark` and bulk loads with the sync `redis` crate) and puts
+//! the [`Scale`] it returns into the same report (`docs/BENCHMARKS.md`) and
+//! the same JSON (`docs/benchmarks.json`) as the workloads.
+//!
+//! # Layout
+//!
+//! - this file: the figures ([`Scale`] and its parts), their goals and
+//!   their Markdown section;
+//! - `measure`: [`Sizes`] (full and `--quick`) and [`measure`], which runs
+//!   the three below in turn and prints the results;
+//! - `throughput`: redis-benchmark, module command vs raw command, rounds
+//!   alternating who goes first;
+//! - `memory`: `used_memory` growth per string key, held lock, lease;
+//! - `stall`: PING round trips while N locks (or N PX keys) expire at once;
+//! - `load`: pipelined bulk loading and the server's own counts.
+
+mod load;
+mod measure;
+mod memory;
+mod stall;
+mod throughput;
+
+pub use measure::{measure, Sizes};
 
 use std::fmt::Write as _;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::stats::median;
 
-/// Everything `cargo xtask bench` measured against raw Redis.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Everything measured against raw Redis.
+#[derive(Debug, Clone, Serialize)]
 pub struct Scale {
     /// Module command vs the raw command it replaces, redis-benchmark.
     pub throughput: Throughput,
@@ -27,7 +46,7 @@ pub struct Scale {
 }
 
 /// The redis-benchmark comparisons.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Throughput {
     /// `-c`: concurrent connections.
     pub clients: u32,
@@ -42,7 +61,7 @@ pub struct Throughput {
 }
 
 /// One module command against the raw command it replaces.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Pair {
     /// The raw Redis command, as given to redis-benchmark.
     pub raw_cmd: String,
@@ -59,7 +78,7 @@ pub struct Pair {
 }
 
 /// Memory per key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Memory {
     /// Keys / locks loaded.
     pub keys: u64,
@@ -90,7 +109,7 @@ impl Memory {
 }
 
 /// The expiry stall measurements.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Expiry {
     /// Keys / locks made due at once.
     pub keys: u64,
@@ -105,7 +124,7 @@ pub struct Expiry {
 }
 
 /// What the PING probe saw during one measurement.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Wave {
     /// Pings counted.
     pub pings: usize,
@@ -179,7 +198,7 @@ pub(crate) fn section(s: &Scale) -> String {
     let t = &s.throughput;
     let _ = writeln!(
         w,
-        "Measured by `cargo xtask bench` on one server with the module loaded, module command \
+        "Measured by `baton-bench` on one server with the module loaded, module command \
          against the raw Redis command it replaces.\n"
     );
     let _ = writeln!(w, "| measure | module / raw | goal |");

@@ -11,9 +11,9 @@
 //! - `fuzz`   the server fuzz tests (arguments, RESTORE payloads), long
 //! - `chaos`  the chaos checker (`client/tests/chaos.rs`) for N minutes,
 //!   its summary table written to docs/CHAOS.md
-//! - `bench`  every benchmark: the module against raw Redis (throughput,
-//!   memory, expiry stall), then `baton-bench`; one report
-//! - `reply`  small readers for `LOCK.STATS` / `INFO` replies (bench)
+//! - `bench`  every benchmark, one report: `baton-bench` (the module
+//!   against raw Redis, then the workloads against the contenders) with
+//!   the etcd contender's dependencies installed
 
 mod bench;
 mod cargo;
@@ -22,7 +22,6 @@ mod demo;
 mod demo_coord;
 mod deps;
 mod fuzz;
-mod reply;
 mod test;
 
 use std::process::ExitCode;
@@ -50,13 +49,15 @@ commands:
                    --topology cluster|sentinel (cluster; sentinel needs the
                             client's redis+sentinel:// support)
                    --no-write (print the table only)
-  bench   build in release, compare the module with raw Redis (throughput,
-          memory, expiry stall), run baton-bench (workloads vs Redlock), and
-          write docs/BENCHMARKS.md and docs/benchmarks.json
-          options: --quick (under 3 minutes: 3 rounds, 100k requests over
-                   200k keys, 100k locks, baton-bench --quick)
-                   --rounds N (5)  --requests N (200000)  --locks N (1000000)
-                   --keyspace N (1000000)
+  bench   build in release and run baton-bench: the module against raw
+          Redis (throughput, memory, expiry stall), then the workloads
+          against Redlock, raw Redis and etcd; writes docs/BENCHMARKS.md and
+          docs/benchmarks.json
+          options (baton-bench's, passed on): --quick (under 3 minutes: 3
+                   rounds, 100k requests over 200k keys, 100k locks, short
+                   workloads)  --rounds N (5)  --requests N (200000)
+                   --locks N (1000000)  --keyspace N (1000000)
+                   --only TEXT  --redlock-delay-ms N  (baton-bench --help)
 ";
 
 fn main() -> ExitCode {
@@ -68,7 +69,7 @@ fn main() -> ExitCode {
         Some("demo-leader") => demo_coord::leader_process(&args[1..]),
         Some("fuzz") => fuzz::run_fuzz(&args[1..]),
         Some("chaos") => chaos::Options::parse(&args[1..]).and_then(chaos::run_chaos),
-        Some("bench") => bench::Options::parse(&args[1..]).and_then(bench::run),
+        Some("bench") => bench::run(&args[1..]),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

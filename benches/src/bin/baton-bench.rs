@@ -1,14 +1,16 @@
-//! `baton-bench`: runs every workload against every contender on servers of
-//! its own, prints the tables, and writes `BENCHMARKS.md` and
+//! `baton-bench`: measures the module against raw Redis (throughput with
+//! `redis-benchmark`, memory, expiry stall: [`baton_benches::scale`]), then
+//! runs every workload against every contender, each on servers of its
+//! own, prints the tables, and writes `BENCHMARKS.md` and
 //! `benchmarks.json` into the output dir.
 //!
 //! ```text
 //! cargo run --release -p baton-benches --bin baton-bench -- [--quick] [--out DIR]
 //! ```
 //!
-//! `cargo xtask bench` runs it with `--scale FILE` (its own module-vs-raw
-//! figures, put into the same report) and `--command` (itself, for the
-//! report's header); `cargo xtask demo` runs `--demo SECS`.
+//! `cargo xtask bench` builds it and runs it with its own arguments and
+//! `--command` (itself, for the report's header); `cargo xtask demo` runs
+//! `--demo SECS`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -16,20 +18,26 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use baton_benches::contenders::{Kind, Retry, Spec, GRACE, REDLOCK_TUNED_DELAY};
 use baton_benches::report::{Results, LUA, MODULE, MODULE_WATCHDOG, RAW, REDLOCK_1, REDLOCK_3};
-use baton_benches::scale::Scale;
+use baton_benches::scale::{self, Scale, Sizes};
 use baton_benches::setup::{bench_module, now_utc, Machine, Servers};
 use baton_benches::workloads::{bus, contended, uncontended, Plan};
 use baton_client::Backend;
 
 const USAGE: &str = "usage: baton-bench [--quick] [--out DIR] [--redlock-delay-ms N]
 
-  --quick               short runs (under 3 minutes), for a smoke check
+  --quick               short runs (under 3 minutes), for a smoke check:
+                        also 3 rounds, 100k requests over 200k keys and 100k
+                        locks for the module-vs-raw figures (full: 5 rounds,
+                        200k requests over 1M keys, 1M locks)
+  --rounds N            redis-benchmark rounds per command (the median is kept)
+  --requests N          requests per redis-benchmark run
+  --keyspace N          redis-benchmark's -r (and the keys a release run holds)
+  --locks N             locks for the memory and expiry measurements
   --out DIR             where BENCHMARKS.md and benchmarks.json go (default: docs)
   --redlock-delay-ms N  rslock's tuned retry delay (default 5; at least 2)
   --only TEXT           run only the contenders whose name contains TEXT
-                        (the goals then lack figures: for exploring only)
-  --scale FILE          module-vs-raw, memory and expiry figures (JSON) from
-                        cargo xtask bench, to put into the same report
+                        (the goals then lack figures: for exploring only;
+                        `--only scale`: only the module-vs-raw figures)
   --command TEXT        the command to name in the report (default: this one)
   --demo SECS           only workload 2 at 8 tasks / hold 1 ms, SECS seconds for
                         the module and for Redlock x3, as a small table (for
@@ -44,7 +52,12 @@ struct Args {
     out: PathBuf,
     redlock_delay_ms: u64,
     only: Option<String>,
-    scale: Option<PathBuf>,
+    /// `--rounds`, `--requests`, `--keyspace`, `--locks`, over the sizes
+    /// `--quick` picks.
+    rounds: Option<u64>,
+    requests: Option<u64>,
+    keyspace: Option<u64>,
+    locks: Option<u64>,
     command: Option<String>,
     demo: Option<u64>,
     durable: Option<u64>,
@@ -56,7 +69,10 @@ fn parse_args() -> Result<Args> {
         out: PathBuf::from("docs"),
         redlock_delay_ms: REDLOCK_TUNED_DELAY.as_millis() as u64,
         only: None,
-        scale: None,
+        rounds: None,
+        requests: None,
+        keyspace: None,
+        locks: None,
         command: None,
         demo: None,
         durable: None,
@@ -77,7 +93,20 @@ fn parse_args() -> Result<Args> {
                 }
             }
             "--only" => args.only = Some(it.next().context("--only needs a name")?),
-            "--scale" => args.scale = Some(it.next().context("--scale needs a file")?.into()),
+            "--rounds" | "--requests" | "--keyspace" | "--locks" => {
+                let value = it.next().with_context(|| format!("{a} needs a value"))?;
+                let n: u64 = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("{a} needs a positive integer, got '{value}'"))?;
+                *match a.as_str() {
+                    "--rounds" => &mut args.rounds,
+                    "--requests" => &mut args.requests,
+                    "--keyspace" => &mut args.keyspace,
+                    _ => &mut args.locks,
+                } = Some(n);
+            }
             "--command" => args.command = Some(it.next().context("--command needs a text")?),
             "--demo" => {
                 let secs: u64 = it
@@ -119,14 +148,6 @@ fn main() -> Result<()> {
     if let Some(secs) = args.durable {
         return durable(secs);
     }
-    let scale: Option<Scale> = match &args.scale {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("read {}", path.display()))?;
-            Some(serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?)
-        }
-        None => None,
-    };
     let plan = if args.quick {
         Plan::quick()
     } else {
@@ -140,6 +161,14 @@ fn main() -> Result<()> {
     });
     let started = Instant::now();
     let (module, module_note) = bench_module();
+    // The module against raw Redis first, on a server of its own.
+    let scale: Option<Scale> = if args.only.as_deref().is_none_or(|o| "scale".contains(o)) {
+        Some(scale::measure(&module, sizes(&args))?)
+    } else {
+        None
+    };
+    let scale_secs = started.elapsed().as_secs_f64();
+    println!("\n==> workloads against Redlock, raw Redis and etcd");
     eprintln!("starting redis-server x3 (module: {})", module.display());
     let servers = Servers::start(&module);
     let machine = Machine::detect();
@@ -178,12 +207,31 @@ fn main() -> Result<()> {
     std::fs::write(&json, serde_json::to_string_pretty(&results)? + "\n")
         .with_context(|| format!("write {}", json.display()))?;
     eprintln!(
-        "wrote {} and {} in {:.0} s",
+        "wrote {} and {} in {:.0} s (module vs raw Redis {:.0} s, workloads {:.0} s)",
         md.display(),
         json.display(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        scale_secs,
+        started.elapsed().as_secs_f64() - scale_secs
     );
     Ok(())
+}
+
+/// The module-vs-raw sizes: `--quick`'s or the full ones, with the
+/// options given on top.
+fn sizes(args: &Args) -> Sizes {
+    let mut sizes = if args.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
+    if let Some(n) = args.rounds {
+        sizes.rounds = n as usize;
+    }
+    sizes.requests = args.requests.unwrap_or(sizes.requests);
+    sizes.keyspace = args.keyspace.unwrap_or(sizes.keyspace);
+    sizes.locks = args.locks.unwrap_or(sizes.locks);
+    sizes
 }
 
 /// `--demo SECS`: the contended side-by-side of `cargo xtask demo`, on

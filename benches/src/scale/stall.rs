@@ -16,9 +16,8 @@
 //! server saw it, free of the probe's own scheduling noise.
 
 use super::load;
-use crate::reply;
+use crate::scale;
 use anyhow::{bail, ensure, Result};
-use baton_benches::scale;
 use baton_harness::RedisServer;
 use redis::{Connection, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,7 +43,7 @@ enum Side {
 }
 
 /// What the probe saw during one measurement.
-pub struct Wave {
+pub(crate) struct Wave {
     pings: usize,
     max_rtt: Duration,
     p99_rtt: Duration,
@@ -55,7 +54,7 @@ pub struct Wave {
 }
 
 impl Wave {
-    pub fn max_rtt_ms(&self) -> f64 {
+    pub(crate) fn max_rtt_ms(&self) -> f64 {
         self.max_rtt.as_secs_f64() * 1e3
     }
 
@@ -86,17 +85,17 @@ impl Wave {
     }
 }
 
-pub struct Waves {
+pub(crate) struct Waves {
     keys: u64,
     ttl_ms: u64,
     idle: Wave,
     raw: Wave,
-    pub module: Wave,
+    pub(crate) module: Wave,
 }
 
 impl Waves {
     /// The figures for the report.
-    pub fn to_scale(&self) -> scale::Expiry {
+    pub(crate) fn to_scale(&self) -> scale::Expiry {
         scale::Expiry {
             keys: self.keys,
             ttl_ms: self.ttl_ms,
@@ -106,7 +105,7 @@ impl Waves {
         }
     }
 
-    pub fn print(&self) {
+    pub(crate) fn print(&self) {
         println!(
             "expiry: {} keys/locks with ttl {} ms, all made due at once; PING RTT on another connection",
             self.keys, self.ttl_ms
@@ -120,7 +119,7 @@ impl Waves {
 /// `lock_load`: how long loading `keys` locks took (from the memory test),
 /// to pick a ttl that outlasts the load: 4x and 2 s more, as a loaded
 /// machine has taken 2.4x as long to load them again here.
-pub fn measure(server: &RedisServer, keys: u64, lock_load: Duration) -> Result<Waves> {
+pub(crate) fn measure(server: &RedisServer, keys: u64, lock_load: Duration) -> Result<Waves> {
     let ttl_ms = (lock_load.as_millis() as u64 * 4 + 2000).max(2000);
     println!(
         "expiry: idle probe, then {keys} string keys and {keys} locks expiring, ttl {ttl_ms} ms"
@@ -228,15 +227,15 @@ fn longest_batch_ms(con: &mut Connection) -> Result<i64> {
 fn remaining(con: &mut Connection, side: Side) -> Result<u64> {
     Ok(match side {
         Side::Raw => redis::cmd("DBSIZE").query(con)?,
-        Side::Module => reply::lock_stats(con, "held")? as u64,
+        Side::Module => load::lock_stat(con, "held")? as u64,
     })
 }
 
 /// The server's own count of expired keys or locks.
 fn expirations(con: &mut Connection, side: Side) -> Result<i64> {
     Ok(match side {
-        Side::Raw => reply::info_field(con, "stats", "expired_keys")?.parse()?,
-        Side::Module => reply::lock_stats(con, "expirations")?,
+        Side::Raw => load::info_field(con, "stats", "expired_keys")?.parse()?,
+        Side::Module => load::lock_stat(con, "expirations")?,
     })
 }
 

@@ -16,9 +16,9 @@
 //! renews that lease, as `SET NX` on an existing key does nothing.
 
 use super::load;
+use crate::scale;
+use crate::stats::median;
 use anyhow::{bail, Context, Result};
-use baton_benches::scale;
-use baton_benches::stats::median;
 use baton_harness::RedisServer;
 use redis::{Connection, Value};
 use std::process::Command;
@@ -27,10 +27,10 @@ use std::process::Command;
 /// (`__rand_int__` is a 12-digit number below it), and how many keys each
 /// release run starts with.
 #[derive(Clone, Copy)]
-pub struct Shape {
-    pub rounds: usize,
-    pub requests: u64,
-    pub keyspace: u64,
+pub(crate) struct Shape {
+    pub(crate) rounds: usize,
+    pub(crate) requests: u64,
+    pub(crate) keyspace: u64,
 }
 const CLIENTS: u32 = 50;
 
@@ -49,11 +49,11 @@ enum Family {
 }
 
 /// One comparison: requests/s per round for each side.
-pub struct Pair {
+pub(crate) struct Pair {
     raw_cmd: &'static str,
     module_cmd: &'static str,
     /// The lowest acceptable ratio module / raw.
-    pub goal: f64,
+    pub(crate) goal: f64,
     /// `Some`: a release, run on a keyspace held by this family (or by
     /// string keys for the raw side).
     fill: Option<Family>,
@@ -79,12 +79,12 @@ impl Pair {
     }
 
     /// The module command's name, e.g. `SEM.ACQUIRE`.
-    pub fn module_name(&self) -> &'static str {
+    pub(crate) fn module_name(&self) -> &'static str {
         first_word(self.module_cmd)
     }
 
     /// The raw command's name, e.g. `SET NX PX`.
-    pub fn raw_name(&self) -> String {
+    pub(crate) fn raw_name(&self) -> String {
         scale::raw_name(self.raw_cmd)
     }
 
@@ -104,7 +104,7 @@ impl Pair {
 
     /// The median of the per-round ratios module/raw: the two runs of a
     /// round are back to back, so they share the machine's load of the moment.
-    pub fn ratio(&self) -> f64 {
+    pub(crate) fn ratio(&self) -> f64 {
         let ratios: Vec<f64> = self
             .module
             .iter()
@@ -137,20 +137,20 @@ impl Pair {
     }
 }
 
-pub struct Throughput {
+pub(crate) struct Throughput {
     /// Locks' acquire and release, then semaphores'.
-    pub pairs: Vec<Pair>,
+    pub(crate) pairs: Vec<Pair>,
 }
 
 impl Throughput {
-    pub fn print(&self) {
+    pub(crate) fn print(&self) {
         for p in &self.pairs {
             p.print();
         }
     }
 
     /// The figures for the report.
-    pub fn to_scale(&self, shape: Shape) -> scale::Throughput {
+    pub(crate) fn to_scale(&self, shape: Shape) -> scale::Throughput {
         scale::Throughput {
             clients: CLIENTS,
             requests: shape.requests,
@@ -161,7 +161,7 @@ impl Throughput {
     }
 }
 
-pub fn measure(server: &RedisServer, shape: Shape) -> Result<Throughput> {
+pub(crate) fn measure(server: &RedisServer, shape: Shape) -> Result<Throughput> {
     let Shape {
         rounds,
         requests,

@@ -4,9 +4,8 @@
 //! every semaphore is full (10 leases on each of N/10 keys).
 
 use super::load;
-use crate::reply;
+use crate::scale;
 use anyhow::{ensure, Result};
-use baton_benches::scale;
 use baton_harness::RedisServer;
 use redis::Connection;
 use std::time::Duration;
@@ -14,29 +13,29 @@ use std::time::Duration;
 /// Long enough that nothing expires while we measure.
 const TTL_MS: u64 = 600_000;
 
-pub struct Memory {
+pub(crate) struct Memory {
     keys: u64,
     string_bytes: f64,
     lock_bytes: f64,
     lease_bytes: f64,
     full_lease_bytes: f64,
     /// How long loading the locks took: the expiry test sizes its ttl on it.
-    pub lock_load: Duration,
+    pub(crate) lock_load: Duration,
 }
 
 impl Memory {
     /// Bytes per held lock over bytes per string key with PX.
-    pub fn ratio(&self) -> f64 {
+    pub(crate) fn ratio(&self) -> f64 {
         self.lock_bytes / self.string_bytes
     }
 
     /// Bytes per semaphore lease (one per key) over bytes per string key.
-    pub fn lease_ratio(&self) -> f64 {
+    pub(crate) fn lease_ratio(&self) -> f64 {
         self.lease_bytes / self.string_bytes
     }
 
     /// The figures for the report.
-    pub fn to_scale(&self) -> scale::Memory {
+    pub(crate) fn to_scale(&self) -> scale::Memory {
         scale::Memory {
             keys: self.keys,
             ttl_ms: TTL_MS,
@@ -47,7 +46,7 @@ impl Memory {
         }
     }
 
-    pub fn print(&self) {
+    pub(crate) fn print(&self) {
         println!(
             "memory: used_memory growth for {} keys, 32-hex values/tokens, ttl {TTL_MS} ms",
             self.keys
@@ -72,7 +71,7 @@ impl Memory {
     }
 }
 
-pub fn measure(server: &RedisServer, keys: u64) -> Result<Memory> {
+pub(crate) fn measure(server: &RedisServer, keys: u64) -> Result<Memory> {
     let mut con = server.connection();
     println!(
         "memory: loading {keys} string keys, then {keys} locks, {keys} leases on as many keys, {keys} leases on {} keys",
@@ -93,7 +92,7 @@ pub fn measure(server: &RedisServer, keys: u64) -> Result<Memory> {
             .arg(TTL_MS)
             .clone()
     })?;
-    let held = reply::lock_stats(&mut con, "held")?;
+    let held = load::lock_stat(&mut con, "held")?;
     ensure!(
         held == keys as i64,
         "LOCK.STATS held is {held}, expected {keys}"
@@ -139,7 +138,7 @@ fn key(i: u64) -> String {
 
 /// The module's count of leases held (`INFO baton`).
 fn sem_leases(con: &mut Connection) -> Result<i64> {
-    Ok(reply::info_field(con, "baton", "baton_leases")?.parse()?)
+    Ok(load::info_field(con, "baton", "baton_leases")?.parse()?)
 }
 
 /// Bytes per command that loading `n` commands adds to `used_memory`;
@@ -163,5 +162,5 @@ fn grown_by(
 }
 
 fn used_memory(con: &mut Connection) -> Result<i64> {
-    Ok(reply::info_field(con, "memory", "used_memory")?.parse()?)
+    Ok(load::info_field(con, "memory", "used_memory")?.parse()?)
 }

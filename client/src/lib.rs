@@ -62,6 +62,8 @@
 //!   in-memory twin; see its own layout.
 //! - `scripts`: the embedded Lua scripts (locks, semaphores and bus), their
 //!   SHA-1, the one EVALSHA-with-NOSCRIPT-fallback, the Lua key layout.
+//! - `examples/demo/`: the client part of `cargo xtask demo`, every claim
+//!   checked (`cargo run -p baton-client --example demo -- REDIS_URL`).
 //!
 //! # Lua backend key layout
 //!

@@ -1,13 +1,16 @@
-//! `cargo xtask`: the commands the README promises.
+//! `cargo xtask`: the commands the README promises. Orchestration only:
+//! installing what is missing, building, starting servers, running the
+//! programs that do the work (tests, the client's `demo` example,
+//! `baton-bench`) as named steps.
 //!
 //! Layout:
 //! - `deps`   makes sure `redis-server` 7.x and libclang are installed
 //! - `cargo`  workspace paths and running child processes as named steps
 //! - `test`   fmt, clippy, module build, then every test (what CI runs)
-//! - `demo`   a short transcript of baton_client at work (grants, refusals,
-//!   FIFO hand-offs, expiry, watchdog, lost signal; `demo_coord`: a
-//!   semaphore, an election with a killed leader), then a short contended
-//!   run against Redlock
+//! - `demo`   starts a server with the module and runs the client's example
+//!   `client/examples/demo/` against it (a transcript of baton_client at
+//!   work, every claim checked), then `baton-bench --demo` (a short
+//!   contended run against Redlock)
 //! - `fuzz`   the server fuzz tests (arguments, RESTORE payloads), long
 //! - `chaos`  the chaos checker (`client/tests/chaos.rs`) for N minutes,
 //!   its summary table written to docs/CHAOS.md
@@ -19,7 +22,6 @@ mod bench;
 mod cargo;
 mod chaos;
 mod demo;
-mod demo_coord;
 mod deps;
 mod fuzz;
 mod test;
@@ -32,8 +34,9 @@ usage: cargo xtask <command>
 commands:
   test    install redis-server/libclang if missing, then fmt, clippy,
           build the module and run every test (what CI runs)
-  demo    build the module and baton-bench (release), show the client at work
-          on a local server, then 8 tasks on one key against Redlock (~25 s)
+  demo    build the module and baton-bench (release) and the client's demo
+          example, run the example (the client at work) on a local server,
+          then 8 tasks on one key against Redlock (~25 s)
   fuzz    the server fuzz tests for longer: random arguments at every LOCK
           command and mutated DUMP payloads at RESTORE, 200000 rounds each
           options: --rounds N
@@ -65,8 +68,6 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") if args.len() == 1 => test::run_all(),
         Some("demo") if args.len() == 1 => demo::run(),
-        // The election section's leader process (not for users).
-        Some("demo-leader") => demo_coord::leader_process(&args[1..]),
         Some("fuzz") => fuzz::run_fuzz(&args[1..]),
         Some("chaos") => chaos::Options::parse(&args[1..]).and_then(chaos::run_chaos),
         Some("bench") => bench::run(&args[1..]),

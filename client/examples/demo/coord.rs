@@ -1,10 +1,10 @@
 //! The demo's semaphore and election sections: 4 workers on a semaphore of
 //! 2 permits (never more than 2 at once, a fence per lease), and an
-//! election whose leader is a separate process (this xtask binary run as
-//! `demo-leader`) that is SIGKILLed while an observer prints every change.
+//! election whose leader is a separate process (this example run again as
+//! `demo --leader`) that is SIGKILLed while an observer prints every change.
 //! As in the rest of the demo, every claim is checked.
 
-use crate::demo::{call, connect, ms, reply_line, section, wait_until};
+use crate::{call, connect, ms, reply_line, section, wait_until};
 use anyhow::{ensure, Context, Result};
 use baton_client::{Client, Leader, LockOptions};
 use std::io::BufRead;
@@ -86,11 +86,11 @@ fn campaign_opts() -> LockOptions {
         .wait(Duration::from_secs(10))
 }
 
-/// `xtask demo-leader URL NAME VALUE`: campaigns, prints `LEADER <term>`
+/// `demo --leader URL NAME VALUE`: campaigns, prints `LEADER <term>`
 /// and leads (watchdog on) until killed.
 pub(crate) fn leader_process(args: &[String]) -> Result<()> {
     let [url, name, value] = args else {
-        anyhow::bail!("usage: xtask demo-leader URL NAME VALUE");
+        anyhow::bail!("usage: demo --leader URL NAME VALUE");
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -109,7 +109,7 @@ pub(crate) fn leader_process(args: &[String]) -> Result<()> {
 /// Starts the leader process and waits until it leads.
 fn spawn_leader(url: &str, name: &str, value: &str) -> Result<(Child, u64)> {
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["demo-leader", url, name, value])
+        .args(["--leader", url, name, value])
         .stdout(Stdio::piped())
         .spawn()
         .context("start the leader process")?;

@@ -12,7 +12,7 @@
 //!    (machine, command, date, goals, ratios first, then absolutes) and
 //!    `docs/benchmarks.json`.
 //!
-//! `--quick` (under 3 minutes after the build) and the sizes (`--rounds`,
+//! `--quick` (about 5 minutes after the build) and the sizes (`--rounds`,
 //! `--requests`, `--keyspace`, `--locks`) are `baton-bench`'s own options.
 
 use crate::cargo::{build_release, header, run as run_step, workspace_root};

@@ -56,7 +56,7 @@ commands:
           Redis (throughput, memory, expiry stall), then the workloads
           against Redlock, raw Redis and etcd; writes docs/BENCHMARKS.md and
           docs/benchmarks.json
-          options (baton-bench's, passed on): --quick (under 3 minutes: 3
+          options (baton-bench's, passed on): --quick (about 5 minutes: 3
                    rounds, 100k requests over 200k keys, 100k locks, short
                    workloads)  --rounds N (5)  --requests N (200000)
                    --locks N (1000000)  --keyspace N (1000000)

@@ -25,7 +25,7 @@ use baton_client::Backend;
 
 const USAGE: &str = "usage: baton-bench [--quick] [--out DIR] [--redlock-delay-ms N]
 
-  --quick               short runs (under 3 minutes), for a smoke check:
+  --quick               short runs (about 5 minutes), for a smoke check:
                         also 3 rounds, 100k requests over 200k keys and 100k
                         locks for the module-vs-raw figures (full: 5 rounds,
                         200k requests over 1M keys, 1M locks)

@@ -24,7 +24,9 @@
 //! - [`contenders`]: [`Contender`](contenders::Contender): baton's backends,
 //!   Redlock (`rslock`) and the raw `SET NX PX` baseline behind one enum.
 //! - [`workloads`]: uncontended cycles, one contended key, hand-off latency,
-//!   the bus (Streams publish and consume),
+//!   the bus (Streams publish and consume), a semaphore's fairness, a
+//!   read-write lock against a mutex, hand-off with a long queue, many
+//!   waiters over many locks,
 //!   and the [`Plan`](workloads::Plan) of durations.
 //! - `etcd` (feature `etcd`, which `cargo xtask bench` turns on): an etcd
 //!   server of the run's own and its lock service, the etcd contender.

@@ -9,7 +9,11 @@ use crate::scale::{self, Scale};
 use crate::setup::Machine;
 use crate::workloads::bus::BusRun;
 use crate::workloads::contended::Contended;
+use crate::workloads::queue::QueueRun;
+use crate::workloads::rwlock::RwRun;
+use crate::workloads::semaphore::{SemFair, MIN_GAP_US};
 use crate::workloads::uncontended::Uncontended;
+use crate::workloads::waiters::{WaitersRun, CHURN_HOLD};
 use crate::workloads::Plan;
 
 /// Name of the baseline every uncontended ratio is taken against.
@@ -48,6 +52,14 @@ pub struct Results {
     pub contended: Vec<Contended>,
     /// Workload 5.
     pub bus: Vec<BusRun>,
+    /// Workload 6: semaphore fairness, per backend.
+    pub semaphore: Vec<SemFair>,
+    /// Workload 7: read-write lock against a mutex.
+    pub rwlock: Option<RwRun>,
+    /// Workload 8: hand-off with a short and a long queue.
+    pub queue: Vec<QueueRun>,
+    /// Workload 9: many waiters over many keys.
+    pub waiters: Option<WaitersRun>,
     /// Module vs raw Redis, memory and expiry stall ([`crate::scale`]);
     /// none when `--only` left it out.
     pub scale: Option<Scale>,
@@ -221,7 +233,335 @@ impl Results {
             measured: flat.map_or("n/a".into(), |b| us(b.end_to_end.p99_us)),
             met: flat.map(|b| b.end_to_end.p99_us <= 50_000.0),
         });
+        self.issue11_goals(&mut goals);
+        self.waiter_goals(&mut goals);
         self.goals = goals;
+    }
+
+    /// Issue 11's goals on workloads 6, 7 and 8.
+    fn issue11_goals(&self, goals: &mut Vec<Goal>) {
+        let sem = self.semaphore.iter().find(|s| s.contender == MODULE);
+        let (tasks, limit, hold) = self.plan.semaphore;
+        let shape = format!(
+            "semaphore, {tasks} tasks, limit {limit}, hold {}",
+            self::hold(hold.as_micros() as u64)
+        );
+        goals.push(Goal {
+            what: format!("{shape}: module acquisitions/s vs limit/hold"),
+            target: ">= 0.9x".into(),
+            measured: sem.map_or("n/a".into(), |s| {
+                format!(
+                    "{:.2}x ({:.0} of {:.0}/s)",
+                    s.of_limit,
+                    s.acq_per_sec,
+                    s.acq_per_sec / s.of_limit
+                )
+            }),
+            met: sem.map(|s| s.of_limit >= 0.9),
+        });
+        goals.push(Goal {
+            what: format!("{shape}: module Jain fairness index over tasks"),
+            target: ">= 0.99".into(),
+            measured: sem.map_or("n/a".into(), |s| format!("{:.4}", s.jain)),
+            met: sem.map(|s| s.jain >= 0.99),
+        });
+        goals.push(Goal {
+            what: format!(
+                "{shape}: module FIFO order violations (by fence, arrivals > {MIN_GAP_US} µs apart)"
+            ),
+            target: "0".into(),
+            measured: sem.map_or("n/a".into(), |s| {
+                format!(
+                    "{} ({} any gap, {} > 1 ms)",
+                    s.order_violations_gap, s.order_violations, s.order_violations_1ms
+                )
+            }),
+            met: sem.map(|s| s.order_violations_gap == 0),
+        });
+        let rw = self.rwlock.as_ref();
+        let (readers, hold) = self.plan.rwlock;
+        let shape = format!(
+            "read-write lock, {readers} readers + 1 writer, hold {}",
+            self::hold(hold.as_micros() as u64)
+        );
+        goals.push(ratio_goal(
+            format!(
+                "{shape}: acquisitions vs a mutex with {} tasks",
+                readers + 1
+            ),
+            rw.map(|r| r.ratio),
+            6.0,
+        ));
+        goals.push(Goal {
+            what: format!("{shape}: the writer's max wait (one round of readers)"),
+            target: rw.map_or("<= 2 x hold + 2 ms".into(), |r| {
+                format!("<= {} (2 x hold + 2 ms)", us(r.writer_bound_us))
+            }),
+            measured: rw.map_or("n/a".into(), |r| {
+                format!(
+                    "{} (p99 {})",
+                    us(r.writer_wait.max_us),
+                    us(r.writer_wait.p99_us)
+                )
+            }),
+            met: rw.map(|r| r.writes > 0 && r.writer_wait.max_us <= r.writer_bound_us),
+        });
+        let long = self.queue.iter().max_by_key(|q| q.waiters);
+        let short = self.queue.iter().min_by_key(|q| q.waiters);
+        goals.push(Goal {
+            what: format!(
+                "hand-off, {} waiters on one semaphore (limit 1): p99, release call to next grant",
+                long.map_or(0, |q| q.waiters)
+            ),
+            target: "<= 1 ms".into(),
+            measured: long.map_or("n/a".into(), |q| {
+                let vs = short
+                    .filter(|s| s.waiters < q.waiters)
+                    .map_or(String::new(), |s| {
+                        format!(" ({} waiters: {})", s.waiters, us(s.latency.p99_us))
+                    });
+                format!("{}{vs}", us(q.latency.p99_us))
+            }),
+            met: long.map(|q| q.latency.samples > 0 && q.latency.p99_us <= 1000.0),
+        });
+    }
+
+    /// Issue 13's scale goals on workload 9.
+    fn waiter_goals(&self, goals: &mut Vec<Goal>) {
+        let w = self.waiters.as_ref();
+        let (keys, n) = self.plan.waiters;
+        let shape = format!("{n} waiters blocked over {keys} locks");
+        goals.push(Goal {
+            what: format!("{shape}: hand-off p99"),
+            target: "<= 1 ms".into(),
+            measured: w.map_or("n/a".into(), |w| us(w.handoff.p99_us)),
+            met: w.map(|w| w.handoff.samples > 0 && w.handoff.p99_us <= 1000.0),
+        });
+        goals.push(Goal {
+            what: format!("{shape}: server memory per waiter (its connection not counted)"),
+            target: "<= 1024 bytes".into(),
+            measured: w.map_or("n/a".into(), |w| {
+                format!(
+                    "{:.0} bytes (a connection: {:.0} bytes more)",
+                    w.memory.per_waiter, w.memory.per_connection
+                )
+            }),
+            met: w.map(|w| w.memory.per_waiter <= 1024.0),
+        });
+        goals.push(Goal {
+            what: format!("{shape}: longest PING round trip when all of them time out at once"),
+            target: "<= 5 ms".into(),
+            measured: w.map_or("n/a".into(), |w| {
+                format!(
+                    "{:.2} ms ({} of {} timed out)",
+                    w.timeout.max_rtt_ms, w.timeout.timed_out, w.waiters
+                )
+            }),
+            met: w.map(|w| {
+                w.timeout.all_blocked
+                    && w.timeout.timed_out == w.waiters as u64
+                    && w.timeout.max_rtt_ms <= 5.0
+            }),
+        });
+    }
+
+    /// Workloads 6 to 9 as tables.
+    fn semaphore_tables(&self) -> String {
+        let mut s = String::new();
+        let w = &mut s;
+        let _ = writeln!(w, "\n## Semaphore: many tasks, one semaphore\n");
+        if self.semaphore.is_empty() {
+            let _ = writeln!(w, "Not measured in this run.");
+        } else {
+            let _ = writeln!(
+                w,
+                "Each task takes 1 permit, holds, releases, and comes back. Order violations: \
+                 arrived first, granted later, grant order by fence (the server's order); all \
+                 pairs / arrivals more than {MIN_GAP_US} µs apart / more than 1 ms apart.\n"
+            );
+            let _ = writeln!(
+                w,
+                "| contender | tasks | limit | hold | of limit/hold | acq/s | wait p50 | wait p99 | wait max | Jain | order violations | connections opened |"
+            );
+            let _ = writeln!(
+                w,
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            );
+            for r in &self.semaphore {
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {} | {} | {:.0}% | {:.0} | {} | {} | {} | {:.4} | {} / {} / {} | {} |",
+                    r.contender,
+                    r.tasks,
+                    r.limit,
+                    hold(r.hold_us),
+                    r.of_limit * 100.0,
+                    r.acq_per_sec,
+                    us(r.wait.p50_us),
+                    us(r.wait.p99_us),
+                    us(r.wait.max_us),
+                    r.jain,
+                    r.order_violations,
+                    r.order_violations_gap,
+                    r.order_violations_1ms,
+                    r.connections_opened
+                );
+            }
+        }
+        let _ = writeln!(w, "\n## Read-write lock vs mutex\n");
+        match &self.rwlock {
+            None => {
+                let _ = writeln!(w, "Not measured in this run.");
+            }
+            Some(r) => {
+                let _ = writeln!(
+                    w,
+                    "{} readers and 1 writer on one `rwlock`, then {} tasks on one `lock`, same \
+                     client, hold {}, {:.0} s each. A writer that comes back at once takes every \
+                     other turn under strict FIFO, which caps this shape near {:.1}x.\n",
+                    r.readers,
+                    r.readers + 1,
+                    hold(r.hold_us),
+                    r.secs,
+                    (r.readers as f64 + 1.0) / 2.0
+                );
+                let _ = writeln!(
+                    w,
+                    "| reads | writes | mutex | x mutex | writer wait p50 | p99 | max | bound | reader wait p50 | p99 | max |"
+                );
+                let _ = writeln!(
+                    w,
+                    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+                );
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
+                    r.reads,
+                    r.writes,
+                    r.mutex,
+                    r.ratio,
+                    us(r.writer_wait.p50_us),
+                    us(r.writer_wait.p99_us),
+                    us(r.writer_wait.max_us),
+                    us(r.writer_bound_us),
+                    us(r.reader_wait.p50_us),
+                    us(r.reader_wait.p99_us),
+                    us(r.reader_wait.max_us)
+                );
+            }
+        }
+        let _ = writeln!(w, "\n## Hand-off with a long queue\n");
+        if self.queue.is_empty() {
+            let _ = writeln!(w, "Not measured in this run.");
+        } else {
+            let _ = writeln!(
+                w,
+                "One semaphore of limit 1, module backend, through the client (one connection \
+                 per wait); every granted waiter releases at once and queues again at the back, \
+                 so the queue stays full. Latency: from the start of the holder's release call \
+                 to the return of the next waiter's acquire call (client-side; it bounds the \
+                 server's hand-off from above).\n"
+            );
+            let _ = writeln!(
+                w,
+                "| waiters | hand-offs/s | p50 | p99 | max | hand-offs | server µs per SEM.ACQUIRE / SEM.RELEASE | server CPU per hand-off | time to queue them |"
+            );
+            let _ = writeln!(
+                w,
+                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            );
+            for q in &self.queue {
+                let _ = writeln!(
+                    w,
+                    "| {} | {:.0} | {} | {} | {} | {} | {:.2} / {:.2} | {:.0} µs | {:.1} s |",
+                    q.waiters,
+                    q.per_sec,
+                    us(q.latency.p50_us),
+                    us(q.latency.p99_us),
+                    us(q.latency.max_us),
+                    q.latency.samples,
+                    q.server_acquire_us,
+                    q.server_release_us,
+                    q.server_cpu_us,
+                    q.queue_secs
+                );
+            }
+        }
+        let _ = writeln!(w, "\n## Many waiters over many locks\n");
+        match &self.waiters {
+            None => {
+                let _ = writeln!(w, "Not measured in this run.");
+            }
+            Some(r) => {
+                let m = &r.memory;
+                let t = &r.timeout;
+                let _ = writeln!(
+                    w,
+                    "{} waiters blocked over {} locks (`LOCK.ACQUIRE .. WAIT` on raw connections, \
+                     one per waiter, plus one holder connection per lock: {} connections, opened \
+                     in {:.1} s, waits blocked in {:.1} s).\n",
+                    r.waiters, r.keys, r.connections, r.connect_secs, r.block_secs
+                );
+                let _ = writeln!(w, "| measure | value |");
+                let _ = writeln!(w, "| --- | ---: |");
+                let _ = writeln!(
+                    w,
+                    "| `used_memory` per blocked waiter (waits blocked - locks held) | {:.0} bytes |",
+                    m.per_waiter
+                );
+                let _ = writeln!(
+                    w,
+                    "| of which `mem_clients_normal` | {:.0} bytes |",
+                    m.per_waiter_clients
+                );
+                let _ = writeln!(
+                    w,
+                    "| `used_memory` per idle connection (not counted above) | {:.0} bytes |",
+                    m.per_connection
+                );
+                let _ = writeln!(
+                    w,
+                    "| hand-off p50 / p99 / max (hold {} ms, {:.0} hand-offs/s, {:.0} s) | {} / {} / {} |",
+                    r.hold_ms,
+                    r.handoffs_per_sec,
+                    r.churn_secs,
+                    us(r.handoff.p50_us),
+                    us(r.handoff.p99_us),
+                    us(r.handoff.max_us)
+                );
+                let _ = writeln!(
+                    w,
+                    "| server CPU per hand-off | {:.0} µs |",
+                    r.server_cpu_per_handoff_us
+                );
+                let _ = writeln!(
+                    w,
+                    "| all time out at once: max / p99 PING round trip ({} pings) | {:.2} ms / {:.2} ms |",
+                    t.pings, t.max_rtt_ms, t.p99_rtt_ms
+                );
+                let _ = writeln!(
+                    w,
+                    "| the server's CPU time from the deadline to the last reply | {:.0} ms |",
+                    t.server_cpu_ms
+                );
+                let _ = writeln!(
+                    w,
+                    "| the same, every waiter blocked, before the deadline (baseline) | {:.2} ms |",
+                    t.idle_max_rtt_ms
+                );
+                let _ = writeln!(
+                    w,
+                    "| timed out / granted / all blocked before the deadline | {} / {} / {} |",
+                    t.timed_out, t.granted, t.all_blocked
+                );
+                let _ = writeln!(
+                    w,
+                    "| deadline to the last timeout's reply | {:.1} ms |",
+                    t.last_reply_ms
+                );
+            }
+        }
+        s
     }
 
     /// The Markdown report.
@@ -414,6 +754,7 @@ impl Results {
                 );
             }
         }
+        let _ = write!(w, "{}", self.semaphore_tables());
         if !self.failures.is_empty() {
             let _ = writeln!(w, "\n## Failed or hung runs\n");
             for f in &self.failures {
@@ -507,6 +848,19 @@ impl Results {
              (`consume(..).block(50 ms)`) acking each message; end-to-end is from the start of \
              the `publish` call to the consumer's receipt; the consumer gets {grace:?} after the \
              end to catch up.\n\
+             - Semaphore: `client.semaphore(key, limit)`, `acquire(1, ..)` with a wait up to \
+             the end of the run, watchdog off, the hold as above. Order violations by fence \
+             (see `benches/src/workloads/semaphore.rs`). Read-write lock: `client.rwlock(key)` \
+             `read` / `write`, then `client.lock` with as many tasks; the writer's bound is \
+             `2 x hold + 2 ms`: one hold of the readers granted before it, one more for a \
+             reader whose grant raced its arrival, and round trips.\n\
+             - Long queue: a dedicated server (`maxclients` {maxclients}, the process' \
+             RLIMIT_NOFILE raised), a gate lease taken, every waiter queued behind it \
+             (`SEM.INFO`), then measured for {queue:?}. Many waiters: the same server, raw \
+             connections (so that the connections' own memory can be told apart), memory from \
+             `INFO memory`, hand-off with each task holding {churn:?} then queueing again, and \
+             a PING probe on its own thread and connection while every wait times out at one \
+             common deadline (see `benches/src/workloads/waiters.rs`).\n\
              - Module vs raw Redis, memory and expiry stall: measured by `baton-bench` \
              on a server of its own before the workloads (the method is with its table).\n\
              - Raw figures: `benchmarks.json` next to this file.\n",
@@ -515,6 +869,9 @@ impl Results {
             con = self.plan.contended,
             tuned = self.redlock_tuned_delay_ms,
             grace = crate::contenders::GRACE,
+            maxclients = crate::workloads::queue::MAX_CLIENTS,
+            queue = self.plan.queue,
+            churn = CHURN_HOLD,
         )
     }
 }

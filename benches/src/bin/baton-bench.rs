@@ -20,7 +20,10 @@ use baton_benches::contenders::{Kind, Retry, Spec, GRACE, REDLOCK_TUNED_DELAY};
 use baton_benches::report::{Results, LUA, MODULE, MODULE_WATCHDOG, RAW, REDLOCK_1, REDLOCK_3};
 use baton_benches::scale::{self, Scale, Sizes};
 use baton_benches::setup::{bench_module, now_utc, Machine, Servers};
-use baton_benches::workloads::{bus, contended, uncontended, Plan};
+use baton_benches::workloads::queue::QueueServer;
+use baton_benches::workloads::{
+    bus, contended, queue, rwlock, semaphore, uncontended, waiters, Plan,
+};
 use baton_client::Backend;
 
 const USAGE: &str = "usage: baton-bench [--quick] [--out DIR] [--redlock-delay-ms N]
@@ -38,6 +41,8 @@ const USAGE: &str = "usage: baton-bench [--quick] [--out DIR] [--redlock-delay-m
   --only TEXT           run only the contenders whose name contains TEXT
                         (the goals then lack figures: for exploring only;
                         `--only scale`: only the module-vs-raw figures)
+  --waits-only          only workloads 6 to 9 (semaphore, read-write lock, long
+                        queue, many waiters; the other goals then lack figures)
   --command TEXT        the command to name in the report (default: this one)
   --demo SECS           only workload 2 at 8 tasks / hold 1 ms, SECS seconds for
                         the module and for Redlock x3, as a small table (for
@@ -58,6 +63,7 @@ struct Args {
     requests: Option<u64>,
     keyspace: Option<u64>,
     locks: Option<u64>,
+    waits_only: bool,
     command: Option<String>,
     demo: Option<u64>,
     durable: Option<u64>,
@@ -73,6 +79,7 @@ fn parse_args() -> Result<Args> {
         requests: None,
         keyspace: None,
         locks: None,
+        waits_only: false,
         command: None,
         demo: None,
         durable: None,
@@ -92,6 +99,7 @@ fn parse_args() -> Result<Args> {
                     bail!("--redlock-delay-ms must be at least 2 (rslock jitters in 0..delay ms)");
                 }
             }
+            "--waits-only" => args.waits_only = true,
             "--only" => args.only = Some(it.next().context("--only needs a name")?),
             "--rounds" | "--requests" | "--keyspace" | "--locks" => {
                 let value = it.next().with_context(|| format!("{a} needs a value"))?;
@@ -160,13 +168,18 @@ fn main() -> Result<()> {
             .join(" ")
     });
     let started = Instant::now();
+    // The many-waiter workloads open 11,000 connections; the servers are
+    // started below and inherit the limit.
+    let nofile = raise_nofile();
+    eprintln!("open-file limit: {nofile}");
     let (module, module_note) = bench_module();
     // The module against raw Redis first, on a server of its own.
-    let scale: Option<Scale> = if args.only.as_deref().is_none_or(|o| "scale".contains(o)) {
-        Some(scale::measure(&module, sizes(&args))?)
-    } else {
-        None
-    };
+    let scale: Option<Scale> =
+        if !args.waits_only && args.only.as_deref().is_none_or(|o| "scale".contains(o)) {
+            Some(scale::measure(&module, sizes(&args))?)
+        } else {
+            None
+        };
     let scale_secs = started.elapsed().as_secs_f64();
     println!("\n==> workloads against Redlock, raw Redis and etcd");
     eprintln!("starting redis-server x3 (module: {})", module.display());
@@ -183,10 +196,12 @@ fn main() -> Result<()> {
         .build()?;
     let mut results = rt.block_on(run_all(
         &servers,
+        &module,
         etcd.url.as_deref(),
         &plan,
         args.redlock_delay_ms,
         args.only.as_deref(),
+        args.waits_only,
     ))?;
     drop(servers);
     results.etcd = etcd.note.clone();
@@ -333,15 +348,49 @@ fn etcd_spec(url: Option<&str>) -> Option<Spec> {
     }
 }
 
+/// Raises this process' RLIMIT_NOFILE soft limit to its hard limit, and
+/// both to 65,536 when allowed (root); returns the soft limit now.
+fn raise_nofile() -> libc::rlim_t {
+    const WANT: libc::rlim_t = 65_536;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max.max(WANT),
+            rlim_max: lim.rlim_max.max(WANT),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            return raised.rlim_cur;
+        }
+        // Not root: the hard limit is as far as it goes.
+        let soft = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &soft) == 0 {
+            return soft.rlim_cur;
+        }
+        lim.rlim_cur
+    }
+}
+
 async fn run_all(
     servers: &Servers,
+    module: &std::path::Path,
     etcd: Option<&str>,
     plan: &Plan,
     delay_ms: u64,
     only: Option<&str>,
+    waits_only: bool,
 ) -> Result<Results> {
     let urls = servers.redlock_urls();
-    let chosen = |s: &&Spec| only.is_none_or(|o| s.name.contains(o));
+    let chosen = |s: &&Spec| !waits_only && only.is_none_or(|o| s.name.contains(o));
     let mut failures = Vec::new();
     let mut run = 0;
 
@@ -453,7 +502,7 @@ async fn run_all(
     // Workload 5: the bus (Redis Streams), 1 publisher flat out and paced,
     // one consumer.
     let mut bus_runs = Vec::new();
-    if only.is_none_or(|o| "bus".contains(o)) {
+    if !waits_only && only.is_none_or(|o| "bus".contains(o)) {
         for rate in [None, Some(1000)] {
             run += 1;
             match bus::run(&urls[0], &run.to_string(), 1, rate, plan.contended).await {
@@ -472,6 +521,135 @@ async fn run_all(
         }
     }
 
+    // Workloads 6 and 7: a semaphore's fairness, a read-write lock.
+    let mut sems = Vec::new();
+    let (tasks, limit, hold) = plan.semaphore;
+    for (name, backend) in [(MODULE, Backend::Module), (LUA, Backend::Lua)] {
+        if !only.is_none_or(|o| name.contains(o)) {
+            continue;
+        }
+        run += 1;
+        let url = servers.main.url();
+        let r = semaphore::run(
+            name,
+            &url,
+            backend,
+            &run.to_string(),
+            tasks,
+            limit,
+            hold,
+            plan.warmup,
+            plan.contended,
+        )
+        .await;
+        match r {
+            Ok(r) => {
+                eprintln!(
+                    "[6 semaphore]   {:<34} {:>3} tasks limit {} hold {:>4} µs: {:>7.0} acq/s ({:.0}% of limit/hold)  wait p99 {:>7.0} µs  Jain {:.4}  violations {} / {} / {}",
+                    r.contender, r.tasks, r.limit, r.hold_us, r.acq_per_sec, r.of_limit * 100.0, r.wait.p99_us, r.jain,
+                    r.order_violations, r.order_violations_gap, r.order_violations_1ms
+                );
+                if r.stuck_tasks > 0 {
+                    failures.push(format!("semaphore, {name}: {} task(s) hung", r.stuck_tasks));
+                }
+                sems.push(r);
+            }
+            Err(e) => {
+                eprintln!("[6 semaphore]   {name}: FAILED: {e:#}");
+                failures.push(format!("semaphore, {name}: {e:#}"));
+            }
+        }
+    }
+    let mut rw = None;
+    if only.is_none_or(|o| MODULE.contains(o)) {
+        run += 1;
+        let (readers, hold) = plan.rwlock;
+        let url = servers.main.url();
+        match rwlock::run(
+            &url,
+            &run.to_string(),
+            readers,
+            hold,
+            plan.warmup,
+            plan.contended,
+        )
+        .await
+        {
+            Ok(r) => {
+                eprintln!(
+                    "[7 rwlock]      {} readers + 1 writer hold {} µs: {} reads + {} writes vs mutex {} = {:.2}x  writer wait p99 {:.0} µs max {:.0} µs (bound {:.0} µs)",
+                    r.readers, r.hold_us, r.reads, r.writes, r.mutex, r.ratio, r.writer_wait.p99_us, r.writer_wait.max_us, r.writer_bound_us
+                );
+                if r.stuck_tasks > 0 {
+                    failures.push(format!("rwlock: {} task(s) hung", r.stuck_tasks));
+                }
+                rw = Some(r);
+            }
+            Err(e) => {
+                eprintln!("[7 rwlock]      FAILED: {e:#}");
+                failures.push(format!("rwlock: {e:#}"));
+            }
+        }
+    }
+
+    // Workloads 8 and 9: many waiters, on a server of their own.
+    let mut queues = Vec::new();
+    let mut many = None;
+    if only.is_none_or(|o| MODULE.contains(o)) {
+        let (keys, n) = plan.waiters;
+        let most = plan
+            .queue_waiters
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(keys + n);
+        match QueueServer::start(module, most as u32 + 100) {
+            Ok(qs) => {
+                // The many-waiter run first: its memory readings start from
+                // a server no earlier run has used.
+                run += 1;
+                match waiters::run(&qs.server, &run.to_string(), keys, n, plan.queue).await {
+                    Ok(r) => {
+                        let t = &r.timeout;
+                        eprintln!(
+                            "[9 waiters]     {} waiters over {} keys: {:.0} B/waiter ({:.0} B of it client memory), {:.0} B/connection; hand-off p50 {:.0} µs p99 {:.0} µs ({:.0}/s); all time out at once: max PING {:.2} ms (idle {:.2} ms), {} timed out, last {:.1} ms after the deadline",
+                            r.waiters, r.keys, r.memory.per_waiter, r.memory.per_waiter_clients, r.memory.per_connection,
+                            r.handoff.p50_us, r.handoff.p99_us, r.handoffs_per_sec,
+                            t.max_rtt_ms, t.idle_max_rtt_ms, t.timed_out, t.last_reply_ms
+                        );
+                        many = Some(r);
+                    }
+                    Err(e) => {
+                        eprintln!("[9 waiters]     FAILED: {e:#}");
+                        failures.push(format!("many waiters: {e:#}"));
+                    }
+                }
+                for &n in &plan.queue_waiters {
+                    run += 1;
+                    match queue::run(&qs.server, &run.to_string(), n, plan.queue).await {
+                        Ok(r) => {
+                            eprintln!(
+                                "[8 queue]       {:>5} waiters on 1 semaphore (limit 1): {:>6.0} hand-offs/s  p50 {:>5.0} µs  p99 {:>5.0} µs  max {:>6.0} µs  server µs/call SEM.ACQUIRE {:.1} SEM.RELEASE {:.1}  (queued in {:.1} s)",
+                                r.waiters, r.per_sec, r.latency.p50_us, r.latency.p99_us, r.latency.max_us,
+                                r.server_acquire_us, r.server_release_us, r.queue_secs
+                            );
+                            queues.push(r);
+                        }
+                        Err(e) => {
+                            eprintln!("[8 queue]       {n} waiters: FAILED: {e:#}");
+                            failures.push(format!("long queue, {n} waiters: {e:#}"));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("[8 queue]       FAILED: {e:#}");
+                failures.push(format!("many-waiter server: {e:#}"));
+            }
+        }
+    }
+
     Ok(Results {
         date: String::new(),
         command: String::new(),
@@ -482,6 +660,10 @@ async fn run_all(
         uncontended: unc,
         contended: con,
         bus: bus_runs,
+        semaphore: sems,
+        rwlock: rw,
+        queue: queues,
+        waiters: many,
         scale: None,
         etcd: String::new(),
         failures,

@@ -7,9 +7,17 @@
 //! - [`handoff`]: release-to-next-grant latency, derived from the contended
 //!   records.
 //! - [`bus`]: publish and work-queue consume on `baton_client::bus`.
+//! - [`semaphore`]: many tasks on one semaphore (throughput, Jain, FIFO
+//!   order by fence).
+//! - [`rwlock`]: readers and a writer on one read-write lock, against a
+//!   mutex driven by as many tasks.
+//! - [`queue`]: hand-off latency with 10 and 10,000 waiters queued on one
+//!   semaphore, and the many-waiter server.
+//! - [`waiters`]: 10,000 waiters over 1,000 locks: memory per waiter,
+//!   hand-off, and the event-loop stall when they all time out at once.
 //!
-//! Scale (1M locks, memory per lock, expiry stalls) lives in `cargo xtask
-//! bench`, not here.
+//! Scale of locks (1M locks, memory per lock, expiry stalls) lives in
+//! `cargo xtask bench`; scale of waiters is [`waiters`].
 
 use std::time::Duration;
 
@@ -18,7 +26,11 @@ use serde::Serialize;
 pub mod bus;
 pub mod contended;
 pub mod handoff;
+pub mod queue;
+pub mod rwlock;
+pub mod semaphore;
 pub mod uncontended;
+pub mod waiters;
 
 /// Durations and shapes of one benchmark run.
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +47,20 @@ pub struct Plan {
     pub uncontended_tasks: Vec<usize>,
     /// `(tasks, hold)` of the contended runs.
     pub contended_shapes: Vec<(usize, Duration)>,
+    /// `(tasks, limit, hold)` of the semaphore fairness runs (each task
+    /// takes 1 permit), measured for `contended`.
+    pub semaphore: (usize, u32, Duration),
+    /// `(readers, hold)` of the read-write lock run (one writer), measured
+    /// for `contended`, and the mutex baseline with `readers + 1` tasks.
+    pub rwlock: (usize, Duration),
+    /// Queue lengths of the long-queue hand-off runs, measured for
+    /// `queue`.
+    pub queue_waiters: Vec<usize>,
+    /// Measured time of one long-queue run.
+    pub queue: Duration,
+    /// `(keys, waiters)` of the many-waiter run, whose hand-off phase runs
+    /// for `queue`.
+    pub waiters: (usize, usize),
 }
 
 impl Plan {
@@ -45,6 +71,7 @@ impl Plan {
             warmup: Duration::from_millis(1000),
             uncontended: Duration::from_secs(8),
             contended: Duration::from_secs(10),
+            queue: Duration::from_secs(6),
             ..Self::quick()
         }
     }
@@ -63,6 +90,11 @@ impl Plan {
                 (64, Duration::ZERO),
                 (64, Duration::from_millis(1)),
             ],
+            semaphore: (64, 8, Duration::from_millis(1)),
+            rwlock: (8, Duration::from_millis(1)),
+            queue_waiters: vec![10, 10_000],
+            queue: Duration::from_secs(3),
+            waiters: (1_000, 10_000),
         }
     }
 }

@@ -170,8 +170,10 @@ fn main() -> Result<()> {
     let started = Instant::now();
     // The many-waiter workloads open 11,000 connections; the servers are
     // started below and inherit the limit.
-    let nofile = raise_nofile();
-    eprintln!("open-file limit: {nofile}");
+    match raise_nofile() {
+        Some(n) => eprintln!("open-file limit: {n}"),
+        None => eprintln!("open-file limit: unlimited"),
+    }
     let (module, module_note) = bench_module();
     // The module against raw Redis first, on a server of its own.
     let scale: Option<Scale> =
@@ -349,34 +351,29 @@ fn etcd_spec(url: Option<&str>) -> Option<Spec> {
 }
 
 /// Raises this process' RLIMIT_NOFILE soft limit to its hard limit, and
-/// both to 65,536 when allowed (root); returns the soft limit now.
-fn raise_nofile() -> libc::rlim_t {
-    const WANT: libc::rlim_t = 65_536;
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+/// both to 65,536 when allowed (root); returns the soft limit now (`None`:
+/// unlimited).
+fn raise_nofile() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    const WANT: u64 = 65_536;
+    let now = getrlimit(Resource::Nofile);
+    let hard = now.maximum;
+    let raised = hard.map(|h| h.max(WANT));
+    let wanted = Rlimit {
+        current: raised,
+        maximum: raised,
     };
-    // SAFETY: getrlimit/setrlimit only read and write the struct given.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 0;
-        }
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max.max(WANT),
-            rlim_max: lim.rlim_max.max(WANT),
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-            return raised.rlim_cur;
-        }
-        // Not root: the hard limit is as far as it goes.
-        let soft = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &soft) == 0 {
-            return soft.rlim_cur;
-        }
-        lim.rlim_cur
+    if setrlimit(Resource::Nofile, wanted).is_ok() {
+        return raised;
+    }
+    // Not root: the hard limit is as far as it goes.
+    let at_hard = Rlimit {
+        current: hard,
+        maximum: hard,
+    };
+    match setrlimit(Resource::Nofile, at_hard) {
+        Ok(()) => hard,
+        Err(_) => now.current,
     }
 }
 

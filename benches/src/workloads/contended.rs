@@ -19,7 +19,7 @@ use anyhow::Result;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::contenders::{Contender, Stuck, GRACE};
+use crate::contenders::{Contender, Stuck};
 use crate::stats::{jain, order_violations, Latencies, Summary};
 
 use super::handoff::{self, Handoff};
@@ -141,18 +141,8 @@ pub async fn run(
             anyhow::Ok(())
         }));
     }
-    let mut stuck_tasks = 0;
-    for h in handles {
-        // A task hung elsewhere (a release) is cut off too.
-        let abort = h.abort_handle();
-        match tokio::time::timeout_at(end + 2 * GRACE, h).await {
-            Ok(joined) => joined??,
-            Err(_) => {
-                abort.abort();
-                stuck_tasks += 1;
-            }
-        }
-    }
+    // A task hung elsewhere (a release) is cut off too.
+    let mut stuck_tasks = super::join_by_deadline(handles, end).await?;
     let mut all = Vec::new();
     let mut open = Vec::new();
     for log in &logs {
@@ -161,7 +151,7 @@ pub async fn run(
         if let Some(since) = log.waiting_since {
             open.push(end.saturating_duration_since(since.max(origin)));
         }
-        stuck_tasks += usize::from(log.stuck);
+        stuck_tasks += u64::from(log.stuck);
     }
     let measure_ns = measure.as_nanos() as i64;
     all.sort_by_key(|a| a.grant);
@@ -200,7 +190,7 @@ pub async fn run(
         wait,
         max_wait_us: wait.max_us.max(open_max),
         open_waits: open.len() as u64,
-        stuck_tasks: stuck_tasks as u64,
+        stuck_tasks,
         jain: jain(&per_task),
         order_violations: order_violations(&pairs, 0),
         order_violations_1ms: order_violations(&pairs, 1_000_000),

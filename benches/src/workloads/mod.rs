@@ -23,6 +23,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::contenders::GRACE;
+
 pub mod bus;
 pub mod contended;
 pub mod handoff;
@@ -31,6 +33,27 @@ pub mod rwlock;
 pub mod semaphore;
 pub mod uncontended;
 pub mod waiters;
+
+/// Joins a run's tasks, each given until `end` + 2 x [`GRACE`]; a task
+/// still running then (hung in a call) is aborted and counted. A task's
+/// error is the run's. Returns how many were cut off.
+pub(crate) async fn join_by_deadline(
+    handles: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    end: tokio::time::Instant,
+) -> anyhow::Result<u64> {
+    let mut stuck = 0;
+    for h in handles {
+        let abort = h.abort_handle();
+        match tokio::time::timeout_at(end + 2 * GRACE, h).await {
+            Ok(joined) => joined??,
+            Err(_) => {
+                abort.abort();
+                stuck += 1;
+            }
+        }
+    }
+    Ok(stuck)
+}
 
 /// Durations and shapes of one benchmark run.
 #[derive(Debug, Clone, Serialize)]

@@ -31,7 +31,6 @@ use baton_client::{Backend, Client, LockOptions};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::contenders::GRACE;
 use crate::stats::{Latencies, Summary};
 
 use super::semaphore::hold_lease;
@@ -214,17 +213,7 @@ async fn drive(
             anyhow::Ok(())
         }));
     }
-    let mut stuck = 0;
-    for h in handles {
-        let abort = h.abort_handle();
-        match tokio::time::timeout_at(end + 2 * GRACE, h).await {
-            Ok(joined) => joined??,
-            Err(_) => {
-                abort.abort();
-                stuck += 1;
-            }
-        }
-    }
+    let stuck = super::join_by_deadline(handles, end).await?;
     let log = std::mem::take(&mut *log.lock().expect("log"));
     Ok((log, stuck))
 }

@@ -35,7 +35,6 @@ use baton_client::{Backend, Client, LockOptions};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::contenders::GRACE;
 use crate::stats::{jain, order_violations, Latencies, Summary};
 
 /// Arrivals closer than this are not ordered by the violation count the
@@ -158,17 +157,7 @@ pub async fn run(
             anyhow::Ok(())
         }));
     }
-    let mut stuck_tasks = 0;
-    for h in handles {
-        let abort = h.abort_handle();
-        match tokio::time::timeout_at(end + 2 * GRACE, h).await {
-            Ok(joined) => joined??,
-            Err(_) => {
-                abort.abort();
-                stuck_tasks += 1;
-            }
-        }
-    }
+    let stuck_tasks = super::join_by_deadline(handles, end).await?;
     let connections_opened = connections_received(&mut admin)
         .await?
         .saturating_sub(connections_before);

@@ -95,6 +95,21 @@ pub enum Contender {
         /// How it releases.
         release: RawRelease,
     },
+    /// The floor of any lock hand-off through Redis, not a lock: one token
+    /// in a list, taken with `BLPOP` (each task on a connection of its own,
+    /// Redis serves its blocked clients in FIFO order) and put back with
+    /// `LPUSH` on the shared connection. Only for the contended workload.
+    RawHandoff {
+        /// Short name in the tables.
+        name: String,
+        /// For the per-task connections.
+        client: redis::Client,
+        /// Where `LPUSH` goes.
+        shared: MultiplexedConnection,
+        /// The task's own connection for `BLPOP`, once
+        /// [`Contender::for_task`] made it.
+        wait: Option<MultiplexedConnection>,
+    },
     /// Redlock (`rslock`), on one or more instances.
     Redlock {
         /// Short name in the tables.
@@ -112,6 +127,8 @@ pub enum Contender {
         /// The client, with the task's lease after [`Contender::for_task`]
         /// (boxed: etcd's client is far larger than the other variants).
         etcd: Box<crate::etcd::Etcd>,
+        /// The run's own etcd member, stopped when the last clone goes.
+        _server: std::sync::Arc<crate::etcd::EtcdServer>,
     },
 }
 
@@ -124,8 +141,6 @@ pub struct Spec {
     pub name: String,
     /// What to build.
     pub kind: Kind,
-    /// The server, for a contender not on the Redis servers (etcd).
-    pub url: Option<String>,
 }
 
 /// The kinds of contender.
@@ -140,9 +155,13 @@ pub enum Kind {
     BatonDurable(u64),
     /// The raw baseline on the main server; `true`: check-and-delete.
     Raw(bool),
+    /// The raw `BLPOP`/`LPUSH` token hand-off on the main server.
+    RawHandoff,
     /// Redlock on 1 (the main server) or 3 instances.
     Redlock(usize, Retry),
-    /// etcd's lock service at the spec's `url`.
+    /// etcd's lock service, on a member started for the run: etcd 3.4
+    /// carries the waits a run cancelled over to the next (see
+    /// [`crate::etcd`]).
     #[cfg(feature = "etcd")]
     Etcd,
 }
@@ -153,17 +172,6 @@ impl Spec {
         Self {
             name: name.into(),
             kind,
-            url: None,
-        }
-    }
-
-    /// The etcd contender on the server at `url`.
-    #[cfg(feature = "etcd")]
-    pub fn etcd(name: impl Into<String>, url: String) -> Self {
-        Self {
-            name: name.into(),
-            kind: Kind::Etcd,
-            url: Some(url),
         }
     }
 
@@ -183,13 +191,15 @@ impl Spec {
                 Contender::baton(&self.name, &urls[0], Backend::Module, Some(replicas)).await
             }
             Kind::Raw(cad) => Contender::raw(&self.name, &urls[0], cad).await,
+            Kind::RawHandoff => Contender::raw_handoff(&self.name, &urls[0]).await,
             Kind::Redlock(n, retry) => Ok(Contender::redlock(&self.name, &urls[..n], retry)),
             #[cfg(feature = "etcd")]
             Kind::Etcd => {
-                let url = self.url.as_deref().context("the etcd spec has no url")?;
+                let server = tokio::task::spawn_blocking(crate::etcd::EtcdServer::start).await??;
                 Ok(Contender::Etcd {
                     name: self.name.clone(),
-                    etcd: Box::new(crate::etcd::Etcd::connect(url).await?),
+                    etcd: Box::new(crate::etcd::Etcd::connect(&server.url()).await?),
+                    _server: std::sync::Arc::new(server),
                 })
             }
         }
@@ -203,6 +213,8 @@ pub enum Held {
     Baton(LockGuard),
     /// A raw lock: key and token.
     Raw(String, String),
+    /// The raw hand-off's token, taken from the list at this key.
+    RawHandoff(String),
     /// A Redlock lock.
     Redlock(rslock::Lock),
     /// An etcd lock: the key `lock` returned.
@@ -258,6 +270,21 @@ impl Contender {
         })
     }
 
+    /// The raw `BLPOP`/`LPUSH` hand-off on `url`.
+    pub async fn raw_handoff(name: &str, url: &str) -> Result<Self> {
+        let client = redis::Client::open(url)?;
+        let shared = client
+            .get_multiplexed_async_connection()
+            .await
+            .with_context(|| format!("connect to {url}"))?;
+        Ok(Self::RawHandoff {
+            name: name.into(),
+            client,
+            shared,
+            wait: None,
+        })
+    }
+
     /// Redlock on `urls` (quorum `n/2 + 1`) with `retry`.
     pub fn redlock(name: &str, urls: &[String], retry: Retry) -> Self {
         let mut manager = rslock::LockManager::new(urls.to_vec());
@@ -275,7 +302,10 @@ impl Contender {
     /// The name in the tables.
     pub fn name(&self) -> &str {
         match self {
-            Self::Baton { name, .. } | Self::Raw { name, .. } | Self::Redlock { name, .. } => name,
+            Self::Baton { name, .. }
+            | Self::Raw { name, .. }
+            | Self::RawHandoff { name, .. }
+            | Self::Redlock { name, .. } => name,
             #[cfg(feature = "etcd")]
             Self::Etcd { name, .. } => name,
         }
@@ -285,13 +315,44 @@ impl Contender {
     /// one with a session lease of the task's own.
     pub async fn for_task(&self) -> Result<Self> {
         match self {
+            Self::RawHandoff {
+                name,
+                client,
+                shared,
+                ..
+            } => Ok(Self::RawHandoff {
+                name: name.clone(),
+                client: client.clone(),
+                shared: shared.clone(),
+                wait: Some(client.get_multiplexed_async_connection().await?),
+            }),
             #[cfg(feature = "etcd")]
-            Self::Etcd { name, etcd } => Ok(Self::Etcd {
+            Self::Etcd {
+                name,
+                etcd,
+                _server,
+            } => Ok(Self::Etcd {
                 name: name.clone(),
                 etcd: Box::new(etcd.for_task().await?),
+                _server: _server.clone(),
             }),
             _ => Ok(self.clone()),
         }
+    }
+
+    /// Readies `key` for a contended run: the raw hand-off puts its one
+    /// token in; the locks need nothing.
+    pub async fn prepare(&self, key: &str) -> Result<()> {
+        if let Self::RawHandoff { shared, .. } = self {
+            redis::pipe()
+                .del(key)
+                .ignore()
+                .lpush(key, "token")
+                .ignore()
+                .query_async::<()>(&mut shared.clone())
+                .await?;
+        }
+        Ok(())
     }
 
     /// One try, no wait: `Some` when granted.
@@ -326,6 +387,7 @@ impl Contender {
                 Err(rslock::LockError::Unavailable) => Ok(None),
                 Err(e) => Err(e.into()),
             },
+            Self::RawHandoff { .. } => bail!("the raw hand-off has no try"),
             // etcd's lock has no try: on a key nobody else holds it is
             // granted at once.
             #[cfg(feature = "etcd")]
@@ -376,6 +438,23 @@ impl Contender {
             }
             #[cfg(feature = "etcd")]
             Self::Etcd { etcd, .. } => Ok(etcd.lock_until(key, deadline).await?.map(Held::Etcd)),
+            Self::RawHandoff { wait, .. } => {
+                let mut conn = wait
+                    .clone()
+                    .context("a raw hand-off waits on a task's own")?;
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(None);
+                }
+                // BLPOP takes seconds (0 would mean forever): at least 1 ms.
+                let secs = left.as_secs_f64().max(0.001);
+                let popped: Option<(String, String)> = redis::cmd("BLPOP")
+                    .arg(key)
+                    .arg(format!("{secs:.3}"))
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(popped.map(|_| Held::RawHandoff(key.to_owned())))
+            }
             Self::Raw { .. } => bail!("the raw baseline does not wait"),
         }
     }
@@ -402,6 +481,13 @@ impl Contender {
                         redis::cmd("DEL").arg(&key).query_async(&mut conn).await?
                     }
                 };
+            }
+            (Self::RawHandoff { shared, .. }, Held::RawHandoff(key)) => {
+                let _: i64 = redis::cmd("LPUSH")
+                    .arg(&key)
+                    .arg("token")
+                    .query_async(&mut shared.clone())
+                    .await?;
             }
             (Self::Redlock { .. }, Held::Redlock(lock)) => lock.release().await,
             #[cfg(feature = "etcd")]

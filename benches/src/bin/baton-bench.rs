@@ -17,7 +17,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use baton_benches::contenders::{Kind, Retry, Spec, GRACE, REDLOCK_TUNED_DELAY};
-use baton_benches::report::{Results, LUA, MODULE, MODULE_WATCHDOG, RAW, REDLOCK_1, REDLOCK_3};
+use baton_benches::report::{
+    Results, LUA, MODULE, MODULE_WATCHDOG, RAW, RAW_HANDOFF, REDLOCK_1, REDLOCK_3,
+};
 use baton_benches::scale::{self, Scale, Sizes};
 use baton_benches::setup::{bench_module, now_utc, Machine, Servers};
 use baton_benches::workloads::queue::QueueServer;
@@ -199,7 +201,7 @@ fn main() -> Result<()> {
     let mut results = rt.block_on(run_all(
         &servers,
         &module,
-        etcd.url.as_deref(),
+        etcd.available,
         &plan,
         args.redlock_delay_ms,
         args.only.as_deref(),
@@ -208,7 +210,6 @@ fn main() -> Result<()> {
     drop(servers);
     results.etcd = etcd.note.clone();
     results.failures.extend(etcd.failure.clone());
-    drop(etcd);
     results.date = now_utc();
     results.command = command;
     results.machine = machine;
@@ -286,12 +287,10 @@ fn durable(secs: u64) -> Result<()> {
     Ok(())
 }
 
-/// The etcd server of a run, when this build has the `etcd` feature.
+/// Whether etcd is in the run (each etcd run starts a member of its own;
+/// this one start checks that it can, and reads its version).
 struct EtcdRun {
-    /// Kept until the run is over (killed on drop).
-    #[cfg(feature = "etcd")]
-    _server: Option<baton_benches::etcd::EtcdServer>,
-    url: Option<String>,
+    available: bool,
     /// For the report: its version, or why it is not in the run.
     note: String,
     failure: Option<String>,
@@ -303,26 +302,23 @@ fn start_etcd(only: Option<&str>) -> EtcdRun {
     use baton_benches::report::ETCD;
     if only.is_some_and(|o| !ETCD.contains(o)) {
         return EtcdRun {
-            _server: None,
-            url: None,
+            available: false,
             note: "not in this run (--only)".into(),
             failure: None,
         };
     }
     eprintln!("starting {} (single member)", EtcdServer::version());
     match EtcdServer::start() {
-        Ok(server) => EtcdRun {
-            url: Some(server.url()),
-            _server: Some(server),
+        Ok(_) => EtcdRun {
+            available: true,
             note: format!(
-                "{}, single member on 127.0.0.1, default fsync",
+                "{}, single member on 127.0.0.1, default fsync, a fresh one for each run",
                 EtcdServer::version()
             ),
             failure: None,
         },
         Err(e) => EtcdRun {
-            _server: None,
-            url: None,
+            available: false,
             note: "could not start (see failures)".into(),
             failure: Some(format!("etcd: {e:#}")),
         },
@@ -332,20 +328,20 @@ fn start_etcd(only: Option<&str>) -> EtcdRun {
 #[cfg(not(feature = "etcd"))]
 fn start_etcd(_only: Option<&str>) -> EtcdRun {
     EtcdRun {
-        url: None,
+        available: false,
         note: "not in this build (baton-benches feature `etcd`; `cargo xtask bench` turns it on)"
             .into(),
         failure: None,
     }
 }
 
-/// The etcd contender's spec, when its server runs.
-fn etcd_spec(url: Option<&str>) -> Option<Spec> {
+/// The etcd contender's spec, when etcd is in the run.
+fn etcd_spec(available: bool) -> Option<Spec> {
     #[cfg(feature = "etcd")]
-    return url.map(|url| Spec::etcd(baton_benches::report::ETCD, url.to_owned()));
+    return available.then(|| Spec::new(baton_benches::report::ETCD, Kind::Etcd));
     #[cfg(not(feature = "etcd"))]
     {
-        let _ = url;
+        let _ = available;
         None
     }
 }
@@ -380,7 +376,7 @@ fn raise_nofile() -> Option<u64> {
 async fn run_all(
     servers: &Servers,
     module: &std::path::Path,
-    etcd: Option<&str>,
+    etcd: bool,
     plan: &Plan,
     delay_ms: u64,
     only: Option<&str>,
@@ -432,6 +428,7 @@ async fn run_all(
     // Workload 2: contended.
     let tuned = Retry::Tuned(delay_ms);
     let specs = [
+        Spec::new(RAW_HANDOFF, Kind::RawHandoff),
         Spec::new(MODULE, Kind::Baton(Backend::Module)),
         Spec::new(LUA, Kind::Baton(Backend::Lua)),
         Spec::new(

@@ -102,13 +102,8 @@ pub enum Contender {
     RawHandoff {
         /// Short name in the tables.
         name: String,
-        /// For the per-task connections.
-        client: redis::Client,
-        /// Where `LPUSH` goes.
-        shared: MultiplexedConnection,
-        /// The task's own connection for `BLPOP`, once
-        /// [`Contender::for_task`] made it.
-        wait: Option<MultiplexedConnection>,
+        /// Its connections (boxed: far larger than the other variants).
+        conns: Box<HandoffConns>,
     },
     /// Redlock (`rslock`), on one or more instances.
     Redlock {
@@ -130,6 +125,18 @@ pub enum Contender {
         /// The run's own etcd member, stopped when the last clone goes.
         _server: std::sync::Arc<crate::etcd::EtcdServer>,
     },
+}
+
+/// The raw hand-off's connections.
+#[derive(Debug, Clone)]
+pub struct HandoffConns {
+    /// For the per-task connections.
+    client: redis::Client,
+    /// Where `LPUSH` goes.
+    shared: MultiplexedConnection,
+    /// The task's own connection for `BLPOP`, once [`Contender::for_task`]
+    /// made it.
+    wait: Option<MultiplexedConnection>,
 }
 
 /// How to build a contender; the load generator builds a fresh one for
@@ -279,9 +286,11 @@ impl Contender {
             .with_context(|| format!("connect to {url}"))?;
         Ok(Self::RawHandoff {
             name: name.into(),
-            client,
-            shared,
-            wait: None,
+            conns: Box::new(HandoffConns {
+                client,
+                shared,
+                wait: None,
+            }),
         })
     }
 
@@ -315,16 +324,12 @@ impl Contender {
     /// one with a session lease of the task's own.
     pub async fn for_task(&self) -> Result<Self> {
         match self {
-            Self::RawHandoff {
-                name,
-                client,
-                shared,
-                ..
-            } => Ok(Self::RawHandoff {
+            Self::RawHandoff { name, conns } => Ok(Self::RawHandoff {
                 name: name.clone(),
-                client: client.clone(),
-                shared: shared.clone(),
-                wait: Some(client.get_multiplexed_async_connection().await?),
+                conns: Box::new(HandoffConns {
+                    wait: Some(conns.client.get_multiplexed_async_connection().await?),
+                    ..(**conns).clone()
+                }),
             }),
             #[cfg(feature = "etcd")]
             Self::Etcd {
@@ -343,13 +348,13 @@ impl Contender {
     /// Readies `key` for a contended run: the raw hand-off puts its one
     /// token in; the locks need nothing.
     pub async fn prepare(&self, key: &str) -> Result<()> {
-        if let Self::RawHandoff { shared, .. } = self {
+        if let Self::RawHandoff { conns, .. } = self {
             redis::pipe()
                 .del(key)
                 .ignore()
                 .lpush(key, "token")
                 .ignore()
-                .query_async::<()>(&mut shared.clone())
+                .query_async::<()>(&mut conns.shared.clone())
                 .await?;
         }
         Ok(())
@@ -438,10 +443,9 @@ impl Contender {
             }
             #[cfg(feature = "etcd")]
             Self::Etcd { etcd, .. } => Ok(etcd.lock_until(key, deadline).await?.map(Held::Etcd)),
-            Self::RawHandoff { wait, .. } => {
-                let mut conn = wait
-                    .clone()
-                    .context("a raw hand-off waits on a task's own")?;
+            Self::RawHandoff { conns, .. } => {
+                let mut conn = (conns.wait.clone())
+                    .context("a raw hand-off waits on a connection of the task's own")?;
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Ok(None);
@@ -482,11 +486,11 @@ impl Contender {
                     }
                 };
             }
-            (Self::RawHandoff { shared, .. }, Held::RawHandoff(key)) => {
+            (Self::RawHandoff { conns, .. }, Held::RawHandoff(key)) => {
                 let _: i64 = redis::cmd("LPUSH")
                     .arg(&key)
                     .arg("token")
-                    .query_async(&mut shared.clone())
+                    .query_async(&mut conns.shared.clone())
                     .await?;
             }
             (Self::Redlock { .. }, Held::Redlock(lock)) => lock.release().await,

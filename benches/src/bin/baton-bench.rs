@@ -43,6 +43,8 @@ const USAGE: &str = "usage: baton-bench [--quick] [--out DIR] [--redlock-delay-m
                         `--only scale`: only the module-vs-raw figures)
   --waits-only          only workloads 6 to 9 (semaphore, read-write lock, long
                         queue, many waiters; the other goals then lack figures)
+  --waiters-only        only workload 9 (many waiters over many locks, with
+                        its BLPOP baselines)
   --command TEXT        the command to name in the report (default: this one)
   --demo SECS           only workload 2 at 8 tasks / hold 1 ms, SECS seconds for
                         the module and for Redlock x3, as a small table (for
@@ -64,6 +66,7 @@ struct Args {
     keyspace: Option<u64>,
     locks: Option<u64>,
     waits_only: bool,
+    waiters_only: bool,
     command: Option<String>,
     demo: Option<u64>,
     durable: Option<u64>,
@@ -80,6 +83,7 @@ fn parse_args() -> Result<Args> {
         keyspace: None,
         locks: None,
         waits_only: false,
+        waiters_only: false,
         command: None,
         demo: None,
         durable: None,
@@ -100,6 +104,10 @@ fn parse_args() -> Result<Args> {
                 }
             }
             "--waits-only" => args.waits_only = true,
+            "--waiters-only" => {
+                args.waits_only = true;
+                args.waiters_only = true;
+            }
             "--only" => args.only = Some(it.next().context("--only needs a name")?),
             "--rounds" | "--requests" | "--keyspace" | "--locks" => {
                 let value = it.next().with_context(|| format!("{a} needs a value"))?;
@@ -204,6 +212,7 @@ fn main() -> Result<()> {
         args.redlock_delay_ms,
         args.only.as_deref(),
         args.waits_only,
+        args.waiters_only,
     ))?;
     drop(servers);
     results.etcd = etcd.note.clone();
@@ -385,6 +394,7 @@ async fn run_all(
     delay_ms: u64,
     only: Option<&str>,
     waits_only: bool,
+    waiters_only: bool,
 ) -> Result<Results> {
     let urls = servers.redlock_urls();
     let chosen = |s: &&Spec| !waits_only && only.is_none_or(|o| s.name.contains(o));
@@ -522,7 +532,7 @@ async fn run_all(
     let mut sems = Vec::new();
     let (tasks, limit, hold) = plan.semaphore;
     for (name, backend) in [(MODULE, Backend::Module), (LUA, Backend::Lua)] {
-        if !only.is_none_or(|o| name.contains(o)) {
+        if waiters_only || !only.is_none_or(|o| name.contains(o)) {
             continue;
         }
         run += 1;
@@ -558,7 +568,7 @@ async fn run_all(
         }
     }
     let mut rw = None;
-    if only.is_none_or(|o| MODULE.contains(o)) {
+    if !waiters_only && only.is_none_or(|o| MODULE.contains(o)) {
         run += 1;
         let (readers, hold) = plan.rwlock;
         let url = servers.main.url();
@@ -615,6 +625,12 @@ async fn run_all(
                             r.handoff.p50_us, r.handoff.p99_us, r.handoffs_per_sec,
                             t.max_rtt_ms, t.idle_max_rtt_ms, t.timed_out, t.last_reply_ms
                         );
+                        let (b, bt) = (&r.blpop, &r.blpop.timeout);
+                        eprintln!(
+                            "[9 waiters]     BLPOP baseline: {:.0} B/waiter ({:.0} B of it client memory); all time out at once: max PING {:.2} ms (idle {:.2} ms), server CPU {:.0} ms (module: {:.0} ms), {} timed out, last {:.1} ms after the deadline",
+                            b.per_waiter, b.per_waiter_clients, bt.max_rtt_ms, bt.idle_max_rtt_ms,
+                            bt.server_cpu_ms, t.server_cpu_ms, bt.timed_out, bt.last_reply_ms
+                        );
                         many = Some(r);
                     }
                     Err(e) => {
@@ -622,7 +638,7 @@ async fn run_all(
                         failures.push(format!("many waiters: {e:#}"));
                     }
                 }
-                for &n in &plan.queue_waiters {
+                for &n in plan.queue_waiters.iter().filter(|_| !waiters_only) {
                     run += 1;
                     match queue::run(&qs.server, &run.to_string(), n, plan.queue).await {
                         Ok(r) => {

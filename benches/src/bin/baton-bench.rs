@@ -211,8 +211,11 @@ fn main() -> Result<()> {
         &plan,
         args.redlock_delay_ms,
         args.only.as_deref(),
-        args.waits_only,
-        args.waiters_only,
+        match (args.waiters_only, args.waits_only) {
+            (true, _) => Workloads::Waiters,
+            (false, true) => Workloads::Waits,
+            (false, false) => Workloads::All,
+        },
     ))?;
     drop(servers);
     results.etcd = etcd.note.clone();
@@ -386,6 +389,16 @@ fn raise_nofile() -> Option<u64> {
     }
 }
 
+/// Which workloads a run takes (`--waits-only`, `--waiters-only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Workloads {
+    All,
+    /// 6 to 9.
+    Waits,
+    /// 9 only.
+    Waiters,
+}
+
 async fn run_all(
     servers: &Servers,
     module: &std::path::Path,
@@ -393,9 +406,10 @@ async fn run_all(
     plan: &Plan,
     delay_ms: u64,
     only: Option<&str>,
-    waits_only: bool,
-    waiters_only: bool,
+    workloads: Workloads,
 ) -> Result<Results> {
+    let waits_only = workloads != Workloads::All;
+    let waiters_only = workloads == Workloads::Waiters;
     let urls = servers.redlock_urls();
     let chosen = |s: &&Spec| !waits_only && only.is_none_or(|o| s.name.contains(o));
     let mut failures = Vec::new();

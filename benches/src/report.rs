@@ -358,8 +358,8 @@ impl Results {
             target: "<= 1024 bytes".into(),
             measured: w.map_or("n/a".into(), |w| {
                 format!(
-                    "{:.0} bytes (a connection: {:.0} bytes more)",
-                    w.memory.per_waiter, w.memory.per_connection
+                    "{:.0} bytes (a connection: {:.0} bytes more; a blocked BLPOP: {:.0} bytes)",
+                    w.memory.per_waiter, w.memory.per_connection, w.blpop.per_waiter
                 )
             }),
             met: w.map(|w| w.memory.per_waiter <= 1024.0),
@@ -369,8 +369,11 @@ impl Results {
             target: "<= 5 ms".into(),
             measured: w.map_or("n/a".into(), |w| {
                 format!(
-                    "{:.2} ms ({} of {} timed out)",
-                    w.timeout.max_rtt_ms, w.timeout.timed_out, w.waiters
+                    "{:.2} ms ({} of {} timed out; BLPOP: {:.2} ms)",
+                    w.timeout.max_rtt_ms,
+                    w.timeout.timed_out,
+                    w.waiters,
+                    w.blpop.timeout.max_rtt_ms
                 )
             }),
             met: w.map(|w| {
@@ -518,26 +521,30 @@ impl Results {
                      in {:.1} s, waits blocked in {:.1} s).\n",
                     r.waiters, r.keys, r.connections, r.connect_secs, r.block_secs
                 );
-                let _ = writeln!(w, "| measure | value |");
-                let _ = writeln!(w, "| --- | ---: |");
+                let (b, bt) = (&r.blpop, &r.blpop.timeout);
                 let _ = writeln!(
                     w,
-                    "| `used_memory` per blocked waiter (waits blocked - locks held) | {:.0} bytes |",
-                    m.per_waiter
+                    "| measure | module (`LOCK.ACQUIRE .. WAIT`) | Redis itself (`BLPOP`, same shape) |"
+                );
+                let _ = writeln!(w, "| --- | ---: | ---: |");
+                let _ = writeln!(
+                    w,
+                    "| `used_memory` per blocked waiter (blocked - idle) | {:.0} bytes | {:.0} bytes |",
+                    m.per_waiter, b.per_waiter
                 );
                 let _ = writeln!(
                     w,
-                    "| of which `mem_clients_normal` | {:.0} bytes |",
-                    m.per_waiter_clients
+                    "| of which `mem_clients_normal` | {:.0} bytes | {:.0} bytes |",
+                    m.per_waiter_clients, b.per_waiter_clients
                 );
                 let _ = writeln!(
                     w,
-                    "| `used_memory` per idle connection (not counted above) | {:.0} bytes |",
+                    "| `used_memory` per idle connection (not counted above) | {:.0} bytes | |",
                     m.per_connection
                 );
                 let _ = writeln!(
                     w,
-                    "| hand-off p50 / p99 / max (hold {} ms, {:.0} hand-offs/s, {:.0} s) | {} / {} / {} |",
+                    "| hand-off p50 / p99 / max (hold {} ms, {:.0} hand-offs/s, {:.0} s) | {} / {} / {} | |",
                     r.hold_ms,
                     r.handoffs_per_sec,
                     r.churn_secs,
@@ -547,33 +554,39 @@ impl Results {
                 );
                 let _ = writeln!(
                     w,
-                    "| server CPU per hand-off | {:.0} µs |",
-                    r.server_cpu_per_handoff_us
+                    "| server CPU per hand-off; the server's CPU / wall time | {:.0} µs; {:.0}% | |",
+                    r.server_cpu_per_handoff_us,
+                    r.server_busy * 100.0
                 );
                 let _ = writeln!(
                     w,
-                    "| all time out at once: max / p99 PING round trip ({} pings) | {:.2} ms / {:.2} ms |",
-                    t.pings, t.max_rtt_ms, t.p99_rtt_ms
+                    "| in the server (`INFO commandstats`): µs per `LOCK.RELEASE` / `LOCK.ACQUIRE` | {:.1} / {:.1} | |",
+                    r.release_usec_per_call, r.acquire_usec_per_call
                 );
                 let _ = writeln!(
                     w,
-                    "| the server's CPU time from the deadline to the last reply | {:.0} ms |",
-                    t.server_cpu_ms
+                    "| all time out at once: max / p99 PING round trip | {:.2} ms / {:.2} ms ({} pings) | {:.2} ms / {:.2} ms ({} pings) |",
+                    t.max_rtt_ms, t.p99_rtt_ms, t.pings, bt.max_rtt_ms, bt.p99_rtt_ms, bt.pings
                 );
                 let _ = writeln!(
                     w,
-                    "| the same, every waiter blocked, before the deadline (baseline) | {:.2} ms |",
-                    t.idle_max_rtt_ms
+                    "| the server's CPU time from the deadline to the last reply | {:.0} ms | {:.0} ms |",
+                    t.server_cpu_ms, bt.server_cpu_ms
                 );
                 let _ = writeln!(
                     w,
-                    "| timed out / granted / all blocked before the deadline | {} / {} / {} |",
-                    t.timed_out, t.granted, t.all_blocked
+                    "| the same, every waiter blocked, before the deadline (baseline) | {:.2} ms | {:.2} ms |",
+                    t.idle_max_rtt_ms, bt.idle_max_rtt_ms
                 );
                 let _ = writeln!(
                     w,
-                    "| deadline to the last timeout's reply | {:.1} ms |",
-                    t.last_reply_ms
+                    "| timed out / granted / all blocked before the deadline | {} / {} / {} | {} / {} / {} |",
+                    t.timed_out, t.granted, t.all_blocked, bt.timed_out, bt.granted, bt.all_blocked
+                );
+                let _ = writeln!(
+                    w,
+                    "| deadline to the last timeout's reply | {:.1} ms | {:.1} ms |",
+                    t.last_reply_ms, bt.last_reply_ms
                 );
             }
         }

@@ -1,6 +1,6 @@
 //! Thin wrappers over the parts of the raw Redis module API that the safe
 //! `redis-module` crate does not cover: blocking with reply, timeout and free
-//! callbacks, timers that own their data, replication of effects, keyspace
+//! callbacks, timers, replication of effects, keyspace
 //! scans, server events and the INFO section; and the typed views of the raw
 //! pointers Redis hands to callbacks (module values, event data, C strings).
 //!
@@ -65,6 +65,14 @@ pub fn now_us() -> u64 {
 /// A monotonic clock in µs, for bounding the work of one batch.
 pub fn monotonic_us() -> u64 {
     api!(RedisModule_MonotonicMicroseconds()).unwrap_or(0)
+}
+
+/// A monotonic clock in µs since the module's first look at it, for the
+/// waiters' deadlines (ours, not Redis': it needs no API).
+pub fn mono_us() -> u64 {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let elapsed = ORIGIN.get_or_init(std::time::Instant::now).elapsed();
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// What a context says about where it runs (`REDISMODULE_CTX_FLAGS_*`).
@@ -202,51 +210,15 @@ pub fn create_timer(ctx: Ctx, ms: u64, callback: raw::RedisModuleTimerProc) -> u
     raw_timer(ctx, ms, callback, std::ptr::null_mut())
 }
 
-/// Starts a one-shot timer that owns `data`: its callback takes it back
-/// with [`timer_data`], or [`stop_timer_with`] does. `T` must be the type
-/// the callback reads.
-pub fn create_timer_with<T>(
-    ctx: Ctx,
-    ms: u64,
-    callback: raw::RedisModuleTimerProc,
-    data: T,
-) -> u64 {
-    let data = Box::into_raw(Box::new(data));
-    let id = raw_timer(ctx, ms, callback, data.cast());
-    if id == 0 {
-        // Not started: nothing but us will free it.
-        // SAFETY: made just above and handed to nobody.
-        drop(unsafe { Box::from_raw(data) });
-    }
-    id
-}
-
 fn raw_timer(ctx: Ctx, ms: u64, callback: raw::RedisModuleTimerProc, data: *mut c_void) -> u64 {
     let period = c_longlong::try_from(ms).unwrap_or(c_longlong::MAX);
     api!(RedisModule_CreateTimer(ctx, period, callback, data)).unwrap_or(0)
-}
-
-/// The data of a [`create_timer_with`] timer, in its callback (Redis frees
-/// the timer itself after the callback returns).
-pub fn timer_data<T>(data: *mut c_void) -> Option<T> {
-    if data.is_null() {
-        return None;
-    }
-    // SAFETY: made by Box::into_raw in `create_timer_with` for this
-    // callback; a timer that fired was not stopped, so this is the one take.
-    Some(*unsafe { Box::from_raw(data.cast::<T>()) })
 }
 
 /// Stops a timer that carries no data; false when it had fired or was
 /// stopped already.
 pub fn stop_timer(ctx: Ctx, id: u64) -> bool {
     raw_stop_timer(ctx, id).is_some()
-}
-
-/// Stops a [`create_timer_with`] timer that has not fired and returns its
-/// data.
-pub fn stop_timer_with<T>(ctx: Ctx, id: u64) -> Option<T> {
-    timer_data(raw_stop_timer(ctx, id)?)
 }
 
 fn raw_stop_timer(ctx: Ctx, id: u64) -> Option<*mut c_void> {

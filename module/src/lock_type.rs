@@ -19,7 +19,7 @@ use std::os::raw::c_int;
 const ENCODING_VERSION: i32 = 2;
 
 /// A lock as stored in the keyspace. Its queue holds waiter ids only: how to
-/// wake each (handle, timer) is in the node's registry (`waiting`).
+/// wake each (handle, deadline) is in the node's registry (`waiting`).
 pub type LockValue = Lock<()>;
 
 pub static LOCK_TYPE: RedisType = RedisType::new(

@@ -12,7 +12,7 @@ use baton_core::{
     Change, ExpirySchedule, FenceCounter, Holder, Lease, SemChange, SemTransition, Transition,
 };
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// Where a lock lives: database and key name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -45,8 +45,9 @@ pub enum Kind {
 pub struct Waiting {
     /// Its blocked-client handle.
     pub bc: ffi::BlockedClient,
-    /// Its timeout timer.
-    pub timer: u64,
+    /// When its wait ends, on [`ffi::mono_us`]'s clock; from then on it is
+    /// never granted, even before `waiting`'s slices answer it.
+    pub deadline: u64,
     pub lock: KeyRef,
     pub kind: Kind,
 }
@@ -68,6 +69,11 @@ pub struct Node {
     /// the handle (disconnect, CLIENT UNBLOCK). An address is in here exactly
     /// while its client is blocked by us, so it is never stale.
     pub waiter_of: HashMap<ffi::BlockedClient, u64>,
+    /// Every waiter's `(deadline, id)`, earliest first: one module timer for
+    /// all of them (see `waiting`), not one each.
+    pub wait_deadlines: BTreeSet<(u64, u64)>,
+    /// The waiters' timeout timer in flight: (µs it was armed for, timer id).
+    pub wait_timer: Option<(u64, u64)>,
     pub next_waiter_id: u64,
     /// What eviction took from held locks and semaphores, until it
     /// expires: the next command on the key puts it back (see `external`).
@@ -99,10 +105,10 @@ impl Node {
         self.fences.tick(ffi::now_us());
         let mut change = lock.change(now, &mut self.fences);
         let reply = act(&mut change);
-        let waiting = &self.waiting;
+        let (waiting, mono) = (&self.waiting, ffi::mono_us());
         (
             reply,
-            change.finish(|grant| waiting.contains_key(&grant.id)),
+            change.finish(|grant| still_waits(waiting, grant.id, mono)),
         )
     }
 
@@ -116,10 +122,10 @@ impl Node {
         self.fences.tick(ffi::now_us());
         let mut change = sem.change(now, &mut self.fences);
         let reply = act(&mut change);
-        let waiting = &self.waiting;
+        let (waiting, mono) = (&self.waiting, ffi::mono_us());
         (
             reply,
-            change.finish(|grant| waiting.contains_key(&grant.id)),
+            change.finish(|grant| still_waits(waiting, grant.id, mono)),
         )
     }
 
@@ -128,6 +134,13 @@ impl Node {
     pub fn accepts_fence(&mut self, fence: u64) -> bool {
         self.fences().accepts(fence)
     }
+}
+
+/// True when waiter `id` is blocked and its deadline is still ahead at
+/// `mono`: a waiter whose deadline passed is not granted, though its null
+/// reply may come a little later (timeouts are answered in slices).
+fn still_waits(waiting: &HashMap<u64, Waiting>, id: u64, mono: u64) -> bool {
+    waiting.get(&id).is_some_and(|w| w.deadline > mono)
 }
 
 thread_local! {

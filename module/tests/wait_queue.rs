@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use baton_harness::lock::{
-    acquire, acquire_wait, err_text, exists, force_release, info, release, stats,
+    acquire, acquire_wait, err_text, exists, force_release, info, release, stats, to_int_map,
 };
 use baton_harness::{assert_eventually, RedisServer, Waiter};
 
@@ -388,4 +388,113 @@ fn hand_offs_count_as_grants_and_leave_waiters_at_zero() {
     assert_eq!(after["releases"], before["releases"] + 1);
     assert_eq!(after["waiters"], 0);
     assert_eq!(after["held"], 1);
+}
+
+/// Busy-waits on the server until `ARGV[1]` ms have passed (`TIME`), holding
+/// the event loop, then runs `LOCK.RELEASE KEYS[1] ARGV[2]` when given one.
+const HOLD_THEN_RELEASE: &str = "\
+local function ms() local t = redis.call('TIME') return t[1] * 1000 + math.floor(t[2] / 1000) end
+local until_ms = ms() + tonumber(ARGV[1])
+repeat until ms() >= until_ms
+if ARGV[2] then return redis.call('LOCK.RELEASE', KEYS[1], ARGV[2]) end
+return 0";
+
+#[test]
+fn a_waiter_past_its_deadline_is_not_granted_before_its_timeout_is_answered() {
+    // The script holds the event loop past the waiter's deadline, so its
+    // timeout has not been answered when the release inside it hands the
+    // lock on: the waiter must be passed over, and get its null.
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    acquire(&mut con, b"k", b"holder", 30_000).unwrap();
+    let before = stats(&mut con);
+    let late = Waiter::queued(&server, b"k", b"late", 30_000, 400);
+    let released: i64 = redis::cmd("EVAL")
+        .arg(HOLD_THEN_RELEASE)
+        .arg(1)
+        .arg("k")
+        .arg(1_000)
+        .arg("holder")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(released, 1);
+    let (reply, _) = late.join();
+    assert_eq!(reply.map_err(|e| err_text(&e)), Ok(None), "timed out: null");
+    assert!(!exists(&mut con, b"k"), "the release left the lock free");
+    assert_eq!(release(&mut con, b"k", b"late"), 0, "it never held it");
+    let after = stats(&mut con);
+    assert_eq!(after["wait_timeouts"], before["wait_timeouts"] + 1);
+    assert_eq!(after["waiters"], 0);
+}
+
+#[test]
+fn many_timeouts_due_at_once_are_answered_in_slices_with_commands_between() {
+    // 640 waits of 2 s become due together (a script holds the event loop
+    // past every deadline). Answered in one go, a client polling LOCK.STATS sees
+    // none or all of them timed out; in slices it sees some in between.
+    use std::io::{BufRead, BufReader, Write};
+    const N: usize = 640;
+    let server = RedisServer::start();
+    let mut con = server.connection();
+    acquire(&mut con, b"k", b"holder", 60_000).unwrap();
+    let base = stats(&mut con)["wait_timeouts"];
+    let mut socks = Vec::with_capacity(N);
+    for i in 0..N {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+        let token = format!("w{i}");
+        let cmd = format!(
+            "*6\r\n$12\r\nLOCK.ACQUIRE\r\n$1\r\nk\r\n${}\r\n{token}\r\n$5\r\n60000\r\n$4\r\nWAIT\r\n$4\r\n2000\r\n",
+            token.len()
+        );
+        s.write_all(cmd.as_bytes()).unwrap();
+        socks.push(s);
+    }
+    assert_eventually(SECOND * 20, "every wait is queued", || {
+        info(&mut con, b"k").waiters == N as i64
+    });
+    let poller = {
+        let mut poll = server.connection();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let deadline = Instant::now() + SECOND * 30;
+            loop {
+                // A server may answer BUSY while the script runs.
+                let reply: redis::RedisResult<redis::Value> =
+                    redis::cmd("LOCK.STATS").query(&mut poll);
+                let Some(map) = reply.ok().as_ref().and_then(to_int_map) else {
+                    assert!(Instant::now() < deadline, "LOCK.STATS kept failing");
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                };
+                let done = map["wait_timeouts"] - base;
+                seen.push(done);
+                if done >= N as i64 || Instant::now() > deadline {
+                    return seen;
+                }
+            }
+        })
+    };
+    let _: i64 = redis::cmd("EVAL")
+        .arg(HOLD_THEN_RELEASE)
+        .arg(1)
+        .arg("k")
+        .arg(2_500)
+        .query(&mut con)
+        .unwrap();
+    let seen = poller.join().unwrap();
+    assert_eq!(
+        seen.last().copied(),
+        Some(N as i64),
+        "all time out: {seen:?}"
+    );
+    let between = seen.iter().filter(|&&n| n > 0 && n < N as i64).count();
+    assert!(between > 0, "no command ran between two slices: {seen:?}");
+    for s in socks {
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        assert_eq!(line, "$-1\r\n", "a timed-out wait replies null");
+    }
+    assert_eq!(info(&mut con, b"k").waiters, 0);
+    assert_eq!(release(&mut con, b"k", b"holder"), 1);
+    assert!(!exists(&mut con, b"k"), "none of them was granted");
 }

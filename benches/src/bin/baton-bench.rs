@@ -45,6 +45,8 @@ const USAGE: &str = "usage: baton-bench [--quick] [--out DIR] [--redlock-delay-m
                         `--only scale`: only the module-vs-raw figures)
   --waits-only          only workloads 6 to 9 (semaphore, read-write lock, long
                         queue, many waiters; the other goals then lack figures)
+  --waiters-only        only workload 9 (many waiters over many locks, with
+                        its BLPOP baselines)
   --command TEXT        the command to name in the report (default: this one)
   --demo SECS           only workload 2 at 8 tasks / hold 1 ms, SECS seconds for
                         the module and for Redlock x3, as a small table (for
@@ -66,6 +68,7 @@ struct Args {
     keyspace: Option<u64>,
     locks: Option<u64>,
     waits_only: bool,
+    waiters_only: bool,
     command: Option<String>,
     demo: Option<u64>,
     durable: Option<u64>,
@@ -82,6 +85,7 @@ fn parse_args() -> Result<Args> {
         keyspace: None,
         locks: None,
         waits_only: false,
+        waiters_only: false,
         command: None,
         demo: None,
         durable: None,
@@ -102,6 +106,10 @@ fn parse_args() -> Result<Args> {
                 }
             }
             "--waits-only" => args.waits_only = true,
+            "--waiters-only" => {
+                args.waits_only = true;
+                args.waiters_only = true;
+            }
             "--only" => args.only = Some(it.next().context("--only needs a name")?),
             "--rounds" | "--requests" | "--keyspace" | "--locks" => {
                 let value = it.next().with_context(|| format!("{a} needs a value"))?;
@@ -205,7 +213,11 @@ fn main() -> Result<()> {
         &plan,
         args.redlock_delay_ms,
         args.only.as_deref(),
-        args.waits_only,
+        match (args.waiters_only, args.waits_only) {
+            (true, _) => Workloads::Waiters,
+            (false, true) => Workloads::Waits,
+            (false, false) => Workloads::All,
+        },
     ))?;
     drop(servers);
     results.etcd = etcd.note.clone();
@@ -373,6 +385,16 @@ fn raise_nofile() -> Option<u64> {
     }
 }
 
+/// Which workloads a run takes (`--waits-only`, `--waiters-only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Workloads {
+    All,
+    /// 6 to 9.
+    Waits,
+    /// 9 only.
+    Waiters,
+}
+
 async fn run_all(
     servers: &Servers,
     module: &std::path::Path,
@@ -380,8 +402,10 @@ async fn run_all(
     plan: &Plan,
     delay_ms: u64,
     only: Option<&str>,
-    waits_only: bool,
+    workloads: Workloads,
 ) -> Result<Results> {
+    let waits_only = workloads != Workloads::All;
+    let waiters_only = workloads == Workloads::Waiters;
     let urls = servers.redlock_urls();
     let chosen = |s: &&Spec| !waits_only && only.is_none_or(|o| s.name.contains(o));
     let mut failures = Vec::new();
@@ -519,7 +543,7 @@ async fn run_all(
     let mut sems = Vec::new();
     let (tasks, limit, hold) = plan.semaphore;
     for (name, backend) in [(MODULE, Backend::Module), (LUA, Backend::Lua)] {
-        if !only.is_none_or(|o| name.contains(o)) {
+        if waiters_only || !only.is_none_or(|o| name.contains(o)) {
             continue;
         }
         run += 1;
@@ -555,7 +579,7 @@ async fn run_all(
         }
     }
     let mut rw = None;
-    if only.is_none_or(|o| MODULE.contains(o)) {
+    if !waiters_only && only.is_none_or(|o| MODULE.contains(o)) {
         run += 1;
         let (readers, hold) = plan.rwlock;
         let url = servers.main.url();
@@ -612,6 +636,12 @@ async fn run_all(
                             r.handoff.p50_us, r.handoff.p99_us, r.handoffs_per_sec,
                             t.max_rtt_ms, t.idle_max_rtt_ms, t.timed_out, t.last_reply_ms
                         );
+                        let (b, bt) = (&r.blpop, &r.blpop.timeout);
+                        eprintln!(
+                            "[9 waiters]     BLPOP baseline: {:.0} B/waiter ({:.0} B of it client memory); all time out at once: max PING {:.2} ms (idle {:.2} ms), server CPU {:.0} ms (module: {:.0} ms), {} timed out, last {:.1} ms after the deadline",
+                            b.per_waiter, b.per_waiter_clients, bt.max_rtt_ms, bt.idle_max_rtt_ms,
+                            bt.server_cpu_ms, t.server_cpu_ms, bt.timed_out, bt.last_reply_ms
+                        );
                         many = Some(r);
                     }
                     Err(e) => {
@@ -619,7 +649,7 @@ async fn run_all(
                         failures.push(format!("many waiters: {e:#}"));
                     }
                 }
-                for &n in &plan.queue_waiters {
+                for &n in plan.queue_waiters.iter().filter(|_| !waiters_only) {
                     run += 1;
                     match queue::run(&qs.server, &run.to_string(), n, plan.queue).await {
                         Ok(r) => {

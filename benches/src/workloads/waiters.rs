@@ -39,6 +39,15 @@
 //!    reply. Its RTT counts this process' own scheduling too (2 runtime
 //!    workers reading 10,000 replies), so it bounds the server's stall from
 //!    above.
+//! 5. **Baseline, memory** (run in phase 1, once the connections are open
+//!    and before the holders lock, so that both readings start from
+//!    connections that never ran a command): the waiter connections block in
+//!    Redis' own `BLPOP` on `keys` empty lists (same shape: `waiters / keys`
+//!    per list); `used_memory` per blocked `BLPOP` against the same
+//!    connections idle. Pushes then wake them all.
+//! 6. **Baseline, timeouts at once**: phase 4 with `BLPOP` (its timeout in
+//!    seconds, to the ms): what Redis' own unblocking of that many clients
+//!    in one go costs, beside the module's.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,7 +63,7 @@ use tokio::time::Instant;
 
 use crate::stats::{Latencies, Summary};
 
-use super::queue::cpu_time;
+use super::queue::{cpu_time, usec_per_call};
 
 /// How long each task holds its lock in the hand-off phase.
 pub const CHURN_HOLD: Duration = Duration::from_millis(100);
@@ -72,8 +81,12 @@ const BATCH: usize = 250;
 /// How long any one step may take before the run fails.
 const STEP_DEADLINE: Duration = Duration::from_secs(60);
 
-/// Idle time before a memory reading (see [`settled_mem`]).
-const SETTLE: Duration = Duration::from_millis(3500);
+/// Idle time before a memory reading (see [`settled_mem`]). Redis frees an
+/// idle client's query buffer once `idle > 2` in whole seconds, so up to
+/// 4 s after its last command, plus up to 1 s until `clientsCron` visits
+/// it: 3.5 s left some of them in, and the readings swung by several KB a
+/// waiter.
+const SETTLE: Duration = Duration::from_millis(7000);
 
 /// From the start of phase 4 to the common deadline of its waits.
 const TIMEOUT_LEAD: Duration = Duration::from_secs(3);
@@ -158,7 +171,32 @@ pub struct WaitersRun {
     /// Phase 2: the server's CPU time per hand-off (a release, an acquire,
     /// and their replies), µs.
     pub server_cpu_per_handoff_us: f64,
+    /// Phase 2: the server's CPU time over the phase's wall time: well below
+    /// 1, the server waits for the load generator.
+    pub server_busy: f64,
+    /// Phase 2: `INFO commandstats` µs per `LOCK.RELEASE`, in the server
+    /// itself (the hand-off is made inside it).
+    pub release_usec_per_call: f64,
+    /// Phase 2: the same per `LOCK.ACQUIRE`.
+    pub acquire_usec_per_call: f64,
     /// Phase 4.
+    pub timeout: TimeoutWave,
+    /// Phases 5 and 6: the same shapes with Redis' own `BLPOP`.
+    pub blpop: BlpopBaseline,
+}
+
+/// Phases 5 and 6: `waiters` clients blocked in `BLPOP` over `keys` lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlpopBaseline {
+    /// Every connection open, idle (phase 1's `connected`).
+    pub idle: Mem,
+    /// Every waiter blocked in `BLPOP`.
+    pub blocked: Mem,
+    /// `(blocked - idle).used / waiters`.
+    pub per_waiter: f64,
+    /// `(blocked - idle).clients / waiters`.
+    pub per_waiter_clients: f64,
+    /// Every `BLPOP` times out at one deadline.
     pub timeout: TimeoutWave,
 }
 
@@ -213,6 +251,10 @@ pub async fn run(
     let token = |k: usize, i: usize| format!("t{k}.{i}");
     let waiter_conns = conns.split_off(keys);
     let mut holders = conns;
+    // Phase 5 first, on connections that never ran a command, as the
+    // module's readings below are.
+    let list = |k: usize| format!("bench:wl:{run}:{k}");
+    let blpop_blocked = blpop_memory(&mut admin, &waiter_conns, per_key, &list).await?;
     lock_all(&mut holders, &key, &token).await?;
     let held = settled_mem(&mut admin).await?;
 
@@ -260,11 +302,19 @@ pub async fn run(
     let blocked = settled_mem(&mut admin).await?;
 
     // Phase 2: hand-offs.
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut admin)
+        .await?;
     let churn_cpu = cpu_time(server.pid());
     origin.set(Instant::now()).ok();
     go_tx.send(true)?;
     tokio::time::sleep(churn).await;
     let churn_cpu = cpu_time(server.pid()).saturating_sub(churn_cpu);
+    let calls: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut admin)
+        .await?;
     stop.store(true, Ordering::Relaxed);
     // Phase 3: every task ends after its last release.
     for t in tasks {
@@ -285,27 +335,150 @@ pub async fn run(
 
     // Phase 4: every wait times out at once.
     lock_all(&mut holders, &key, &token).await?;
-    let probe = Probe::start(server);
-    let deadline = std::time::Instant::now() + TIMEOUT_LEAD;
-    let mut waits = Vec::with_capacity(waiters);
-    for (j, con) in waiter_conns.iter().enumerate() {
+    let timeout = timeout_wave(server, &mut admin, &waiter_conns, "LOCK.ACQUIRE", |j| {
         let (k, i) = (j / per_key, j % per_key + 1);
-        let (mut con, key, token) = (con.clone(), key(k), token(k, i));
-        waits.push(tokio::spawn(async move {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let ms = (left.as_millis() as u64).max(1);
-            let reply: Option<i64> = redis::cmd("LOCK.ACQUIRE")
-                .arg(&key)
-                .arg(&token)
-                .arg(TTL_MS)
-                .arg("WAIT")
-                .arg(ms)
+        let (key, token) = (key(k), token(k, i));
+        Box::new(move |ms| {
+            let mut cmd = redis::cmd("LOCK.ACQUIRE");
+            cmd.arg(key).arg(token).arg(TTL_MS).arg("WAIT").arg(ms);
+            cmd
+        })
+    })
+    .await?;
+
+    // Phase 6: Redis' own timeouts, on the same connections.
+    let blpop_timeout = blpop_timeouts(server, &mut admin, &waiter_conns, per_key, &list).await?;
+    let per_blpop = |a: u64, b: u64| (a as i64 - b as i64) as f64 / waiters as f64;
+    let blpop = BlpopBaseline {
+        idle: connected,
+        blocked: blpop_blocked,
+        per_waiter: per_blpop(blpop_blocked.used, connected.used),
+        per_waiter_clients: per_blpop(blpop_blocked.clients, connected.clients),
+        timeout: blpop_timeout,
+    };
+
+    let per = |bytes: i64, n: usize| bytes as f64 / n as f64;
+    Ok(WaitersRun {
+        keys,
+        waiters,
+        connections: keys + waiters,
+        connect_secs,
+        block_secs,
+        memory: WaiterMemory {
+            empty,
+            connected,
+            held,
+            blocked,
+            per_connection: per(connected.used as i64 - empty.used as i64, keys + waiters),
+            per_waiter: per(blocked.used as i64 - held.used as i64, waiters),
+            per_waiter_clients: per(blocked.clients as i64 - held.clients as i64, waiters),
+        },
+        hold_ms: CHURN_HOLD.as_millis() as u64,
+        churn_secs: churn.as_secs_f64(),
+        handoffs_per_sec: handoff.samples as f64 / churn.as_secs_f64(),
+        server_cpu_per_handoff_us: churn_cpu.as_secs_f64() * 1e6 / handoff.samples.max(1) as f64,
+        server_busy: churn_cpu.as_secs_f64() / churn.as_secs_f64(),
+        release_usec_per_call: usec_per_call(&calls, "lock.release").unwrap_or(f64::NAN),
+        acquire_usec_per_call: usec_per_call(&calls, "lock.acquire").unwrap_or(f64::NAN),
+        handoff,
+        timeout,
+        blpop,
+    })
+}
+
+/// Phase 5: every waiter connection blocks in `BLPOP` on its key's list;
+/// the settled reading with all of them blocked; pushes then wake them.
+async fn blpop_memory(
+    admin: &mut MultiplexedConnection,
+    waiter_conns: &[MultiplexedConnection],
+    per_key: usize,
+    list: &impl Fn(usize) -> String,
+) -> Result<Mem> {
+    let waiters = waiter_conns.len();
+    let mut pops = Vec::with_capacity(waiters);
+    for (j, con) in waiter_conns.iter().enumerate() {
+        let (mut con, list) = (con.clone(), list(j / per_key));
+        pops.push(tokio::spawn(async move {
+            let popped: Option<(String, String)> = redis::cmd("BLPOP")
+                .arg(&list)
+                .arg(LONG_WAIT_MS / 1000)
                 .query_async(&mut con)
                 .await?;
-            anyhow::Ok((reply.is_some(), std::time::Instant::now()))
+            ensure!(popped.is_some(), "a BLPOP of {LONG_WAIT_MS} ms timed out");
+            anyhow::Ok(())
+        }));
+        if (j + 1).is_multiple_of(BATCH) || j + 1 == waiters {
+            blocked_at_least(admin, j as u64 + 1).await?;
+        }
+    }
+    let blocked = settled_mem(admin).await?;
+    for k in 0..waiters / per_key {
+        let _: i64 = redis::cmd("RPUSH")
+            .arg(list(k))
+            .arg(vec!["x"; per_key])
+            .query_async(admin)
+            .await?;
+    }
+    for p in pops {
+        tokio::time::timeout(STEP_DEADLINE, p)
+            .await
+            .context("a BLPOP was not woken by its push")???;
+    }
+    Ok(blocked)
+}
+
+/// Phase 6: every waiter's `BLPOP` times out at one deadline.
+async fn blpop_timeouts(
+    server: &RedisServer,
+    admin: &mut MultiplexedConnection,
+    waiter_conns: &[MultiplexedConnection],
+    per_key: usize,
+    list: &impl Fn(usize) -> String,
+) -> Result<TimeoutWave> {
+    timeout_wave(server, admin, waiter_conns, "BLPOP", |j| {
+        let list = list(j / per_key);
+        Box::new(move |ms| {
+            let mut cmd = redis::cmd("BLPOP");
+            cmd.arg(list).arg(format!("{}.{:03}", ms / 1000, ms % 1000));
+            cmd
+        })
+    })
+    .await
+}
+
+/// A wait command given the ms left to the deadline.
+type WaitCmd = Box<dyn FnOnce(u64) -> redis::Cmd + Send>;
+
+/// Phases 4 and 6: waiter `j` sends `wait(j)(ms)` with `ms` the time left
+/// to one common deadline, reckoned just before it is sent; a null reply
+/// is a timeout. The probe PINGs
+/// throughout; the wave is what it saw from just before the deadline to
+/// the last reply.
+async fn timeout_wave(
+    server: &RedisServer,
+    admin: &mut MultiplexedConnection,
+    waiter_conns: &[MultiplexedConnection],
+    what: &str,
+    wait: impl Fn(usize) -> WaitCmd,
+) -> Result<TimeoutWave> {
+    let waiters = waiter_conns.len();
+    let probe = Probe::start(server);
+    let deadline = std::time::Instant::now() + TIMEOUT_LEAD;
+    eprintln!(
+        "[9 waiters]     {what}: {waiters} waits time out in {TIMEOUT_LEAD:?} (server pid {})",
+        server.pid()
+    );
+    let mut waits = Vec::with_capacity(waiters);
+    for (j, con) in waiter_conns.iter().enumerate() {
+        let (mut con, cmd) = (con.clone(), wait(j));
+        waits.push(tokio::spawn(async move {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let cmd = cmd((left.as_millis() as u64).max(1));
+            let reply: redis::Value = cmd.query_async(&mut con).await?;
+            anyhow::Ok((reply != redis::Value::Nil, std::time::Instant::now()))
         }));
     }
-    let all_blocked = blocked_by(&mut admin, waiters as u64, deadline).await?;
+    let all_blocked = blocked_by(admin, waiters as u64, deadline).await?;
     let blocked_at = std::time::Instant::now();
     let pause = deadline
         .saturating_duration_since(std::time::Instant::now())
@@ -339,38 +512,16 @@ pub async fn run(
         }
     }
     let wave = wave.summary();
-    let per = |bytes: i64, n: usize| bytes as f64 / n as f64;
-    Ok(WaitersRun {
-        keys,
-        waiters,
-        connections: keys + waiters,
-        connect_secs,
-        block_secs,
-        memory: WaiterMemory {
-            empty,
-            connected,
-            held,
-            blocked,
-            per_connection: per(connected.used as i64 - empty.used as i64, keys + waiters),
-            per_waiter: per(blocked.used as i64 - held.used as i64, waiters),
-            per_waiter_clients: per(blocked.clients as i64 - held.clients as i64, waiters),
-        },
-        hold_ms: CHURN_HOLD.as_millis() as u64,
-        churn_secs: churn.as_secs_f64(),
-        handoffs_per_sec: handoff.samples as f64 / churn.as_secs_f64(),
-        server_cpu_per_handoff_us: churn_cpu.as_secs_f64() * 1e6 / handoff.samples.max(1) as f64,
-        handoff,
-        timeout: TimeoutWave {
-            server_cpu_ms: wave_cpu.as_secs_f64() * 1e3,
-            timed_out,
-            granted,
-            all_blocked,
-            pings: wave.samples as usize,
-            max_rtt_ms: wave.max_us / 1e3,
-            p99_rtt_ms: wave.p99_us / 1e3,
-            idle_max_rtt_ms: idle_max.as_secs_f64() * 1e3,
-            last_reply_ms: last_reply.saturating_duration_since(deadline).as_secs_f64() * 1e3,
-        },
+    Ok(TimeoutWave {
+        server_cpu_ms: wave_cpu.as_secs_f64() * 1e3,
+        timed_out,
+        granted,
+        all_blocked,
+        pings: wave.samples as usize,
+        max_rtt_ms: wave.max_us / 1e3,
+        p99_rtt_ms: wave.p99_us / 1e3,
+        idle_max_rtt_ms: idle_max.as_secs_f64() * 1e3,
+        last_reply_ms: last_reply.saturating_duration_since(deadline).as_secs_f64() * 1e3,
     })
 }
 

@@ -44,13 +44,22 @@ fn main() -> Result<()> {
         let mut admin = redis::Client::open(server.url())?
             .get_multiplexed_async_connection()
             .await?;
-        let c = Spec::new("profiled", kind).build(&[server.url()]).await?;
+        // CONNS=n: n clients (each its own shared connection), the tasks
+        // spread over them round robin.
+        let conns: usize = std::env::var("CONNS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let mut cs = Vec::new();
+        for _ in 0..conns.max(1) {
+            cs.push(Spec::new("profiled", kind).build(&[server.url()]).await?);
+        }
         let _: () = redis::cmd("CONFIG")
             .arg("RESETSTAT")
             .query_async(&mut admin)
             .await?;
         let (cpu0, server0) = (own_cpu_secs(), server_cpu_secs(&mut admin).await?);
-        let r = uncontended::run(&c, "p", tasks, warmup, Duration::from_secs(secs)).await?;
+        let r = uncontended::run_spread(&cs, "p", tasks, warmup, Duration::from_secs(secs)).await?;
         let (cpu1, server1) = (own_cpu_secs(), server_cpu_secs(&mut admin).await?);
         let stats: String = redis::cmd("INFO")
             .arg("commandstats")

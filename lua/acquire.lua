@@ -48,8 +48,7 @@ if wait_s then
 end
 
 local now = now_ms()
-settle(now)
-local htok, hfence, hexp = holder()
+local htok, hfence, hexp, queue = settle(now)
 if htok == tok then
   -- Idempotent retry (or a waiter collecting its hand-off): same fence.
   local exp = now + ttl
@@ -59,7 +58,8 @@ if htok == tok then
   return hfence
 end
 
-local queued = redis.call('ZSCORE', Q, tok)
+-- No queue (settle() saw none): nobody is queued, this token neither.
+local queued = queue ~= false and redis.call('ZSCORE', Q, tok)
 if queued then
   if not lease then return err('token is already waiting for this lock') end
   if wait == 0 then
@@ -73,7 +73,7 @@ if queued then
   return -math.max(1, (hexp or now) - now)
 end
 
-if not htok and redis.call('EXISTS', Q) == 0 then
+if not htok and (queue == false or redis.call('EXISTS', Q) == 0) then
   return grant(tok, now + ttl, meta)
 end
 if wait == 0 then return nil end

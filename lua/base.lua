@@ -7,10 +7,17 @@ local MAX_MS = 2147483647
 local MAX_META = 1024
 
 -- The server clock in microseconds. Lua numbers are doubles, exact below
--- 2^53: this clock stays below that until the year 2255.
+-- 2^53: this clock stays below that until the year 2255. Read once per
+-- script run (a TIME call costs as much as a small command): every later
+-- use within the run gets the same instant, and what it orders (fences,
+-- arrival numbers: max(last + 1, now)) still keeps increasing.
+local clock_us = nil
 local function now_us()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+  if not clock_us then
+    local t = redis.call('TIME')
+    clock_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  end
+  return clock_us
 end
 
 local function now_ms()

@@ -15,10 +15,11 @@
 local H, Q, W, C = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
 -- Makes `tok` the holder until `exp` (unix ms) with a new fence and its
--- value `meta` (nil: none).
+-- value `meta` (nil: none). H does not exist here: every caller runs after
+-- settle() found no holder (an expired one is deleted there) or after its
+-- own DEL of H, so no field of an earlier holder (its meta) is left over.
 local function grant(tok, exp, meta)
   local fence = bump(C, 'fence')
-  redis.call('DEL', H)
   redis.call('HSET', H, 'token', tok, 'fence', fence, 'exp', exp)
   if meta then redis.call('HSET', H, 'meta', meta) end
   redis.call('PEXPIREAT', H, exp)
@@ -46,21 +47,38 @@ local function hand_off(now)
   tidy_queue(Q, W, now, nil)
 end
 
--- The check every script runs first: an expired holder goes, and a free lock
--- with waiters passes to the head of the queue.
-local function settle(now)
-  local exp = tonumber(redis.call('HGET', H, 'exp'))
-  if exp and exp <= now then
-    redis.call('DEL', H)
-    exp = nil
-  end
-  if not exp and redis.call('EXISTS', Q) == 1 then
-    hand_off(now)
-  end
+-- The holder's token, fence and exp out of an HMGET of them (nil when
+-- the lock has none).
+local function holder_of(v)
+  if not v[1] then return nil end
+  return v[1], tonumber(v[2]), tonumber(v[3])
 end
 
 local function holder()
+  return holder_of(redis.call('HMGET', H, 'token', 'fence', 'exp'))
+end
+
+-- The check every script runs first: an expired holder goes, and a free lock
+-- with waiters passes to the head of the queue. Returns what holder() would
+-- return then (one HMGET serves both), and `false` fourth when the queue is
+-- known not to exist (a free lock had none: the caller need not look
+-- again), else nil.
+local function settle(now)
   local v = redis.call('HMGET', H, 'token', 'fence', 'exp')
-  if not v[1] then return nil end
-  return v[1], tonumber(v[2]), tonumber(v[3])
+  local exp = tonumber(v[3])
+  if exp and exp <= now then
+    redis.call('DEL', H)
+    v, exp = {}, nil
+  end
+  if exp then
+    local tok, fence, e = holder_of(v)
+    return tok, fence, e, nil
+  end
+  if redis.call('EXISTS', Q) == 0 then
+    local tok, fence, e = holder_of(v)
+    return tok, fence, e, false
+  end
+  hand_off(now)
+  local tok, fence, e = holder()
+  return tok, fence, e, nil
 end

@@ -14,8 +14,7 @@ if ARGV[3] then
   if #meta > MAX_META then return err('META must be 0 to 1024 bytes') end
 end
 local now = now_ms()
-settle(now)
-local htok = holder()
+local htok = settle(now)
 if htok ~= tok then return 0 end
 local exp = now + ttl
 redis.call('HSET', H, 'exp', exp)

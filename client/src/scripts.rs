@@ -14,6 +14,7 @@ use std::sync::LazyLock;
 use redis::aio::ConnectionLike;
 use redis::{ToRedisArgs, Value};
 
+use crate::backend::conns::Conn;
 use crate::backend::Kind;
 use crate::error::Result;
 
@@ -66,9 +67,32 @@ impl Script {
             true => ("EVAL", &self.body),
             false => ("EVALSHA", &self.sha),
         };
-        let mut cmd = redis::cmd(verb);
-        cmd.arg(script).arg(keys.len()).arg(keys).arg(args);
+        // Room for the keys and arguments of every script here, so that the
+        // buffers are allocated once, not grown argument by argument.
+        let mut cmd = redis::Cmd::with_capacity(16, verb.len() + script.len() + 256);
+        cmd.arg(verb)
+            .arg(script)
+            .arg(keys.len())
+            .arg(keys)
+            .arg(args);
         cmd
+    }
+
+    /// [`Script::eval_on`] on the client's own connection, by
+    /// [`Conn::query`] (no boxed future per call on a single node).
+    pub(crate) async fn eval_conn<K: ToRedisArgs, A: ToRedisArgs>(
+        &self,
+        conn: &mut Conn,
+        keys: &[K],
+        args: &[A],
+    ) -> Result<Value> {
+        match conn.query(&self.cmd(false, keys, args)).await {
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                tracing::debug!(script = self.name, "NOSCRIPT: sending the script whole");
+                Ok(conn.query(&self.cmd(true, keys, args)).await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Runs the script on `conn`: EVALSHA, and EVAL of the whole script on

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -37,11 +37,24 @@ pub async fn run(
     warmup: Duration,
     measure: Duration,
 ) -> Result<Uncontended> {
+    run_spread(std::slice::from_ref(contender), run, tasks, warmup, measure).await
+}
+
+/// [`run`] with task `i` on `contenders[i % len]` (for an experiment: N
+/// clients, each with its own connection, in place of one).
+pub async fn run_spread(
+    contenders: &[Contender],
+    run: &str,
+    tasks: usize,
+    warmup: Duration,
+    measure: Duration,
+) -> Result<Uncontended> {
+    let contender = contenders.first().context("no contender")?;
     // Per-task contenders first (etcd grants a lease for each), so the
     // warmup is all spent on the workload.
     let mut per_task = Vec::with_capacity(tasks);
-    for _ in 0..tasks {
-        per_task.push(contender.for_task().await?);
+    for task in 0..tasks {
+        per_task.push(contenders[task % contenders.len()].for_task().await?);
     }
     let start = Instant::now() + warmup;
     let end = start + measure;

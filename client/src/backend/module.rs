@@ -65,8 +65,10 @@ enum Verb {
 }
 
 /// `LOCK.<verb>` or `SEM.<verb>`, by what `kind` names (static names: no
-/// formatting on every call).
-fn command(kind: Kind, verb: Verb) -> redis::Cmd {
+/// formatting on every call), with room for `args` more arguments of
+/// `data` bytes in all: the command's buffers are then allocated once
+/// instead of grown argument by argument.
+fn command(kind: Kind, verb: Verb, args: usize, data: usize) -> redis::Cmd {
     let name = match (kind, verb) {
         (Kind::Lock, Verb::Acquire) => "LOCK.ACQUIRE",
         (Kind::Lock, Verb::Release) => "LOCK.RELEASE",
@@ -77,8 +79,13 @@ fn command(kind: Kind, verb: Verb) -> redis::Cmd {
         (Kind::Sem { .. }, Verb::Extend) => "SEM.EXTEND",
         (Kind::Sem { .. }, Verb::ForceRelease) => "SEM.FORCERELEASE",
     };
-    redis::cmd(name)
+    let mut cmd = redis::Cmd::with_capacity(1 + args, name.len() + data);
+    cmd.arg(name);
+    cmd
 }
+
+/// Room for a ttl (or a wait) in milliseconds: at most 10 digits.
+const MS_DIGITS: usize = 10;
 
 /// `LOCK.ACQUIRE key token ttl`, or `SEM.ACQUIRE key token ttl LIMIT n
 /// PERMITS p`; a wait adds `WAIT t`.
@@ -89,7 +96,10 @@ fn acquire_cmd(
     ttl: Duration,
     meta: Option<&[u8]>,
 ) -> redis::Cmd {
-    let mut cmd = command(kind, Verb::Acquire);
+    let meta_len = meta.map_or(0, |m| "META".len() + m.len());
+    // Room for `LIMIT n PERMITS p` and for a wait's `WAIT t` too.
+    let data = key.len() + token.len() + MS_DIGITS + 32 + meta_len + 4 + MS_DIGITS;
+    let mut cmd = command(kind, Verb::Acquire, 3 + 4 + 2 + 2, data);
     cmd.arg(key).arg(token).arg(ms(ttl, 1));
     if let Kind::Sem { limit, permits } = kind {
         cmd.arg("LIMIT").arg(limit).arg("PERMITS").arg(permits);
@@ -102,7 +112,7 @@ fn acquire_cmd(
 
 /// `LOCK.RELEASE key token` or `SEM.RELEASE key token`.
 fn release_cmd(kind: Kind, key: &str, token: &str) -> redis::Cmd {
-    let mut cmd = command(kind, Verb::Release);
+    let mut cmd = command(kind, Verb::Release, 2, key.len() + token.len());
     cmd.arg(key).arg(token);
     cmd
 }
@@ -115,7 +125,9 @@ fn extend_cmd(
     ttl: Duration,
     meta: Option<&[u8]>,
 ) -> redis::Cmd {
-    let mut cmd = command(kind, Verb::Extend);
+    let meta_len = meta.map_or(0, |m| "META".len() + m.len());
+    let data = key.len() + token.len() + MS_DIGITS + meta_len;
+    let mut cmd = command(kind, Verb::Extend, 3 + 2, data);
     cmd.arg(key).arg(token).arg(ms(ttl, 1));
     if let Some(meta) = meta {
         cmd.arg("META").arg(meta);
@@ -297,11 +309,11 @@ impl ModuleBackend {
             armed: false,
         };
         if wait_ms == 0 {
-            let mut conn = self.conns.get().await?;
-            guard.sent_on = Some(conn.clone());
+            // Kept by the cleanup (not a clone of it: one checkout per try).
+            let conn = guard.sent_on.insert(self.conns.get().await?);
             guard.armed = true;
             let since = Instant::now();
-            let reply: redis::RedisResult<Option<u64>> = cmd.query_async(&mut conn).await;
+            let reply: redis::RedisResult<Option<u64>> = conn.query(&cmd).await;
             guard.armed = unanswered(&reply);
             return Ok(reply?.map(|fence| Granted {
                 fence,
@@ -449,8 +461,7 @@ impl ModuleBackend {
 
     /// Sends `cmd` on the shared connection; true when it answered 1.
     async fn one(&self, cmd: &redis::Cmd) -> Result<bool> {
-        let mut conn = self.conns.get().await?;
-        let n: i64 = cmd.query_async(&mut conn).await?;
+        let n: i64 = self.conns.get().await?.query(cmd).await?;
         Ok(n == 1)
     }
 
@@ -470,7 +481,7 @@ impl ModuleBackend {
     }
 
     pub(crate) async fn force_release(&self, key: &str) -> Result<bool> {
-        self.one(command(Kind::Lock, Verb::ForceRelease).arg(key))
+        self.one(command(Kind::Lock, Verb::ForceRelease, 1, key.len()).arg(key))
             .await
     }
 

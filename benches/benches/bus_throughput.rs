@@ -338,6 +338,6 @@ async fn bus_consume(bus: &Bus, topic: &str, per_batch: bool) -> Result<()> {
             acked += 1;
         }
     }
-    consumer.close().await;
+    consumer.close().await?;
     Ok(())
 }

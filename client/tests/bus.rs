@@ -1,14 +1,15 @@
 #![cfg(feature = "bus")]
 //! The bus of SPEC §4 against a plain Redis (no module) and the memory
 //! bus: fan-out, work-queue spread, redelivery after a killed consumer,
-//! dead letters, replay, retention, idempotency, keep-alive, shutdown.
+//! dead letters, replay, retention, idempotency, keep-alive, shutdown,
+//! queued acks.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_client::bus::{Bus, Message, MessageId, Nacked, PublishOptions, TopicOptions};
+use baton_client::bus::{Bus, Consumer, Message, MessageId, Nacked, PublishOptions, TopicOptions};
 use baton_client::Client;
 use baton_harness::RedisServer;
 use futures_util::StreamExt;
@@ -368,10 +369,54 @@ async fn shutdown_loses_nothing(kind: Kind) {
         assert!(m.ack().await.unwrap());
         rest.insert(m.id());
     }
-    b.close().await;
+    b.close().await.unwrap();
     let all: HashSet<MessageId> = acked.union(&rest).copied().collect();
     assert_eq!(all, ids.into_iter().collect::<HashSet<_>>());
     let st = bus.stats("q", "g").await.unwrap();
+    assert_eq!((st.pending, st.lag), (0, Some(0)));
+}
+
+/// Acks queued with `ack_queued` are applied by the time `close` returns
+/// and never come back; a message the handler dropped unacked does.
+async fn queued_acks_are_not_redelivered(kind: Kind) {
+    let (_s, bus) = setup(kind).await;
+    let idle = Duration::from_millis(300);
+    let consumer = |name: &'static str| {
+        bus.consume::<u32>("qa", "g")
+            .consumer(name)
+            .claim_idle(idle)
+            .batch(30)
+            .start()
+    };
+    let ids = bus
+        .publish_batch("qa", &(0..100u32).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let mut a = consumer("a").await.unwrap();
+    let mut acked = HashSet::new();
+    for _ in 0..50 {
+        let m = next_within(&mut a, 5 * SEC).await;
+        m.ack_queued().unwrap();
+        acked.insert(m.id());
+    }
+    let unacked = next_within(&mut a, 5 * SEC).await; // handler dies: no ack
+    a.close().await.unwrap();
+    drop(unacked);
+    // Two reads of 30: 50 acked, the dropped one and 9 handed back.
+    let st = bus.stats("qa", "g").await.unwrap();
+    assert_eq!(st.pending, 10, "every queued ack applied at close: {st:?}");
+    let mut b = consumer("b").await.unwrap();
+    let mut rest = HashSet::new();
+    while rest.len() < 50 {
+        let m = next_within(&mut b, 5 * SEC).await;
+        assert!(!acked.contains(&m.id()), "a queued-acked message came back");
+        m.ack_queued().unwrap();
+        rest.insert(m.id());
+    }
+    b.close().await.unwrap();
+    let all: HashSet<MessageId> = acked.union(&rest).copied().collect();
+    assert_eq!(all, ids.into_iter().collect::<HashSet<_>>());
+    let st = bus.stats("qa", "g").await.unwrap();
     assert_eq!((st.pending, st.lag), (0, Some(0)));
 }
 
@@ -408,8 +453,143 @@ suite!(
     idempotency_key_drops_duplicates,
     in_progress_keeps_a_message,
     shutdown_loses_nothing,
+    queued_acks_are_not_redelivered,
     names_are_validated,
 );
+
+/// Queued acks against a real server only: what `close` and `flush` wait
+/// for, a retry after a lost connection, and how a refused ack is reported.
+mod queued_acks {
+    use super::*;
+    use baton_client::Error;
+
+    /// `XPENDING`'s count for `group` of `topic`, on a connection of the
+    /// test's own.
+    fn pending(raw: &mut ::redis::Connection, topic: &str, group: &str) -> u64 {
+        let v: Vec<::redis::Value> = ::redis::cmd("XPENDING")
+            .arg(format!("bus:{{{topic}}}"))
+            .arg(group)
+            .query(raw)
+            .expect("XPENDING");
+        match v.first() {
+            Some(::redis::Value::Int(n)) => *n as u64,
+            other => panic!("XPENDING count: {other:?}"),
+        }
+    }
+
+    /// A consumer `w` of `topic` holding `n` messages it received, none
+    /// acked, and no read under way.
+    async fn holding(bus: &Bus, topic: &str, n: u32) -> (Consumer<u32>, Vec<Message<u32>>) {
+        let mut work = bus
+            .consume::<u32>(topic, "g")
+            .consumer("w")
+            .block(Duration::from_millis(50))
+            .start()
+            .await
+            .unwrap();
+        bus.publish_batch(topic, &(0..n).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let mut msgs = Vec::new();
+        for _ in 0..n {
+            msgs.push(next_within(&mut work, 5 * SEC).await);
+        }
+        (work, msgs)
+    }
+
+    /// With writes paused on the server, the queued `XACK` waits there:
+    /// `close` returns only once it is applied.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_waits_until_the_queued_acks_are_applied() {
+        let s = RedisServer::builder().without_module().start();
+        let client = Client::builder(s.url()).build().await.expect("client");
+        let bus = client.bus();
+        let (work, msgs) = holding(&bus, "paused", 10).await;
+        let mut raw = s.connection();
+        assert_eq!(pending(&mut raw, "paused", "g"), 10);
+        // Under the shared connection's 500 ms response timeout.
+        let pause = Duration::from_millis(300);
+        let paused_at = Instant::now();
+        ::redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(pause.as_millis() as u64)
+            .arg("WRITE")
+            .query::<()>(&mut raw)
+            .unwrap();
+        for m in &msgs {
+            m.ack_queued().unwrap();
+        }
+        work.close().await.unwrap();
+        assert_eq!(
+            pending(&mut raw, "paused", "g"),
+            0,
+            "close returned before the queued acks were applied"
+        );
+        assert!(
+            paused_at.elapsed() >= pause - Duration::from_millis(50),
+            "close returned during the pause: {:?}",
+            paused_at.elapsed()
+        );
+    }
+
+    /// The server drops the client's connections before the acks go out:
+    /// the ack task sends them again on a new connection.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_acks_are_sent_again_after_a_lost_connection() {
+        let s = RedisServer::builder().without_module().start();
+        let client = Client::builder(s.url()).build().await.expect("client");
+        let bus = client.bus();
+        let (work, msgs) = holding(&bus, "cut", 10).await;
+        let mut raw = s.connection();
+        let killed: u64 = ::redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("normal")
+            .query(&mut raw)
+            .unwrap();
+        assert!(killed >= 2, "the client's shared and reader connections");
+        for m in &msgs {
+            m.ack_queued().unwrap();
+        }
+        // A flush that rode the failed attempt reports its error; one
+        // after the retry succeeds.
+        let deadline = Instant::now() + 10 * SEC;
+        loop {
+            match work.flush().await {
+                Ok(()) => break,
+                Err(e) => assert!(e.is_unreachable(), "{e:?}"),
+            }
+            assert!(Instant::now() < deadline, "queued acks never applied");
+        }
+        assert_eq!(pending(&mut raw, "cut", "g"), 0);
+        work.close().await.unwrap();
+    }
+
+    /// A user who may not run `XACK`: `flush` reports the refusal; without
+    /// a flush, the consumer's stream yields it. The messages stay pending.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_queued_ack_is_reported() {
+        let s = RedisServer::builder().without_module().start();
+        s.acl_user("noack", "pw", &["+@all", "-xack", "~*", "&*"]);
+        let bus = Bus::connect(&s.url_as("noack", "pw")).unwrap();
+        let (mut work, msgs) = holding(&bus, "refused", 2).await;
+        msgs[0].ack_queued().unwrap();
+        let e = work.flush().await.unwrap_err();
+        assert!(matches!(e, Error::NoPermission(_)), "{e:?}");
+        work.flush().await.expect("reported once");
+        msgs[1].ack_queued().unwrap();
+        match timeout(5 * SEC, work.next()).await {
+            Ok(Some(Err(Error::NoPermission(_)))) => {}
+            other => panic!(
+                "the stream did not report the refused ack: {:?}",
+                other.map(|o| o.map(|r| r.map(|m| m.id())))
+            ),
+        }
+        let mut raw = s.connection();
+        assert_eq!(pending(&mut raw, "refused", "g"), 2);
+        work.close().await.expect("nothing left to report");
+    }
+}
 
 /// 100k messages, four consumers killed (task aborted, connection dropped)
 /// or shut down at random while they work: by the end every message was

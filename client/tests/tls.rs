@@ -134,7 +134,7 @@ async fn the_bus_runs_over_tls() {
     assert_eq!(msg.payload, 7);
     msg.ack().await.unwrap();
     assert_all_tls(&s, 3);
-    work.close().await;
+    work.close().await.unwrap();
 }
 
 /// The error of a client build for `url` with `ca`, as text.

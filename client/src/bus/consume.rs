@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::acks::AckQueue;
 use super::message::GroupCtx;
 use super::transport::{Entry, Reader};
 use super::{validate, Bus, Codec, Json, Message, MessageId, StartAt};
@@ -118,15 +119,18 @@ impl<T, C: Codec> ConsumerBuilder<T, C> {
             .create_consumer(&self.topic, &self.group, &consumer)
             .await?;
         let reader = transport.reader(&self.topic).await?;
-        let ctx = Arc::new(GroupCtx {
-            transport,
-            dlq_maxlen: self.bus.topic_options(&self.topic).maxlen,
-            topic: self.topic,
-            group: self.group,
-            consumer,
+        let dlq_maxlen = self.bus.topic_options(&self.topic).maxlen;
+        let ctx = |acks| GroupCtx {
+            transport: transport.clone(),
+            dlq_maxlen,
+            topic: self.topic.clone(),
+            group: self.group.clone(),
+            consumer: consumer.clone(),
             claim_idle: self.claim_idle,
             max_deliveries: self.max_deliveries,
-        });
+            acks,
+        };
+        let ctx = Arc::new(ctx(Some(AckQueue::start(ctx(None)))));
         let cancel = self.cancel.unwrap_or_default();
         let run = Run {
             claim_every: (self.claim_idle / 2)
@@ -168,8 +172,14 @@ impl<T, C: Codec> ConsumerBuilder<T, C> {
 /// is ended early with `CLIENT UNBLOCK` and its deliveries kept, what was
 /// read but not yet yielded is handed back (claimable at once), and the
 /// stream ends. Messages already yielded are the handler's to ack or nack;
-/// if it does neither they stay pending and are claimed later. Nothing is
-/// lost, and nothing acked comes back.
+/// if it does neither they stay pending and are claimed later. Acks queued
+/// with [`Message::ack_queued`] are still sent after the stream ends, even
+/// if the consumer is dropped; `close` waits for them. Nothing is lost,
+/// and nothing acked comes back.
+///
+/// The stream yields an `Err` item (and goes on) when a read fails other
+/// than for want of a connection, or when the server refused acks queued
+/// with [`Message::ack_queued`] that no [`flush`](Self::flush) reported.
 #[must_use = "a consumer does nothing unless polled"]
 pub struct Consumer<T> {
     inner: Pin<Box<dyn Stream<Item = Result<Message<T>>> + Send>>,
@@ -206,18 +216,47 @@ impl<T> Consumer<T> {
     }
 
     /// Shuts down and drives the stream to its end, so the buffered
-    /// messages are handed back before this returns.
+    /// messages are handed back before this returns, then waits until
+    /// every ack queued with [`Message::ack_queued`] is applied
+    /// ([`flush`](Self::flush)).
+    ///
+    /// # Errors
+    ///
+    /// As [`flush`](Self::flush): some queued acks were not applied.
     ///
     /// # Cancel safety
     ///
     /// If cancelled, buffered messages that were not handed back stay
-    /// pending and are claimed after the claim idle time.
-    pub async fn close(mut self) {
+    /// pending and are claimed after the claim idle time; queued acks are
+    /// still sent by the consumer's ack task.
+    pub async fn close(mut self) -> Result<()> {
         use futures_util::StreamExt;
         self.cancel.cancel();
         while let Some(item) = self.inner.next().await {
             // Not reached: a cancelled consumer yields nothing more.
             drop(item);
+        }
+        self.flush().await
+    }
+
+    /// Waits until every ack queued with [`Message::ack_queued`] before
+    /// this call is applied on the server.
+    ///
+    /// # Errors
+    ///
+    /// The error of a round trip that carried some of them (those that
+    /// failed for want of a connection stay queued and are sent again while
+    /// the consumer or one of its messages lives), or of queued acks the
+    /// server refused since the last report (those messages stay pending
+    /// and are redelivered after the claim idle time).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the acks stay queued.
+    pub async fn flush(&self) -> Result<()> {
+        match &self.ctx.acks {
+            Some(q) => q.flush().await,
+            None => Ok(()),
         }
     }
 
@@ -258,6 +297,9 @@ struct Run<C> {
 impl<C: Codec> Run<C> {
     async fn next<T: DeserializeOwned>(&mut self) -> Option<Result<Message<T>>> {
         loop {
+            if let Some(e) = self.ctx.acks.as_ref().and_then(AckQueue::take_failure) {
+                return Some(Err(e));
+            }
             if self.cancel.is_cancelled() {
                 self.hand_back_all().await;
                 return None;

@@ -39,7 +39,10 @@
 //! - `subscribe`: [`Subscription`], the broadcast stream (`XREAD BLOCK`).
 //! - `consume`: [`ConsumerBuilder`] and [`Consumer`], the work queue
 //!   (`XREADGROUP BLOCK`, `XAUTOCLAIM`, dead-lettering, shutdown).
-//! - `message`: [`Message`] (`ack`, `nack`, `in_progress`), [`MessageId`].
+//! - `message`: [`Message`] (`ack`, `ack_queued`, `nack`, `in_progress`),
+//!   [`MessageId`].
+//! - `acks`: the task that sends a consumer's queued acks, many per
+//!   `XACK`.
 //! - `stats`: [`GroupStats`], [`DeadLetter`].
 //! - `transport`: the Streams / memory dispatch; `streams` (Redis, with
 //!   its Lua scripts) and `memory` (in-process).
@@ -61,8 +64,12 @@
 //! it once it has been idle for the claim time. A handler may therefore see
 //! a message twice, but an acked message is never delivered again, and no
 //! message is dropped unless retention trims it first (see
-//! [`TopicOptions::maxlen`]).
+//! [`TopicOptions::maxlen`]). A message counts as acked once its
+//! [`Message::ack`] returned, or once the ack queued by
+//! [`Message::ack_queued`] was applied: [`Consumer::flush`] and
+//! [`Consumer::close`] wait for that.
 
+mod acks;
 pub mod codec;
 mod consume;
 mod memory;

@@ -181,17 +181,29 @@ impl StreamsTransport {
         payloads: &[Vec<u8>],
     ) -> Result<Vec<MessageId>> {
         let key = keys::stream(topic);
+        let xadd = |cmd: &mut redis::Cmd, p: &[u8]| {
+            cmd.arg(&key);
+            if let Some(n) = maxlen {
+                cmd.arg("MAXLEN").arg("~").arg(n);
+            }
+            cmd.arg("*").arg("p").arg(p);
+        };
+        let mut conn = self.conns.get().await?;
+        if let [p] = payloads {
+            // One entry (`publish`): a plain command, not a pipeline of one.
+            let mut cmd = redis::cmd("XADD");
+            xadd(&mut cmd, p);
+            let id: Value = cmd.query_async(&mut conn).await?;
+            return Ok(vec![id_of(&id)?]);
+        }
         let mut pipe = redis::pipe();
         for p in payloads {
-            pipe.cmd("XADD").arg(&key);
-            if let Some(n) = maxlen {
-                pipe.arg("MAXLEN").arg("~").arg(n);
-            }
-            pipe.arg("*").arg("p").arg(p.as_slice());
+            let mut cmd = redis::cmd("XADD");
+            xadd(&mut cmd, p);
+            pipe.add_command(cmd);
         }
-        let mut conn = self.conns.get().await?;
-        let ids: Vec<String> = pipe.query_async(&mut conn).await?;
-        ids.iter().map(|s| s.parse()).collect()
+        let ids: Vec<Value> = pipe.query_async(&mut conn).await?;
+        ids.iter().map(id_of).collect()
     }
 
     pub(crate) async fn publish_idem(

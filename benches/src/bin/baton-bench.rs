@@ -42,7 +42,8 @@ const USAGE: &str = "usage: baton-bench [--quick] [--out DIR] [--redlock-delay-m
   --redlock-delay-ms N  rslock's tuned retry delay (default 5; at least 2)
   --only TEXT           run only the contenders whose name contains TEXT
                         (the goals then lack figures: for exploring only;
-                        `--only scale`: only the module-vs-raw figures)
+                        `--only scale`: only the module-vs-raw figures;
+                        `--only bus`: only the bus workload)
   --waits-only          only workloads 6 to 9 (semaphore, read-write lock, long
                         queue, many waiters; the other goals then lack figures)
   --waiters-only        only workload 9 (many waiters over many locks, with
@@ -520,14 +521,16 @@ async fn run_all(
     // Workload 5: the bus (Redis Streams), 1 publisher flat out and paced,
     // one consumer.
     let mut bus_runs = Vec::new();
+    let mut bus_publish = None;
     if !waits_only && only.is_none_or(|o| "bus".contains(o)) {
-        for rate in [None, Some(1000)] {
+        use bus::AckMode::{Await, Queued};
+        for (rate, ack) in [(None, Queued), (None, Await), (Some(1000), Await)] {
             run += 1;
-            match bus::run(&urls[0], &run.to_string(), 1, rate, plan.contended).await {
+            match bus::run(&urls[0], &run.to_string(), 1, rate, ack, plan.contended).await {
                 Ok(r) => {
                     eprintln!(
-                    "[5 bus]         {} publisher(s) {}: {:>7.0} msgs/s  publish p99 {:>7.0} µs  end-to-end p50 {:>7.0} µs p99 {:>8.0} µs  delivered {}/{}",
-                    r.publishers, r.rate.map_or("flat out".into(), |r| format!("paced {r}/s")), r.published_per_sec, r.publish.p99_us, r.end_to_end.p50_us, r.end_to_end.p99_us, r.delivered, r.published
+                    "[5 bus]         {} publisher(s) {}, {}: {:>7.0} msgs/s  publish p99 {:>7.0} µs  end-to-end p50 {:>7.0} µs p99 {:>8.0} µs  delivered {}/{}  pending after close {}  consumer next() p50 {:.1} µs, ack p50 {:.1} µs",
+                    r.publishers, r.rate.map_or("flat out".into(), |r| format!("paced {r}/s")), r.ack.label(), r.published_per_sec, r.publish.p99_us, r.end_to_end.p50_us, r.end_to_end.p99_us, r.delivered, r.published, r.pending_after, r.consumer_next.p50_us, r.consumer_ack.p50_us
                 );
                     bus_runs.push(r);
                 }
@@ -535,6 +538,20 @@ async fn run_all(
                     eprintln!("[5 bus]         FAILED: {e:#}");
                     failures.push(format!("bus: {e:#}"));
                 }
+            }
+        }
+        run += 1;
+        match bus::publish_vs_raw(&urls[0], &run.to_string(), plan.contended).await {
+            Ok(r) => {
+                eprintln!(
+                    "[5 bus]         publish alone: bus.publish {:.0}/s (p50 {:.0} µs) vs raw XADD {:.0}/s (p50 {:.0} µs) = {:.3}x",
+                    r.publish_per_sec, r.publish.p50_us, r.raw_per_sec, r.raw.p50_us, r.ratio
+                );
+                bus_publish = Some(r);
+            }
+            Err(e) => {
+                eprintln!("[5 bus]         publish vs raw XADD: FAILED: {e:#}");
+                failures.push(format!("bus publish vs raw XADD: {e:#}"));
             }
         }
     }
@@ -684,6 +701,7 @@ async fn run_all(
         uncontended: unc,
         contended: con,
         bus: bus_runs,
+        bus_publish,
         semaphore: sems,
         rwlock: rw,
         queue: queues,

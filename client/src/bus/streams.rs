@@ -190,10 +190,11 @@ impl StreamsTransport {
         };
         let mut conn = self.conns.get().await?;
         if let [p] = payloads {
-            // One entry (`publish`): a plain command, not a pipeline of one.
+            // One entry (`publish`): a plain command, not a pipeline of
+            // one, on `Conn::query`'s path without boxed futures.
             let mut cmd = redis::cmd("XADD");
             xadd(&mut cmd, p);
-            let id: Value = cmd.query_async(&mut conn).await?;
+            let id: Value = conn.query(&cmd).await?;
             return Ok(vec![id_of(&id)?]);
         }
         let mut pipe = redis::pipe();

@@ -11,7 +11,6 @@
 
 use std::sync::LazyLock;
 
-use redis::aio::ConnectionLike;
 use redis::{ToRedisArgs, Value};
 
 use crate::backend::conns::Conn;
@@ -96,10 +95,12 @@ impl Script {
     }
 
     /// Runs the script on `conn`: EVALSHA, and EVAL of the whole script on
-    /// `NOSCRIPT` (a node that restarted or flushed its scripts).
+    /// `NOSCRIPT` (a node that restarted or flushed its scripts). For the
+    /// bus's connections (the locks' go through [`Script::eval_conn`]).
+    #[cfg(feature = "bus")]
     pub(crate) async fn eval_on<K: ToRedisArgs, A: ToRedisArgs>(
         &self,
-        conn: &mut impl ConnectionLike,
+        conn: &mut impl redis::aio::ConnectionLike,
         keys: &[K],
         args: &[A],
     ) -> Result<Value> {

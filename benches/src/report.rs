@@ -902,8 +902,9 @@ impl Results {
              Goals compare with Redlock's best figure over both settings. The wait counts \
              from the first try.\n\
              - etcd: `etcd` from Debian's `etcd-server`, one member on 127.0.0.1 with a \
-             data dir in a temp dir and its default fsync, started by the benchmark; \
-             `etcd-client` 0.21, one session lease (ttl 60 s) per task, `lock(name, lease)` \
+             data dir in a temp dir and its default fsync, started by the benchmark afresh \
+             for each run (on one member kept throughout, the waits cut off at the end of \
+             earlier runs left later runs with no grant at all); `etcd-client` 0.21, one session lease (ttl 60 s) per task, `lock(name, lease)` \
              and `unlock(key)` (etcd's lock service waits on the server; uncontended it grants \
              at once).\n\
              - Contended hold: a precise blocking pause of the holder (sleep + spin in \

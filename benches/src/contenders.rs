@@ -327,7 +327,17 @@ impl Contender {
             Self::RawHandoff { name, conns } => Ok(Self::RawHandoff {
                 name: name.clone(),
                 conns: Box::new(HandoffConns {
-                    wait: Some(conns.client.get_multiplexed_async_connection().await?),
+                    // No response timeout (redis-rs' default is 500 ms): a
+                    // BLPOP given up by the client would stay queued on the
+                    // server and take the next LPUSH's token with it.
+                    wait: Some(
+                        conns
+                            .client
+                            .get_multiplexed_async_connection_with_config(
+                                &redis::AsyncConnectionConfig::new().set_response_timeout(None),
+                            )
+                            .await?,
+                    ),
                     ..(**conns).clone()
                 }),
             }),

@@ -589,6 +589,49 @@ mod queued_acks {
         assert_eq!(pending(&mut raw, "refused", "g"), 2);
         work.close().await.expect("nothing left to report");
     }
+
+    /// A refusal the ack task noted before `close` (no flush waiting for
+    /// it) is what `close` returns, not `Ok`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_reports_a_refusal_noted_before_it() {
+        let s = RedisServer::builder().without_module().start();
+        s.acl_user("noack", "pw", &["+@all", "-xack", "~*", "&*"]);
+        let bus = Bus::connect(&s.url_as("noack", "pw")).unwrap();
+        let (work, msgs) = holding(&bus, "refused-close", 1).await;
+        msgs[0].ack_queued().unwrap();
+        // The server refused it (its reply is on its way to the ack task).
+        eventually(5 * SEC, "XACK refused", || async {
+            baton_harness::replication::info_field(&s, "commandstats", "cmdstat_xack")
+                .is_some_and(|v| !v.contains("rejected_calls=0"))
+        })
+        .await;
+        // A moment for the ack task to take the reply in, so that `close`
+        // finds the refusal noted (the order the bug needed); the assertion
+        // holds in the other order too, where `close`'s flush gets it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let e = work.close().await.unwrap_err();
+        assert!(matches!(e, Error::NoPermission(_)), "{e:?}");
+    }
+}
+
+/// A consumer whose stream already ended (shut down, drained to `None`)
+/// still closes: the stream is not polled past its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_drained_to_its_end_still_closes() {
+    let (_s, bus) = setup(Kind::Redis).await;
+    let mut work = bus
+        .consume::<u32>("drained", "g")
+        .consumer("w")
+        .block(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    work.shutdown();
+    assert!(
+        timeout(5 * SEC, work.next()).await.expect("ends").is_none(),
+        "a shut-down consumer with nothing buffered ends"
+    );
+    work.close().await.expect("closes");
 }
 
 /// 100k messages, four consumers killed (task aborted, connection dropped)

@@ -151,7 +151,9 @@ impl<T, C: Codec> ConsumerBuilder<T, C> {
             Some((item, run))
         });
         Ok(Consumer {
-            inner: Box::pin(stream),
+            // Fused: `close` polls again a stream that may have ended
+            // (an `unfold` panics when polled after its end).
+            inner: Box::pin(futures_util::StreamExt::fuse(stream)),
             ctx,
             cancel,
         })
@@ -232,11 +234,16 @@ impl<T> Consumer<T> {
     pub async fn close(mut self) -> Result<()> {
         use futures_util::StreamExt;
         self.cancel.cancel();
+        // A cancelled consumer yields no message, but a refusal of queued
+        // acks that nobody was told about yet comes first, as an item.
+        let mut refused = None;
         while let Some(item) = self.inner.next().await {
-            // Not reached: a cancelled consumer yields nothing more.
-            drop(item);
+            if let Err(e) = item {
+                refused.get_or_insert(e);
+            }
         }
-        self.flush().await
+        self.flush().await?;
+        refused.map_or(Ok(()), Err)
     }
 
     /// Waits until every ack queued with [`Message::ack_queued`] before

@@ -77,9 +77,10 @@ impl Script {
         cmd
     }
 
-    /// [`Script::eval_on`] on the client's own connection, by
-    /// [`Conn::query`] (no boxed future per call on a single node).
-    pub(crate) async fn eval_conn<K: ToRedisArgs, A: ToRedisArgs>(
+    /// Runs the script on `conn`: EVALSHA, and EVAL of the whole script on
+    /// `NOSCRIPT` (a node that restarted or flushed its scripts). Through
+    /// [`Conn::query`]: no boxed future per call on a single node.
+    pub(crate) async fn eval_on<K: ToRedisArgs, A: ToRedisArgs>(
         &self,
         conn: &mut Conn,
         keys: &[K],
@@ -89,25 +90,6 @@ impl Script {
             Err(e) if e.code() == Some("NOSCRIPT") => {
                 tracing::debug!(script = self.name, "NOSCRIPT: sending the script whole");
                 Ok(conn.query(&self.cmd(true, keys, args)).await?)
-            }
-            other => Ok(other?),
-        }
-    }
-
-    /// Runs the script on `conn`: EVALSHA, and EVAL of the whole script on
-    /// `NOSCRIPT` (a node that restarted or flushed its scripts). For the
-    /// bus's connections (the locks' go through [`Script::eval_conn`]).
-    #[cfg(feature = "bus")]
-    pub(crate) async fn eval_on<K: ToRedisArgs, A: ToRedisArgs>(
-        &self,
-        conn: &mut impl redis::aio::ConnectionLike,
-        keys: &[K],
-        args: &[A],
-    ) -> Result<Value> {
-        match self.cmd(false, keys, args).query_async(conn).await {
-            Err(e) if e.code() == Some("NOSCRIPT") => {
-                tracing::debug!(script = self.name, "NOSCRIPT: sending the script whole");
-                Ok(self.cmd(true, keys, args).query_async(conn).await?)
             }
             other => Ok(other?),
         }

@@ -439,7 +439,7 @@ async fn eval_on<A: redis::ToRedisArgs>(
     key: &str,
     args: &[A],
 ) -> Result<redis::Value> {
-    script.eval_conn(conn, &keys(kind, key), args).await
+    script.eval_on(conn, &keys(kind, key), args).await
 }
 
 fn reply_int(v: redis::Value) -> Result<Option<i64>> {

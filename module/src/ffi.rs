@@ -62,14 +62,11 @@ pub fn now_us() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
-/// A monotonic clock in µs, for bounding the work of one batch.
+/// A monotonic clock in µs since the module's first look at it: the
+/// waiters' deadlines and the time budgets of batched work. Ours, not
+/// Redis' `RM_MonotonicMicroseconds`: it cannot be missing (a deadline on
+/// a clock stuck at 0 would never pass).
 pub fn monotonic_us() -> u64 {
-    api!(RedisModule_MonotonicMicroseconds()).unwrap_or(0)
-}
-
-/// A monotonic clock in µs since the module's first look at it, for the
-/// waiters' deadlines (ours, not Redis': it needs no API).
-pub fn mono_us() -> u64 {
     static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     let elapsed = ORIGIN.get_or_init(std::time::Instant::now).elapsed();
     u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)

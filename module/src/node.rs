@@ -45,7 +45,7 @@ pub enum Kind {
 pub struct Waiting {
     /// Its blocked-client handle.
     pub bc: ffi::BlockedClient,
-    /// When its wait ends, on [`ffi::mono_us`]'s clock; from then on it is
+    /// When its wait ends, on [`ffi::monotonic_us`]'s clock; from then on it is
     /// never granted, even before `waiting`'s slices answer it.
     pub deadline: u64,
     pub lock: KeyRef,
@@ -105,7 +105,7 @@ impl Node {
         self.fences.tick(ffi::now_us());
         let mut change = lock.change(now, &mut self.fences);
         let reply = act(&mut change);
-        let (waiting, mono) = (&self.waiting, ffi::mono_us());
+        let (waiting, mono) = (&self.waiting, ffi::monotonic_us());
         (
             reply,
             change.finish(|grant| still_waits(waiting, grant.id, mono)),
@@ -122,7 +122,7 @@ impl Node {
         self.fences.tick(ffi::now_us());
         let mut change = sem.change(now, &mut self.fences);
         let reply = act(&mut change);
-        let (waiting, mono) = (&self.waiting, ffi::mono_us());
+        let (waiting, mono) = (&self.waiting, ffi::monotonic_us());
         (
             reply,
             change.finish(|grant| still_waits(waiting, grant.id, mono)),

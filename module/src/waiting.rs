@@ -76,7 +76,7 @@ pub fn block(
         node.next_waiter_id += 1;
         node.next_waiter_id
     });
-    let deadline = ffi::mono_us().saturating_add(wait_ms.saturating_mul(1000));
+    let deadline = ffi::monotonic_us().saturating_add(wait_ms.saturating_mul(1000));
     if enqueue(id) {
         stats::WAITERS.incr();
         node::with(|node| {
@@ -114,7 +114,7 @@ fn arm_timeouts(ctx: ffi::Ctx) {
         ffi::stop_timer(ctx, timer);
     }
     // Rounded up: a timer that fires before the deadline finds nothing due.
-    let delay_ms = deadline.saturating_sub(ffi::mono_us()).div_ceil(1000);
+    let delay_ms = deadline.saturating_sub(ffi::monotonic_us()).div_ceil(1000);
     arm_timer(ctx, deadline, delay_ms);
 }
 
@@ -247,12 +247,12 @@ fn leave_queue(ctx: ffi::Ctx, id: u64, waiting: &Waiting) {
 extern "C" fn on_timeouts(ctx: ffi::Ctx, _data: *mut c_void) {
     // This timer is done (Redis frees it after we return).
     node::with(|node| node.wait_timer = None);
-    let started = ffi::mono_us();
+    let started = ffi::monotonic_us();
     let mut answered = 0;
     while answered < TIMEOUT_SLICE
-        && (answered == 0 || ffi::mono_us().saturating_sub(started) < SLICE_BUDGET_US)
+        && (answered == 0 || ffi::monotonic_us().saturating_sub(started) < SLICE_BUDGET_US)
     {
-        let now = ffi::mono_us();
+        let now = ffi::monotonic_us();
         let due = node::with(|node| {
             let &(deadline, id) = node.wait_deadlines.first()?;
             (deadline <= now).then_some(id)
@@ -270,7 +270,7 @@ extern "C" fn on_timeouts(ctx: ffi::Ctx, _data: *mut c_void) {
         unblock(waiting.bc, Outcome::TimedOut);
         answered += 1;
     }
-    let now = ffi::mono_us();
+    let now = ffi::monotonic_us();
     let more = node::with(|node| {
         node.wait_deadlines
             .first()

@@ -68,8 +68,8 @@ struct Args {
     requests: Option<u64>,
     keyspace: Option<u64>,
     locks: Option<u64>,
-    waits_only: bool,
-    waiters_only: bool,
+    /// `--waits-only`, `--waiters-only`.
+    workloads: Workloads,
     command: Option<String>,
     demo: Option<u64>,
     durable: Option<u64>,
@@ -85,8 +85,7 @@ fn parse_args() -> Result<Args> {
         requests: None,
         keyspace: None,
         locks: None,
-        waits_only: false,
-        waiters_only: false,
+        workloads: Workloads::All,
         command: None,
         demo: None,
         durable: None,
@@ -106,11 +105,8 @@ fn parse_args() -> Result<Args> {
                     bail!("--redlock-delay-ms must be at least 2 (rslock jitters in 0..delay ms)");
                 }
             }
-            "--waits-only" => args.waits_only = true,
-            "--waiters-only" => {
-                args.waits_only = true;
-                args.waiters_only = true;
-            }
+            "--waits-only" => args.workloads = Workloads::Waits,
+            "--waiters-only" => args.workloads = Workloads::Waiters,
             "--only" => args.only = Some(it.next().context("--only needs a name")?),
             "--rounds" | "--requests" | "--keyspace" | "--locks" => {
                 let value = it.next().with_context(|| format!("{a} needs a value"))?;
@@ -187,12 +183,13 @@ fn main() -> Result<()> {
     }
     let (module, module_note) = bench_module();
     // The module against raw Redis first, on a server of its own.
-    let scale: Option<Scale> =
-        if !args.waits_only && args.only.as_deref().is_none_or(|o| "scale".contains(o)) {
-            Some(scale::measure(&module, sizes(&args))?)
-        } else {
-            None
-        };
+    let scale: Option<Scale> = if args.workloads == Workloads::All
+        && args.only.as_deref().is_none_or(|o| "scale".contains(o))
+    {
+        Some(scale::measure(&module, sizes(&args))?)
+    } else {
+        None
+    };
     let scale_secs = started.elapsed().as_secs_f64();
     println!("\n==> workloads against Redlock, raw Redis and etcd");
     eprintln!("starting redis-server x3 (module: {})", module.display());
@@ -214,11 +211,7 @@ fn main() -> Result<()> {
         &plan,
         args.redlock_delay_ms,
         args.only.as_deref(),
-        match (args.waiters_only, args.waits_only) {
-            (true, _) => Workloads::Waiters,
-            (false, true) => Workloads::Waits,
-            (false, false) => Workloads::All,
-        },
+        args.workloads,
     ))?;
     drop(servers);
     results.etcd = etcd.note.clone();

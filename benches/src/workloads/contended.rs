@@ -94,9 +94,9 @@ pub async fn run(
     measure: Duration,
 ) -> Result<Contended> {
     let key = format!("bench:c:{run}");
+    contender.prepare(&key).await?;
     // Per-task contenders first (etcd grants a lease for each), so the
     // warmup is all spent on the workload.
-    contender.prepare(&key).await?;
     let mut per_task = Vec::with_capacity(tasks);
     for _ in 0..tasks {
         per_task.push(contender.for_task().await?);
